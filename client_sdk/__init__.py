@@ -1,0 +1,1 @@
+"""The patrol-sync client SDK (see issue: SDK)."""

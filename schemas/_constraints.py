@@ -1,0 +1,61 @@
+"""Named constraint aliases: validation lives in the types, declared once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from msgspec import Meta
+
+__all__ = [
+    "ChangesetId",
+    "Day",
+    "DeviceId",
+    "Element",
+    "Id",
+    "Latitude",
+    "Longitude",
+    "LongText",
+    "Name",
+    "NonNegInt",
+    "Phone",
+    "PositiveInt",
+    "ShortText",
+    "Stamp",
+    "Timestamp",
+    "MAX_SAFE_INT",
+    "STAMP_PATTERN",
+]
+
+#: Numbers travel through JavaScript clients too: keep integers exact there.
+MAX_SAFE_INT = 2**53 - 1
+
+#: A hybrid logical clock value: 13-digit ms, 4 hex counter digits, node id.
+STAMP_PATTERN = r"^[0-9]{13}-[0-9a-f]{4}-[A-Za-z0-9_-]{1,64}$"
+
+Id = Annotated[
+    str,
+    Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="1-64 of [A-Za-z0-9_-]"),
+]
+DeviceId = Id
+ChangesetId = Annotated[
+    str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$", description="client-made, stable across retries")
+]
+Stamp = Annotated[str, Meta(pattern=STAMP_PATTERN, description='HLC "<ms>-<counter>-<node>"')]
+
+NonNegInt = Annotated[int, Meta(ge=0, le=MAX_SAFE_INT)]
+PositiveInt = Annotated[int, Meta(ge=1, le=MAX_SAFE_INT)]
+Latitude = Annotated[float, Meta(ge=-90, le=90)]
+Longitude = Annotated[float, Meta(ge=-180, le=180)]
+
+# Text limits count characters here; the 64 KiB UTF-8 byte limit of field values
+# is a server setting checked after decoding (the engine's `too_large`).
+Name = Annotated[str, Meta(min_length=1, max_length=500)]
+ShortText = Annotated[str, Meta(max_length=500)]
+LongText = Annotated[str, Meta(max_length=65536)]
+Phone = Annotated[str, Meta(max_length=32, pattern=r"^[0-9+() .-]*$")]
+#: One element of a `set` field: a blob id, an officer id, a tag.
+Element = Annotated[str, Meta(min_length=1, max_length=200)]
+
+Timestamp = Annotated[dt.datetime, Meta(tz=True, description="RFC 3339 with an offset")]
+Day = dt.date

@@ -1,0 +1,244 @@
+"""Wire types of protocol v1: push, pull, results, conflicts and problems.
+
+One vocabulary for both ends.  The server decodes requests with these types (they
+forbid unknown fields); the SDK decodes answers with them (they accept new fields,
+so an older handheld keeps syncing with a newer server).
+
+Answers that carry records are generic in the record type: the SDK reads
+``PullResponse[PulledRecord]``, while the server writes ``PullResponse[msgspec.Raw]``
+and splices each stored record into the answer without decoding it.
+
+The push format is derived from ``schemas.collections``: each collection gets a
+change type tagged by ``collection``, whose ``fields`` hold one typed edit per field
+(:class:`SetEdit` for ``set`` fields, a :class:`ValueEdit` subclass for the rest).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from ._constraints import ChangesetId, DeviceId, Element, Id, Stamp
+from .collections import COLLECTIONS, CollectionSpec, Policy
+
+__all__ = [
+    "CHANGE_TYPES",
+    "AnyChange",
+    "Change",
+    "ChangeResult",
+    "Conflict",
+    "ConflictKind",
+    "ConflictSide",
+    "Delete",
+    "ErrorItem",
+    "FieldEdit",
+    "Health",
+    "Problem",
+    "PulledRecord",
+    "PullResponse",
+    "PushEnvelope",
+    "PushRequest",
+    "PushResponse",
+    "SetEdit",
+    "ValueEdit",
+    "Warning",
+]
+
+R = TypeVar("R")
+
+ConflictKind = Literal["concurrent_edit", "immutable", "rank", "delete"]
+
+
+class FieldEdit(Struct, kw_only=True, forbid_unknown_fields=True):
+    """One field's edit: its new stamp, and the stamp the device last saw (``base``)."""
+
+    ts: Stamp
+    base: Stamp | None = None
+
+
+class ValueEdit(FieldEdit, kw_only=True, forbid_unknown_fields=True):
+    """Sets a field's value (policies ``lww``, ``first`` and ``rank``)."""
+
+    value: Any
+
+
+class SetEdit(FieldEdit, kw_only=True, forbid_unknown_fields=True):
+    """Adds and removes elements of a ``set`` field."""
+
+    add: Annotated[list[Element], Meta(max_length=1000)] = []
+    remove: Annotated[list[Element], Meta(max_length=1000)] = []
+
+
+class Delete(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Stamps the record's tombstone; ``base`` is the highest stamp the device saw."""
+
+    ts: Stamp
+    base: Stamp | None = None
+
+
+class Change(Struct, kw_only=True, forbid_unknown_fields=True, tag_field="collection"):
+    """A change to one record; subclasses per collection add typed ``fields``."""
+
+    id: Id
+    delete: Delete | None = None
+
+    @property
+    def collection(self) -> str:
+        return self.__struct_config__.tag  # type: ignore[return-value]
+
+    def edits(self) -> list[tuple[str, FieldEdit]]:
+        """The field edits this change carries, in declaration order."""
+        fields: Struct = getattr(self, "fields")
+        out = []
+        for name in fields.__struct_fields__:
+            edit = getattr(fields, name)
+            if edit is not UNSET:
+                out.append((name, edit))
+        return out
+
+
+def _pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _change_type(spec: CollectionSpec) -> type[Change]:
+    prefix = _pascal(spec.name)
+    edit_fields = []
+    for f in spec.fields.values():
+        edit: type[FieldEdit]
+        if f.policy is Policy.SET:
+            edit = SetEdit
+        else:
+            edit = msgspec.defstruct(
+                f"{prefix}{_pascal(f.name)}Edit",
+                [("value", f.type)],
+                bases=(ValueEdit,),
+                kw_only=True,
+                forbid_unknown_fields=True,
+                module=__name__,
+            )
+        edit_fields.append((f.name, Union[edit, UnsetType], UNSET))
+    edits = msgspec.defstruct(
+        f"{prefix}Edits", edit_fields, forbid_unknown_fields=True, omit_defaults=True, module=__name__
+    )
+    return msgspec.defstruct(  # type: ignore[no-any-return]
+        f"{prefix}Change",
+        [("fields", edits, msgspec.field(default_factory=edits))],
+        bases=(Change,),
+        tag=spec.name,
+        kw_only=True,
+        forbid_unknown_fields=True,
+        module=__name__,
+    )
+
+
+#: The change type of each collection, by wire name.
+CHANGE_TYPES: dict[str, type[Change]] = {name: _change_type(spec) for name, spec in COLLECTIONS.items()}
+AnyChange = Union[tuple(CHANGE_TYPES.values())]  # type: ignore[valid-type]
+
+
+class PushRequest(Struct, forbid_unknown_fields=True):
+    device_id: DeviceId
+    changeset_id: ChangesetId
+    changes: list[AnyChange]  # type: ignore[valid-type]
+
+
+class PushEnvelope(Struct):
+    """A push decoded leniently: each change is checked on its own (no poison pills)."""
+
+    device_id: DeviceId
+    changeset_id: ChangesetId
+    changes: list[msgspec.Raw]
+
+
+class PulledRecord(Struct):
+    """A record as it now stands; ``fields`` hold plain JSON values, sets as sorted lists."""
+
+    collection: str
+    id: str
+    ward_id: str
+    seq: int
+    deleted: bool
+    fields: dict[str, Any]
+    stamps: dict[str, str]
+
+
+class ErrorItem(Struct, omit_defaults=True):
+    """One error: of a rejected change, or inside a problem document."""
+
+    code: str
+    detail: str
+    field: str | None = None
+
+
+class ChangeResult(Struct, Generic[R], omit_defaults=True):
+    collection: str | None
+    id: str | None
+    status: Literal["applied", "rejected"]
+    seq: int | None = None
+    record: R | None = None
+    errors: list[ErrorItem] = []
+
+
+class ConflictSide(Struct):
+    """One side of a conflict: a value (or, for ``delete`` conflicts, the edited
+    fields) and its stamp; ``deleted`` marks the tombstone side."""
+
+    value: Any
+    ts: str
+    deleted: bool = False
+
+
+class Conflict(Struct, kw_only=True):
+    id: str
+    collection: str
+    record_id: str
+    field: str | None
+    kind: ConflictKind
+    winner: Literal["server", "client"]
+    server: ConflictSide
+    client: ConflictSide
+    ward_id: str
+    device_id: str
+    user_id: str
+    changeset_id: str
+    created_at: str
+    status: Literal["open", "resolved"] = "open"
+    resolved_by: str | None = None
+    resolved_at: str | None = None
+    resolution: Any = None
+
+
+class Warning(Struct):  # noqa: A001 - the protocol's word
+    code: str
+    detail: str
+
+
+class PushResponse(Struct, Generic[R]):
+    changeset_id: str
+    cursor: str
+    results: list[ChangeResult[R]]
+    conflicts: list[Conflict] = []
+    warnings: list[Warning] = []
+
+
+class PullResponse(Struct, Generic[R]):
+    records: list[R]
+    cursor: str
+    more: bool
+
+
+class Problem(Struct):
+    """An RFC 9457 problem document (``application/problem+json``)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ErrorItem] = []
+
+
+class Health(Struct):
+    status: str

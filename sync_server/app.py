@@ -1,0 +1,128 @@
+"""The Litestar application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import contextlib
+import http
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Litestar, Request, Response
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+
+from schemas import ErrorItem, Problem
+
+from . import errors, openapi
+from .auth import TokenAuthMiddleware
+from .controllers import AdminController, SyncController, health
+from .service import SyncService
+from .settings import Settings
+from .stores import Store, StoreError, store_for
+from .stores import errors as store_errors
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("patrol_sync")
+_PROBLEM = "application/problem+json"
+_json = msgspec.json.Encoder()
+
+_STORE_ERRORS: dict[type[StoreError], type[errors.ProblemError]] = {
+    store_errors.AlreadyExists: errors.AlreadyExists,
+    store_errors.NotFound: errors.NotFound,
+    store_errors.UnknownReference: errors.Unprocessable,
+    store_errors.CursorInvalid: errors.BadRequest,
+    store_errors.CursorExpired: errors.CursorExpired,
+    store_errors.StoreUnavailable: errors.Unavailable,
+}
+
+
+def _render(problem: Problem, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(_json.encode(problem), status_code=problem.status, media_type=_PROBLEM, headers=headers)
+
+
+def _on_problem(_: Request[Any, Any, Any], exc: errors.ProblemError) -> Response[bytes]:
+    return _render(exc.problem(), exc.headers)
+
+
+def _on_store_error(request: Request[Any, Any, Any], exc: StoreError) -> Response[bytes]:
+    kind = next((v for k, v in _STORE_ERRORS.items() if isinstance(exc, k)), errors.ProblemError)
+    if kind is errors.ProblemError:
+        return _on_crash(request, exc)
+    return _on_problem(request, kind(str(exc)))
+
+
+def _on_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    """Litestar's own errors (no route, wrong method, body too large, bad parameter)."""
+    status = exc.status_code
+    phrase = http.HTTPStatus(status).phrase if status in http.HTTPStatus._value2member_map_ else "Error"
+    items: list[ErrorItem] = []
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        for entry in exc.extra:
+            if isinstance(entry, dict):
+                items.append(ErrorItem(code="invalid", detail=str(entry.get("message", "")), field=entry.get("key")))
+    slug = phrase.lower().replace(" ", "-")
+    problem = Problem(type=errors.problem_type(slug), title=phrase, status=status, detail=str(exc.detail), errors=items)
+    headers = {k: v for k, v in (exc.headers or {}).items()}
+    return _render(problem, headers)
+
+
+def _on_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    problem = errors.ProblemError("the server failed to handle this request; it has been logged").problem()
+    return _render(problem)
+
+
+class _WireDocument(JsonRenderPlugin):
+    """Serves ``/schema/openapi.json``, completed with the wire types (see ``openapi``)."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, openapi.complete(openapi_schema))
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Litestar:
+    """The server. ``store`` (not yet opened) overrides the one ``settings.db_url`` names."""
+    settings = settings or Settings.from_env()
+    the_store = store or store_for(settings.db_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await the_store.open()
+        app.state.store = the_store
+        app.state.settings = settings
+        app.state.service = SyncService(the_store, settings)
+        try:
+            yield
+        finally:
+            await the_store.close()
+
+    def service(request: Request[Any, Any, Any]) -> SyncService:
+        return request.app.state.service  # type: ignore[no-any-return]
+
+    return Litestar(
+        route_handlers=[health, SyncController, AdminController],
+        lifespan=[lifespan],
+        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema"])],
+        dependencies={"service": Provide(service, sync_to_thread=False)},
+        exception_handlers={
+            errors.ProblemError: _on_problem,
+            StoreError: _on_store_error,
+            HTTPException: _on_http_error,
+            Exception: _on_crash,
+        },
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="patrol-sync",
+            version="1",
+            description="Offline-first sync for ward security patrols and premises inspections (protocol v1).",
+            path="/schema",
+            render_plugins=[_WireDocument()],
+        ),
+        debug=False,
+    )
+    return app

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from litestar import Controller, delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
+
+from schemas import Device, DeviceToken, NewDevice, NewTeam, NewUser, NewWard, Team, User, Ward
+
+from .. import identity
+from ..auth import admins_only
+
+__all__ = ["AdminController"]
+
+
+class AdminController(Controller):
+    """Wards, teams, users and devices. Admin role only."""
+
+    path = "/v1/admin"
+    tags = ["admin"]
+    guards = [admins_only]
+
+    @post("/wards")
+    async def create_ward(self, data: JSONBody[NewWard], state: State) -> Ward:
+        await identity.create_entity(state.store, data)
+        return data
+
+    @post("/teams")
+    async def create_team(self, data: JSONBody[NewTeam], state: State) -> Team:
+        await identity.create_entity(state.store, data)
+        return data
+
+    @post("/users")
+    async def create_user(self, data: JSONBody[NewUser], state: State) -> User:
+        await identity.create_entity(state.store, data)
+        return data
+
+    @post("/devices", summary="Register a device; its token is shown only in this answer")
+    async def create_device(self, data: JSONBody[NewDevice], state: State) -> DeviceToken:
+        return await identity.issue_device(state.store, data)
+
+    @delete("/devices/{device_id:str}", summary="Revoke a device's token at once")
+    async def revoke_device(self, device_id: FromPath[str], state: State) -> None:
+        await state.store.revoke_device(device_id)
+
+    @get("/wards")
+    async def list_wards(self, state: State) -> Sequence[Ward]:
+        return await state.store.entities(Ward)  # type: ignore[return-value]
+
+    @get("/teams")
+    async def list_teams(self, state: State) -> Sequence[Team]:
+        return await state.store.entities(Team)  # type: ignore[return-value]
+
+    @get("/users")
+    async def list_users(self, state: State) -> Sequence[User]:
+        return await state.store.entities(User)  # type: ignore[return-value]
+
+    @get("/devices")
+    async def list_devices(self, state: State) -> Sequence[Device]:
+        return await state.store.entities(Device)  # type: ignore[return-value]

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from litestar import get
+from litestar.datastructures import State
+
+from schemas import Health
+
+from ..errors import Unavailable
+
+__all__ = ["health"]
+
+
+@get("/healthz", exclude_from_auth=True, summary="Liveness: 200 when the store is reachable")
+async def health(state: State) -> Health:
+    if not await state.store.ping():
+        raise Unavailable("the store is not reachable")
+    return Health(status="ok")

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromQuery, QueryParameter
+
+from schemas import COLLECTIONS
+
+from .. import codec
+from ..errors import BadRequest, Unprocessable
+from ..principal import Principal
+from litestar.di import NamedDependency
+
+from ..service import SyncService
+from ._wire import wire_response
+
+__all__ = ["SyncController"]
+
+
+class SyncController(Controller):
+    path = "/v1/sync"
+    tags = ["sync"]
+
+    @post("/push", status_code=200, summary="Push a change set (idempotent, atomic)")
+    async def push(self, request: Request[Principal, None, Any], service: NamedDependency[SyncService]) -> Response[bytes]:
+        settings = service.settings
+        fmt = codec.request_format(request.headers.get("content-type"))
+        body = codec.read_body(await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes)
+        push = codec.decode_push(body, fmt, settings.max_changes)
+        return wire_response(request, await service.push(request.user, push))
+
+    @get("/pull", summary="Pull records changed after a cursor, in commit order")
+    async def pull(
+        self,
+        request: Request[Principal, None, Any],
+        service: NamedDependency[SyncService],
+        cursor: Annotated[str | None, QueryParameter(max_length=200, description="opaque; empty or absent: from the start")] = None,
+        limit: FromQuery[int | None] = None,
+        collections: Annotated[str | None, QueryParameter(max_length=500, description="comma-separated names")] = None,
+    ) -> Response[bytes]:
+        max_page = service.settings.max_page
+        if limit is None:
+            limit = max_page
+        if not 1 <= limit <= max_page:
+            raise Unprocessable(f"limit must be between 1 and {max_page}")
+        wanted = None
+        if collections:
+            wanted = frozenset(c.strip() for c in collections.split(",") if c.strip())
+            unknown = sorted(wanted - COLLECTIONS.keys())
+            if unknown:
+                raise BadRequest(f"unknown collections: {', '.join(unknown)}")
+        fmt = codec.response_format(request.headers.get("accept"))
+        body = await service.pull(request.user, cursor or None, limit, wanted, fmt)
+        return Response(body, media_type=codec.MSGPACK if fmt == "msgpack" else codec.JSON)

@@ -1,0 +1,379 @@
+"""Field-by-field merge of one change into a record (PROTOCOL.md sections 3 and 4).
+
+Every policy is a join: the stored state of a field only ever moves to the
+greater of two candidates under a total order, so any arrival order of the same
+edits ends in the same state.
+
+| policy | a field's state            | order                                        |
+| ------ | -------------------------- | -------------------------------------------- |
+| lww    | value, stamp               | higher stamp                                 |
+| first  | value, stamp               | lower stamp                                  |
+| rank   | value, stamp               | higher rank, then higher stamp               |
+| set    | element -> (stamp, present)| per element: higher stamp, then add          |
+| delete | tombstone stamp            | higher stamp; deleted while above all fields |
+
+Two edits with the same stamp and different values only happen when two server
+workers stamp in the same millisecond; the encoded value breaks the tie so even
+that case converges.
+
+Conflicts are logged, never resolved here: a concurrent edit is one whose ``base``
+differs from the stamp the server holds, unless both stamps come from the same
+device (that device's own later edit).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import unicodedata
+from typing import Any, Literal
+
+import msgspec
+
+from schemas import COLLECTIONS, HLC, Change, ConflictKind, ConflictSide, ErrorItem, SetEdit, ValueEdit
+from schemas.collections import CollectionSpec, FieldSpec, Policy
+from schemas.stamps import stamp_ms, stamp_node
+
+from ..principal import Principal
+from .state import RecordState
+
+__all__ = ["ConflictDraft", "Context", "Outcome", "apply_change"]
+
+Winner = Literal["server", "client"]
+_encode = msgspec.json.encode
+
+
+@dataclasses.dataclass(slots=True)
+class Context:
+    """What the engine knows of the world: the caller, the server's clocks, the limits."""
+
+    principal: Principal
+    hlc: HLC
+    now_ms: int
+    max_skew_ms: int = 600_000
+    max_text_bytes: int = 65_536
+
+
+@dataclasses.dataclass(slots=True)
+class ConflictDraft:
+    field: str | None
+    kind: ConflictKind
+    winner: Winner
+    server: ConflictSide
+    client: ConflictSide
+
+
+@dataclasses.dataclass(slots=True)
+class Outcome:
+    """What one change did. ``state`` is None when the change was rejected."""
+
+    state: RecordState | None
+    errors: list[ErrorItem] = dataclasses.field(default_factory=list)
+    changed: bool = False
+    #: field -> (old value, new value), for the edit log
+    diff: dict[str, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
+    #: (was deleted, is deleted) when the change flipped it
+    deleted: tuple[bool, bool] | None = None
+    conflicts: list[ConflictDraft] = dataclasses.field(default_factory=list)
+    #: stamps that were too far ahead and were replaced by the server's
+    restamped: int = 0
+    #: the highest stamp the change carried as sent (for measuring device clocks)
+    top_sent: str = ""
+
+
+@dataclasses.dataclass(slots=True)
+class _Op:
+    """One field edit, validated and with plain JSON values."""
+
+    field: FieldSpec
+    ts: str
+    base: str | None
+    value: Any = None
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+def _reject(code: str, detail: str, field: str | None = None) -> Outcome:
+    return Outcome(state=None, errors=[ErrorItem(code=code, detail=detail, field=field)])
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _clean_text(value: Any, limit: int) -> Any:
+    """NFC-normalise every string of a value and hold it to the byte limit."""
+    if isinstance(value, str):
+        if len(value) * 4 > limit and len(value.encode()) > limit:
+            raise _TooLarge
+        return value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
+    if isinstance(value, list):
+        return [_clean_text(v, limit) for v in value]
+    return value
+
+
+def _ops(spec: CollectionSpec, change: Change, ctx: Context) -> list[_Op] | Outcome:
+    ops = []
+    for name, edit in change.edits():
+        f = spec.fields[name]
+        if edit.base is not None and edit.ts < edit.base:
+            return _reject("invalid", f"stamp {edit.ts} is older than its base {edit.base}", name)
+        try:
+            if isinstance(edit, SetEdit):
+                add = tuple(_clean_text(edit.add, ctx.max_text_bytes))
+                remove = tuple(_clean_text(edit.remove, ctx.max_text_bytes))
+                if set(add) & set(remove):
+                    return _reject("invalid", "an element is both added and removed", name)
+                ops.append(_Op(f, edit.ts, edit.base, add=add, remove=remove))
+            else:
+                assert isinstance(edit, ValueEdit)
+                value = msgspec.to_builtins(edit.value) if f.needs_builtins else edit.value
+                ops.append(_Op(f, edit.ts, edit.base, value=_clean_text(value, ctx.max_text_bytes)))
+        except _TooLarge:
+            return _reject("too_large", f"text longer than {ctx.max_text_bytes} bytes", name)
+    return ops
+
+
+def _check_scope(state: RecordState | None, ops: list[_Op], change: Change, spec: CollectionSpec, ctx: Context) -> Outcome | str:
+    """The record's ward, or the rejection of a change the caller may not make."""
+    given = {op.field.name: op for op in ops}
+    if state is None:
+        if not ops:
+            return _reject("invalid", f"{spec.name}/{change.id} does not exist")
+        missing = [name for name in spec.required if name not in given]
+        if missing:
+            return _reject("invalid", "a new record needs " + ", ".join(missing), missing[0])
+        ward = str(given["ward_id"].value)
+    else:
+        ward = state.ward_id
+    wards = {ward}
+    if "ward_id" in given:
+        wards.add(str(given["ward_id"].value))
+    for w in sorted(wards):
+        if not ctx.principal.may_see(w):
+            return _reject("forbidden", f"ward {w} is not in your scope", "ward_id")
+    author = given.get("created_by")
+    if state is None and author and author.value != ctx.principal.user_id and not ctx.principal.is_admin:
+        return _reject("forbidden", "created_by must be the calling user", "created_by")
+    return ward
+
+
+def _restamp(ops: list[_Op], change: Change, ctx: Context) -> tuple[int, str | None]:
+    """Distrust stamps too far ahead of the server's clock: use the server's HLC."""
+    limit = ctx.now_ms + ctx.max_skew_ms
+    server_stamp: str | None = None
+    count = 0
+    for op in ops:
+        if stamp_ms(op.ts) > limit:
+            server_stamp = server_stamp or ctx.hlc.now()
+            op.ts = server_stamp
+            count += 1
+        else:
+            ctx.hlc.observe(op.ts)
+    delete_ts = change.delete.ts if change.delete else None
+    if delete_ts is not None:
+        if stamp_ms(delete_ts) > limit:
+            delete_ts = server_stamp or ctx.hlc.now()
+            count += 1
+        else:
+            ctx.hlc.observe(delete_ts)
+    return count, delete_ts
+
+
+def _fill_authorship(spec: CollectionSpec, ops: list[_Op], ctx: Context) -> None:
+    """A creating change without ``created_by``/``created_at`` gets the caller and the
+    stamp's time. Done for every change that carries all required fields (not only
+    the one that happens to arrive first) so that arrival order does not matter."""
+    names = {op.field.name for op in ops}
+    if not ops or any(name not in names for name in spec.required):
+        return
+    ts = max(op.ts for op in ops)
+    if "created_by" not in names:
+        ops.append(_Op(spec.fields["created_by"], ts, None, value=ctx.principal.user_id))
+    if "created_at" not in names:
+        when = dt.datetime.fromtimestamp(stamp_ms(ts) / 1000, dt.UTC).isoformat(timespec="milliseconds")
+        ops.append(_Op(spec.fields["created_at"], ts, None, value=when.replace("+00:00", "Z")))
+
+
+def apply_change(state: RecordState | None, change: Change, ctx: Context) -> Outcome:
+    """Merge one change into ``state`` (the record as stored, or None for a new one).
+
+    ``state`` is not modified; the outcome carries the new state.
+    """
+    spec = COLLECTIONS[change.collection]
+    ops = _ops(spec, change, ctx)
+    if isinstance(ops, Outcome):
+        return ops
+    delete = change.delete
+    if delete is not None and delete.base is not None and delete.ts < delete.base:
+        return _reject("invalid", f"stamp {delete.ts} is older than its base {delete.base}")
+    if not ops and delete is None:
+        return _reject("invalid", "a change needs fields or delete")
+    scope = _check_scope(state, ops, change, spec, ctx)
+    if isinstance(scope, Outcome):
+        return scope
+    top_sent = max([op.ts for op in ops] + ([delete.ts] if delete else []))
+    restamped, delete_ts = _restamp(ops, change, ctx)
+    _fill_authorship(spec, ops, ctx)
+
+    new = state.copy() if state is not None else RecordState(spec.name, change.id, scope, {}, {})
+    merger = _Merger(new, ctx.principal)
+    for op in ops:
+        merger.apply(op)
+    if delete_ts is not None:
+        merger.delete(delete_ts, delete.base if delete else None, state)
+    elif state is not None and ops:
+        merger.edit_after_delete(state, ops)
+
+    out = Outcome(state=new, conflicts=merger.conflicts, restamped=restamped, top_sent=top_sent)
+    out.changed = state is None or merger.touched
+    before_fields = state.fields if state is not None else {}
+    for name in merger.names:
+        old, now = before_fields.get(name), new.fields.get(name)
+        if old != now:
+            out.diff[name] = (old, now)
+    was = state.deleted if state is not None else False
+    if new.deleted != was:
+        out.deleted = (was, new.deleted)
+    return out
+
+
+class _Merger:
+    """Applies ops to one record, noting what moved and which conflicts to log."""
+
+    __slots__ = ("state", "principal", "conflicts", "touched", "names")
+
+    def __init__(self, state: RecordState, principal: Principal) -> None:
+        self.state = state
+        self.principal = principal
+        self.conflicts: list[ConflictDraft] = []
+        self.touched = False
+        self.names: list[str] = []
+
+    def _set(self, name: str, value: Any, ts: str) -> None:
+        self.state.fields[name] = value
+        self.state.stamps[name] = ts
+        if name == "ward_id":
+            self.state.ward_id = value
+        self.touched = True
+        self.names.append(name)
+
+    def _conflict(self, op: _Op, kind: ConflictKind, winner: Winner, cur: Any, cur_ts: str, value: Any = None) -> None:
+        self.conflicts.append(
+            ConflictDraft(
+                op.field.name,
+                kind,
+                winner,
+                ConflictSide(value=cur, ts=cur_ts),
+                ConflictSide(value=op.value if value is None else value, ts=op.ts),
+            )
+        )
+
+    def apply(self, op: _Op) -> None:
+        name = op.field.name
+        policy = op.field.policy
+        if policy is Policy.SET:
+            self._set_field(op)
+            return
+        cur_ts = self.state.stamps.get(name)
+        if cur_ts is None:
+            self._set(name, op.value, op.ts)
+            return
+        cur = self.state.fields.get(name)
+        if op.ts == cur_ts and op.value == cur:
+            return  # the same edit again
+        concurrent = op.base != cur_ts and stamp_node(cur_ts) != stamp_node(op.ts) and op.value != cur
+        if policy is Policy.LWW:
+            wins = _above(op.ts, op.value, cur_ts, cur)
+            if concurrent:
+                self._conflict(op, "concurrent_edit", "client" if wins else "server", cur, cur_ts)
+            if wins:
+                self._set(name, op.value, op.ts)
+        elif policy is Policy.FIRST:
+            if op.value == cur:
+                if op.ts < cur_ts:  # the same value, written earlier: keep the earliest stamp
+                    self.state.stamps[name] = op.ts
+                    self.touched = True
+                return
+            earlier = _above(cur_ts, cur, op.ts, op.value)
+            self._conflict(op, "immutable", "client" if earlier else "server", cur, cur_ts)
+            if earlier:
+                self._set(name, op.value, op.ts)
+        else:  # rank
+            order = op.field.rank or {}
+            new_rank, cur_rank = order[op.value], order[cur]
+            wins = new_rank > cur_rank or (new_rank == cur_rank and _above(op.ts, op.value, cur_ts, cur))
+            if new_rank < cur_rank:
+                self._conflict(op, "rank", "server", cur, cur_ts)  # a step back is kept out
+            elif concurrent:
+                self._conflict(op, "rank", "client" if wins else "server", cur, cur_ts)
+            if wins:
+                self._set(name, op.value, op.ts)
+
+    def _set_field(self, op: _Op) -> None:
+        name = op.field.name
+        elements = self.state.sets.setdefault(name, {})
+        moved = False
+        for element, present in [(e, True) for e in op.add] + [(e, False) for e in op.remove]:
+            cur = elements.get(element)
+            if cur is not None:
+                cur_ts, cur_present = cur
+                if cur_ts == op.ts and cur_present == present:
+                    continue
+                arriving_wins = (op.ts, present) > (cur_ts, cur_present)
+                unseen = op.base is None or op.base < cur_ts
+                if cur_present != present and unseen and stamp_node(cur_ts) != stamp_node(op.ts):
+                    self._conflict(
+                        op,
+                        "concurrent_edit",
+                        "client" if arriving_wins else "server",
+                        {"add" if cur_present else "remove": [element]},
+                        cur_ts,
+                        {"add" if present else "remove": [element]},
+                    )
+                if not arriving_wins:
+                    continue
+            elements[element] = [op.ts, present]
+            moved = True
+        if moved:
+            self.state.fields[name] = sorted(e for e, (_, p) in elements.items() if p)
+            self.state.stamps[name] = max(ts for ts, _ in elements.values())
+            self.touched = True
+            self.names.append(name)
+
+    def delete(self, ts: str, base: str | None, before: RecordState | None) -> None:
+        state = self.state
+        if state.tomb is None or ts > state.tomb:
+            state.tomb = ts
+            self.touched = True
+        top = state.top_stamp
+        if before is not None and before.deleted:
+            return  # deleting a deleted record: nothing to dispute
+        client = ConflictSide(value=None, ts=ts, deleted=True)
+        if not state.deleted:  # an edit stamped after the delete stands
+            if stamp_node(top) != stamp_node(ts):
+                self.conflicts.append(ConflictDraft(None, "delete", "server", ConflictSide(value=None, ts=top), client))
+        elif before is not None and before.top_stamp > (base or "") and stamp_node(before.top_stamp) != stamp_node(ts):
+            # the delete wins over edits its device had not seen
+            server = ConflictSide(value=None, ts=before.top_stamp)
+            self.conflicts.append(ConflictDraft(None, "delete", "client", server, client))
+
+    def edit_after_delete(self, before: RecordState, ops: list[_Op]) -> None:
+        """An edit that meets a tombstone: it brings the record back if stamped later."""
+        if not before.deleted or before.tomb is None:
+            return
+        top = max(op.ts for op in ops)
+        if stamp_node(top) == stamp_node(before.tomb):
+            return
+        edited = {op.field.name: op.value if op.field.policy is not Policy.SET else {"add": list(op.add), "remove": list(op.remove)} for op in ops}
+        server = ConflictSide(value=None, ts=before.tomb, deleted=True)
+        client = ConflictSide(value=edited, ts=top)
+        winner: Winner = "server" if self.state.deleted else "client"
+        self.conflicts.append(ConflictDraft(None, "delete", winner, server, client))
+
+
+def _above(ts: str, value: Any, other_ts: str, other: Any) -> bool:
+    """Whether (ts, value) orders above (other_ts, other): by stamp, then encoded value."""
+    if ts != other_ts:
+        return ts > other_ts
+    return _encode(value) > _encode(other)

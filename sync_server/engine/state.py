@@ -1,0 +1,95 @@
+"""A record as the server keeps it, and its two stored encodings."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import msgspec
+
+from schemas import PulledRecord
+
+__all__ = ["RecordState", "decode_state", "encode_crdt", "encode_doc"]
+
+#: element -> [stamp, present] of one ``set`` field (an LWW-element set)
+Elements = dict[str, list[Any]]
+
+
+class _Crdt(msgspec.Struct, omit_defaults=True):
+    """What merging needs beyond the pulled record: the tombstone and set elements."""
+
+    tomb: str | None = None
+    sets: dict[str, Elements] = {}
+
+
+@dataclasses.dataclass(slots=True)
+class RecordState:
+    collection: str
+    id: str
+    ward_id: str
+    fields: dict[str, Any]
+    stamps: dict[str, str]
+    sets: dict[str, Elements] = dataclasses.field(default_factory=dict)
+    tomb: str | None = None
+    seq: int = 0  # 0: not stored yet
+
+    @property
+    def top_stamp(self) -> str:
+        return max(self.stamps.values(), default="")
+
+    @property
+    def deleted(self) -> bool:
+        """Deleted while the tombstone's stamp is higher than every field stamp."""
+        return self.tomb is not None and self.tomb > self.top_stamp
+
+    def copy(self) -> RecordState:
+        return RecordState(
+            self.collection,
+            self.id,
+            self.ward_id,
+            dict(self.fields),
+            dict(self.stamps),
+            {name: {e: list(v) for e, v in elems.items()} for name, elems in self.sets.items()},
+            self.tomb,
+            self.seq,
+        )
+
+    def pulled(self) -> PulledRecord:
+        return PulledRecord(
+            collection=self.collection,
+            id=self.id,
+            ward_id=self.ward_id,
+            seq=self.seq,
+            deleted=self.deleted,
+            fields=self.fields,
+            stamps=self.stamps,
+        )
+
+
+_doc_encoder = msgspec.json.Encoder()
+_doc_decoder = msgspec.json.Decoder(PulledRecord)
+_crdt_decoder = msgspec.json.Decoder(_Crdt)
+
+
+def encode_doc(state: RecordState) -> bytes:
+    """The record as pulled: stored ready-made, spliced into answers as is."""
+    return _doc_encoder.encode(state.pulled())
+
+
+def encode_crdt(state: RecordState) -> bytes:
+    return _doc_encoder.encode(_Crdt(tomb=state.tomb, sets=state.sets))
+
+
+def decode_state(doc: bytes, crdt: bytes) -> RecordState:
+    pulled = _doc_decoder.decode(doc)
+    extra = _crdt_decoder.decode(crdt)
+    return RecordState(
+        pulled.collection,
+        pulled.id,
+        pulled.ward_id,
+        pulled.fields,
+        pulled.stamps,
+        extra.sets,
+        extra.tomb,
+        pulled.seq,
+    )

@@ -1,0 +1,112 @@
+"""The server's error tree; each class is one problem ``type`` of RFC 9457.
+
+    ProblemError (500 internal)
+    ├── BadRequest (400)            malformed body, unreadable cursor or parameter
+    ├── Unauthorized (401)          missing, unknown, expired or revoked token
+    ├── Forbidden (403)             authenticated, not allowed (role, scope, device)
+    ├── NotFound (404)
+    ├── AlreadyExists (409)         an entity with that id exists
+    ├── ChangesetReused (409)       a change set id sent again with another body
+    ├── CursorExpired (410)         a cursor from an older epoch of the store
+    ├── PayloadTooLarge (413)       body, change set or blob over its limit
+    ├── UnsupportedMediaType (415)
+    ├── Unprocessable (422)         well-formed but invalid, or a limit exceeded
+    ├── TooManyRequests (429)
+    └── Unavailable (503)           the store cannot be reached
+
+The HTTP layer renders each as ``application/problem+json``; nothing here knows
+about Litestar, so the sync service and the codec raise them too.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from schemas import ErrorItem, Problem
+
+__all__ = [
+    "AlreadyExists",
+    "BadRequest",
+    "ChangesetReused",
+    "CursorExpired",
+    "Forbidden",
+    "NotFound",
+    "PayloadTooLarge",
+    "ProblemError",
+    "TooManyRequests",
+    "Unauthorized",
+    "Unavailable",
+    "Unprocessable",
+    "UnsupportedMediaType",
+    "problem_type",
+]
+
+
+def problem_type(slug: str) -> str:
+    return f"urn:patrol-sync:problem:{slug}"
+
+
+class ProblemError(Exception):
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(self, detail: str, errors: list[ErrorItem] | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = headers or {}
+
+    def problem(self) -> Problem:
+        return Problem(type=problem_type(self.slug), title=self.title, status=self.status, detail=self.detail, errors=self.errors)
+
+
+class BadRequest(ProblemError):
+    status, slug, title = 400, "bad-request", "Malformed request"
+
+
+class Unauthorized(ProblemError):
+    status, slug, title = 401, "unauthorized", "Not authenticated"
+
+    def __init__(self, detail: str = "a valid bearer token is required") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="patrol-sync"'})
+
+
+class Forbidden(ProblemError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(ProblemError):
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class AlreadyExists(ProblemError):
+    status, slug, title = 409, "already-exists", "Already exists"
+
+
+class ChangesetReused(ProblemError):
+    status, slug, title = 409, "changeset-reused", "Change set id reused with another body"
+
+
+class CursorExpired(ProblemError):
+    status, slug, title = 410, "cursor-expired", "Cursor from an older server epoch"
+
+
+class PayloadTooLarge(ProblemError):
+    status, slug, title = 413, "too-large", "Request too large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class Unprocessable(ProblemError):
+    status, slug, title = 422, "invalid", "Invalid request"
+
+
+class TooManyRequests(ProblemError):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
+class Unavailable(ProblemError):
+    status, slug, title = 503, "unavailable", "Service unavailable"

@@ -1,0 +1,40 @@
+"""Server settings: defaults from PROTOCOL.md, overridable by environment or CLI."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import msgspec
+
+__all__ = ["Settings"]
+
+MiB = 1024 * 1024
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    #: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``postgresql://...``
+    db_url: str = "sqlite:///patrol-sync.db"
+    max_body_bytes: int = 8 * MiB  # after decompression
+    max_changes: int = 5_000  # per change set
+    max_page: int = 1_000  # records per pull page
+    max_text_bytes: int = 64 * 1024  # one field value string, UTF-8
+    max_blob_bytes: int = 20 * MiB
+    max_clock_skew_ms: int = 10 * 60 * 1000
+    default_timezone: str = "Asia/Ho_Chi_Minh"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``PATROL_SYNC_<NAME>`` variables, then explicit overrides."""
+        environ = dict(os.environ) if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.__struct_fields__:
+            raw = environ.get(f"PATROL_SYNC_{name.upper()}")
+            if raw is not None:
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return msgspec.convert(values, cls, strict=False)
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that rebuild these settings in another process (a worker)."""
+        return {f"PATROL_SYNC_{name.upper()}": str(getattr(self, name)) for name in self.__struct_fields__}

@@ -1,0 +1,33 @@
+"""Backend-neutral store errors; the HTTP layer maps them to problem documents."""
+
+from __future__ import annotations
+
+__all__ = ["AlreadyExists", "CursorExpired", "CursorInvalid", "NotFound", "StoreError", "StoreUnavailable", "UnknownReference"]
+
+
+class StoreError(Exception):
+    """Base of every error a store raises on purpose."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or is locked for too long."""
+
+
+class AlreadyExists(StoreError):
+    """An entity with this id exists already."""
+
+
+class NotFound(StoreError):
+    """No such entity."""
+
+
+class UnknownReference(StoreError):
+    """An entity names another one that does not exist (a team's ward, a user's team)."""
+
+
+class CursorInvalid(StoreError):
+    """A pull cursor this store cannot read."""
+
+
+class CursorExpired(StoreError):
+    """A pull cursor from another epoch of the store (restored from a backup)."""
