@@ -145,7 +145,7 @@ class PushRequest(Struct, forbid_unknown_fields=True):
     changes: list[AnyChange]  # type: ignore[valid-type]
 
 
-class PushEnvelope(Struct):
+class PushEnvelope(Struct, forbid_unknown_fields=True):
     """A push decoded leniently: each change is checked on its own (no poison pills)."""
 
     device_id: DeviceId

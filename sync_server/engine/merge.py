@@ -312,7 +312,7 @@ class _Merger:
 
     def _set_field(self, op: _Op) -> None:
         name = op.field.name
-        elements = self.state.sets.setdefault(name, {})
+        elements = self.state.sets.get(name, {})
         moved = False
         for element, present in [(e, True) for e in op.add] + [(e, False) for e in op.remove]:
             cur = elements.get(element)
@@ -336,6 +336,7 @@ class _Merger:
             elements[element] = [op.ts, present]
             moved = True
         if moved:
+            self.state.sets[name] = elements
             self.state.fields[name] = sorted(e for e, (_, p) in elements.items() if p)
             self.state.stamps[name] = max(ts for ts, _ in elements.values())
             self.touched = True

@@ -67,6 +67,7 @@ class RecordState:
 
 
 _doc_encoder = msgspec.json.Encoder()
+_crdt_encoder = msgspec.json.Encoder(order="sorted")  # canonical: equal states, equal bytes
 _doc_decoder = msgspec.json.Decoder(PulledRecord)
 _crdt_decoder = msgspec.json.Decoder(_Crdt)
 
@@ -77,7 +78,7 @@ def encode_doc(state: RecordState) -> bytes:
 
 
 def encode_crdt(state: RecordState) -> bytes:
-    return _doc_encoder.encode(_Crdt(tomb=state.tomb, sets=state.sets))
+    return _crdt_encoder.encode(_Crdt(tomb=state.tomb, sets=state.sets))
 
 
 def decode_state(doc: bytes, crdt: bytes) -> RecordState:

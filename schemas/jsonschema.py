@@ -1,0 +1,58 @@
+"""JSON Schema of the wire vocabulary: ``python -m schemas.jsonschema > schema.json``.
+
+For clients written in other languages: every request and answer type, and the
+fields of each collection with their types and constraints."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import msgspec
+
+from .admin import Device, DeviceToken, NewDevice, NewTeam, NewUser, NewWard, Team, User, Ward
+from .collections import COLLECTIONS
+from .wire import Conflict, Health, Problem, PulledRecord, PullResponse, PushRequest, PushResponse
+
+__all__ = ["WIRE_TYPES", "document"]
+
+WIRE_TYPES: tuple[Any, ...] = (
+    PushRequest,
+    PushResponse[PulledRecord],
+    PullResponse[PulledRecord],
+    Conflict,
+    Problem,
+    Health,
+    NewWard,
+    Ward,
+    NewTeam,
+    Team,
+    NewUser,
+    User,
+    NewDevice,
+    DeviceToken,
+    Device,
+    *(spec.struct for spec in COLLECTIONS.values()),
+)
+
+
+def document() -> dict[str, Any]:
+    refs, defs = msgspec.json.schema_components(WIRE_TYPES)
+    policies = {
+        name: {f.name: f.policy.value for f in spec.fields.values()} for name, spec in COLLECTIONS.items()
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "patrol-sync wire protocol v1",
+        "$defs": defs,
+        "x-collections": {name: ref for name, ref in zip(COLLECTIONS, refs[-len(COLLECTIONS) :])},
+        "x-merge-policies": policies,
+    }
+
+
+def main() -> None:
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(document()).decode(), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Convergence: any order of the same change sets gives the same records.
+
+Checked on the pure engine with many random examples, and end to end through two
+real servers that receive the same change sets in different orders."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas import HLC, AnyChange
+from sync_server import identity
+from sync_server.engine import Context, RecordState, apply_change
+from sync_server.engine.state import encode_crdt
+from sync_server.principal import Principal
+from sync_server.settings import Settings
+from sync_server.stores import store_for
+
+from .conftest import start_server
+from .helpers import make_world
+
+T0 = 1_686_200_000_000
+NOW = T0 + 10_000_000  # every generated stamp is within the clock-skew window
+DEVICES = ["lamson-h01", "lamson-h02", "sup-laptop"]
+USERS = {"lamson-h01": "u-ngoc", "lamson-h02": "u-hung", "sup-laptop": "u-minh"}
+RECORDS = ["v1", "v2", "v3"]
+SEED_TS = f"{T0:013d}-0000-lamson-h01"
+ELEMENTS = ["sha256:a", "sha256:b", "sha256:c"]
+
+
+def _seed() -> tuple[str, list[dict[str, Any]]]:
+    fields = {
+        "ward_id": "lam-son",
+        "created_by": "u-ngoc",
+        "created_at": "2023-06-08T09:00:00+07:00",
+        "check_id": "chk",
+        "premises_id": "prem",
+        "category": "fire_safety",
+        "status": "open",
+        "fine_vnd": 0,
+    }
+    changes = [
+        {"collection": "violations", "id": r, "fields": {k: {"value": v, "ts": SEED_TS} for k, v in fields.items()}}
+        for r in RECORDS
+    ]
+    return "lamson-h01", changes
+
+
+@st.composite
+def field_edits(draw: st.DrawFn, node: str, clock: list[int]) -> dict[str, Any]:
+    def ts() -> str:
+        clock[0] += 1
+        return f"{draw(st.integers(T0 + 1, T0 + 50)):013d}-{clock[0] % 65536:04x}-{node}"
+
+    base = draw(st.sampled_from([None, SEED_TS]))
+    out: dict[str, Any] = {}
+    for name in draw(st.sets(st.sampled_from(["fine_vnd", "description", "status", "check_id", "photos", "category"]), min_size=1)):
+        if name == "fine_vnd":
+            out[name] = {"value": draw(st.integers(0, 3)), "ts": ts(), "base": base}
+        elif name == "description":
+            out[name] = {"value": draw(st.sampled_from(["Nhà trọ", "Karaoke", None])), "ts": ts(), "base": base}
+        elif name == "status":
+            out[name] = {"value": draw(st.sampled_from(["open", "notified", "fined", "resolved", "dismissed"])), "ts": ts(), "base": base}
+        elif name == "check_id":
+            out[name] = {"value": draw(st.sampled_from(["chk", "chk-2"])), "ts": ts(), "base": base}
+        elif name == "category":
+            out[name] = {"value": draw(st.sampled_from(["fire_safety", "drugs"])), "ts": ts(), "base": base}
+        else:
+            add = draw(st.sets(st.sampled_from(ELEMENTS)))
+            remove = draw(st.sets(st.sampled_from(ELEMENTS))) - add
+            out[name] = {"add": sorted(add), "remove": sorted(remove), "ts": ts(), "base": base}
+    return out
+
+
+@st.composite
+def changesets(draw: st.DrawFn) -> list[tuple[str, list[dict[str, Any]]]]:
+    clock = [0]
+    result = []
+    for _ in range(draw(st.integers(1, 6))):
+        node = draw(st.sampled_from(DEVICES))
+        changes = []
+        for _ in range(draw(st.integers(1, 4))):
+            record = draw(st.sampled_from(RECORDS))
+            change: dict[str, Any] = {"collection": "violations", "id": record}
+            change["fields"] = draw(field_edits(node, clock))
+            if draw(st.integers(0, 4)) == 0:
+                clock[0] += 1
+                change["delete"] = {"ts": f"{draw(st.integers(T0 + 1, T0 + 50)):013d}-{clock[0]:04x}-{node}", "base": SEED_TS}
+            changes.append(change)
+        result.append((node, changes))
+    return result
+
+
+def _apply_all(ordered: list[tuple[str, list[dict[str, Any]]]]) -> dict[str, Any]:
+    states: dict[tuple[str, str], RecordState] = {}
+    hlc = HLC("server", wall=lambda: NOW)
+    for node, changes in ordered:
+        principal = Principal(user_id=USERS[node], device_id=node, role="officer", wards=frozenset({"lam-son"}))
+        ctx = Context(principal=principal, hlc=hlc, now_ms=NOW)
+        for raw in changes:
+            change = msgspec.convert(raw, AnyChange)
+            key = (change.collection, change.id)
+            outcome = apply_change(states.get(key), change, ctx)
+            if outcome.state is not None and outcome.changed:
+                states[key] = outcome.state
+    return {
+        key: (s.ward_id, s.fields, s.stamps, s.deleted, encode_crdt(s))
+        for key, s in sorted(states.items())
+    }
+
+
+@settings(max_examples=400, deadline=None)
+@given(changesets(), st.randoms(use_true_random=False))
+def test_the_engine_converges_whatever_the_arrival_order(sets: list[tuple[str, list[dict[str, Any]]]], rng: Any) -> None:
+    seed = _seed()
+    shuffled = list(sets)
+    rng.shuffle(shuffled)
+    assert _apply_all([seed, *sets]) == _apply_all([seed, *shuffled])
+    assert _apply_all([seed, *sets]) == _apply_all([seed, *reversed(sets)])
+
+
+def test_repeating_a_changeset_changes_nothing() -> None:
+    seed = _seed()
+    edit = ("lamson-h02", [{"collection": "violations", "id": "v1", "fields": {"status": {"value": "fined", "ts": f"{T0 + 5:013d}-0000-lamson-h02"}}}])
+    assert _apply_all([seed, edit]) == _apply_all([seed, edit, edit, seed])
+
+
+# -- end to end ------------------------------------------------------------------
+
+
+async def _server_state(tmp: Path, ordered: list[tuple[str, list[dict[str, Any]]]]) -> list[Any]:
+    url = f"sqlite:///{tmp / 'store.db'}"
+    store = store_for(url)
+    await store.open()
+    token = await identity.bootstrap(store)
+    await store.close()
+    server = await start_server(Settings(db_url=url, max_clock_skew_ms=10**13))
+    world = await make_world(server.url, token)
+    apis = {api.device_id: api for api in world.all()}
+    try:
+        for node, changes in ordered:
+            await apis[node].push_ok(changes)
+        records = await world.admin.pull_all()
+        return sorted((r["id"], r["ward_id"], r["deleted"], r["fields"], r["stamps"]) for r in records)
+    finally:
+        for api in world.all():
+            await api.aclose()
+        await server.stop()
+
+
+@pytest.mark.slow
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changesets(), st.randoms(use_true_random=False))
+def test_two_servers_fed_in_different_orders_hold_the_same_records(
+    tmp_path_factory: pytest.TempPathFactory, sets: list[tuple[str, list[dict[str, Any]]]], rng: Any
+) -> None:
+    seed = _seed()
+    shuffled = list(sets)
+    rng.shuffle(shuffled)
+
+    async def both() -> tuple[list[Any], list[Any]]:
+        first = await _server_state(tmp_path_factory.mktemp("a"), [seed, *sets])
+        second = await _server_state(tmp_path_factory.mktemp("b"), [seed, *shuffled])
+        return first, second
+
+    first, second = asyncio.run(both())
+    assert first == second
+    assert len(first) == len(RECORDS)
