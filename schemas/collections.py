@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import types
 import typing
 from collections.abc import Mapping
@@ -249,7 +250,7 @@ class CollectionSpec:
     struct: type[Record]
     fields: Mapping[str, FieldSpec]
 
-    @property
+    @functools.cached_property
     def required(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields.values() if f.required)
 

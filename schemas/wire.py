@@ -91,12 +91,7 @@ class Change(Struct, kw_only=True, forbid_unknown_fields=True, tag_field="collec
     def edits(self) -> list[tuple[str, FieldEdit]]:
         """The field edits this change carries, in declaration order."""
         fields: Struct = getattr(self, "fields")
-        out = []
-        for name in fields.__struct_fields__:
-            edit = getattr(fields, name)
-            if edit is not UNSET:
-                out.append((name, edit))
-        return out
+        return [(n, e) for n, e in zip(fields.__struct_fields__, msgspec.structs.astuple(fields)) if e is not UNSET]
 
 
 def _pascal(name: str) -> str:

@@ -95,10 +95,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         await the_store.open()
         app.state.store = the_store
         app.state.settings = settings
-        app.state.service = SyncService(the_store, settings)
+        service = SyncService(the_store, settings)
+        await service.start()
+        app.state.service = service
         try:
             yield
         finally:
+            await service.stop()
             await the_store.close()
 
     def service(request: Request[Any, Any, Any]) -> SyncService:

@@ -162,23 +162,18 @@ def _reject_change(raw: msgspec.Raw, fmt: Format, message: str) -> Rejected:
     return Rejected(collection, record_id, [error])
 
 
-def _body_hash(body: bytes, fmt: Format) -> bytes:
-    """A hash of the body's content, the same for any key order or encoding of it."""
-    generic = msgspec.msgpack.decode(body) if fmt == "msgpack" else msgspec.json.decode(body)
-    return hashlib.sha256(msgspec.json.encode(generic, order="sorted")).digest()
+def _content_hash(value: Any) -> bytes:
+    """A hash of a decoded body: the same whatever its key order or encoding."""
+    return hashlib.sha256(_json_encoder.encode(value)).digest()
 
 
 def decode_push(body: bytes, fmt: Format, max_changes: int) -> DecodedPush:
     try:
-        body_hash = _body_hash(body, fmt)
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"the body is not valid {fmt}: {exc}") from None
-    except RecursionError:
-        raise BadRequest("the body is nested too deeply") from None
-    try:
         request = _decoder(PushRequest, fmt).decode(body)
-    except msgspec.ValidationError:
+    except msgspec.ValidationError:  # (a DecodeError too: catch it first)
         envelope = decode(body, PushEnvelope, fmt)  # a bad envelope fails the whole request
+        generic = msgspec.msgpack.decode(body) if fmt == "msgpack" else msgspec.json.decode(body)
+        body_hash = hashlib.sha256(msgspec.json.encode(generic, order="sorted")).digest()
         _check_count(len(envelope.changes), max_changes)
         changes: list[Change | Rejected] = []
         change_decoder = _decoder(AnyChange, fmt)
@@ -188,8 +183,11 @@ def decode_push(body: bytes, fmt: Format, max_changes: int) -> DecodedPush:
             except msgspec.ValidationError as exc:
                 changes.append(_reject_change(raw, fmt, str(exc)))
         return DecodedPush(envelope.device_id, envelope.changeset_id, changes, body_hash)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"the body is not valid {fmt}: {exc}") from None
     _check_count(len(request.changes), max_changes)
-    return DecodedPush(request.device_id, request.changeset_id, list(request.changes), body_hash)
+    # typed Structs encode in declared field order: a canonical form for free
+    return DecodedPush(request.device_id, request.changeset_id, list(request.changes), _content_hash(request))
 
 
 def _check_count(count: int, limit: int) -> None:

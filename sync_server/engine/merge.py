@@ -104,6 +104,10 @@ class _TooLarge(Exception):
 def _clean_text(value: Any, limit: int) -> Any:
     """NFC-normalise every string of a value and hold it to the byte limit."""
     if isinstance(value, str):
+        if value.isascii():  # ASCII is NFC, one byte a character
+            if len(value) > limit:
+                raise _TooLarge
+            return value
         if len(value) * 4 > limit and len(value.encode()) > limit:
             raise _TooLarge
         return value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
@@ -114,23 +118,30 @@ def _clean_text(value: Any, limit: int) -> Any:
 
 def _ops(spec: CollectionSpec, change: Change, ctx: Context) -> list[_Op] | Outcome:
     ops = []
+    fields = spec.fields
+    limit = ctx.max_text_bytes
     for name, edit in change.edits():
-        f = spec.fields[name]
-        if edit.base is not None and edit.ts < edit.base:
-            return _reject("invalid", f"stamp {edit.ts} is older than its base {edit.base}", name)
+        f = fields[name]
+        base = edit.base
+        if base is not None and edit.ts < base:
+            return _reject("invalid", f"stamp {edit.ts} is older than its base {base}", name)
         try:
-            if isinstance(edit, SetEdit):
-                add = tuple(_clean_text(edit.add, ctx.max_text_bytes))
-                remove = tuple(_clean_text(edit.remove, ctx.max_text_bytes))
+            if f.policy is Policy.SET:
+                assert isinstance(edit, SetEdit)
+                add = tuple(_clean_text(edit.add, limit))
+                remove = tuple(_clean_text(edit.remove, limit))
                 if set(add) & set(remove):
                     return _reject("invalid", "an element is both added and removed", name)
-                ops.append(_Op(f, edit.ts, edit.base, add=add, remove=remove))
+                ops.append(_Op(f, edit.ts, base, add=add, remove=remove))
             else:
-                assert isinstance(edit, ValueEdit)
-                value = msgspec.to_builtins(edit.value) if f.needs_builtins else edit.value
-                ops.append(_Op(f, edit.ts, edit.base, value=_clean_text(value, ctx.max_text_bytes)))
+                value = edit.value  # type: ignore[attr-defined]
+                if f.needs_builtins:
+                    value = msgspec.to_builtins(value)
+                elif value.__class__ is str or value.__class__ is list:
+                    value = _clean_text(value, limit)
+                ops.append(_Op(f, edit.ts, base, value))
         except _TooLarge:
-            return _reject("too_large", f"text longer than {ctx.max_text_bytes} bytes", name)
+            return _reject("too_large", f"text longer than {limit} bytes", name)
     return ops
 
 
@@ -160,32 +171,34 @@ def _check_scope(state: RecordState | None, ops: list[_Op], change: Change, spec
 
 def _restamp(ops: list[_Op], change: Change, ctx: Context) -> tuple[int, str | None]:
     """Distrust stamps too far ahead of the server's clock: use the server's HLC."""
-    limit = ctx.now_ms + ctx.max_skew_ms
+    limit = f"{min(ctx.now_ms + ctx.max_skew_ms, 10**13 - 1):013d}"  # stamps start with 13 digits: compare as text
     server_stamp: str | None = None
     count = 0
+    trusted = ""
     for op in ops:
-        if stamp_ms(op.ts) > limit:
+        if op.ts[:13] > limit:
             server_stamp = server_stamp or ctx.hlc.now()
             op.ts = server_stamp
             count += 1
-        else:
-            ctx.hlc.observe(op.ts)
+        elif op.ts > trusted:
+            trusted = op.ts
     delete_ts = change.delete.ts if change.delete else None
     if delete_ts is not None:
-        if stamp_ms(delete_ts) > limit:
+        if delete_ts[:13] > limit:
             delete_ts = server_stamp or ctx.hlc.now()
             count += 1
-        else:
-            ctx.hlc.observe(delete_ts)
+        elif delete_ts > trusted:
+            trusted = delete_ts
+    if trusted:
+        ctx.hlc.observe(trusted)
     return count, delete_ts
 
 
-def _fill_authorship(spec: CollectionSpec, ops: list[_Op], ctx: Context) -> None:
+def _fill_authorship(spec: CollectionSpec, ops: list[_Op], names: set[str], ctx: Context) -> None:
     """A creating change without ``created_by``/``created_at`` gets the caller and the
     stamp's time. Done for every change that carries all required fields (not only
     the one that happens to arrive first) so that arrival order does not matter."""
-    names = {op.field.name for op in ops}
-    if not ops or any(name not in names for name in spec.required):
+    if not ops or not names.issuperset(spec.required):
         return
     ts = max(op.ts for op in ops)
     if "created_by" not in names:
@@ -193,6 +206,31 @@ def _fill_authorship(spec: CollectionSpec, ops: list[_Op], ctx: Context) -> None
     if "created_at" not in names:
         when = dt.datetime.fromtimestamp(stamp_ms(ts) / 1000, dt.UTC).isoformat(timespec="milliseconds")
         ops.append(_Op(spec.fields["created_at"], ts, None, value=when.replace("+00:00", "Z")))
+
+
+def _create(spec: CollectionSpec, change: Change, ward: str, ops: list[_Op], delete_ts: str | None) -> Outcome:
+    """The fast path: a record the server has never seen, so nothing to dispute."""
+    state = RecordState(spec.name, change.id, ward, {}, {})
+    fields, stamps, sets = state.fields, state.stamps, state.sets
+    for op in ops:
+        name = op.field.name
+        if op.field.policy is Policy.SET:
+            elements = {e: [op.ts, True] for e in op.add}
+            elements.update({e: [op.ts, False] for e in op.remove})
+            if not elements:
+                continue
+            sets[name] = elements
+            fields[name] = sorted(op.add)
+        else:
+            fields[name] = op.value
+        stamps[name] = op.ts
+    if "ward_id" in fields:
+        state.ward_id = fields["ward_id"]
+    state.tomb = delete_ts
+    out = Outcome(state=state, changed=True, diff={name: (None, value) for name, value in fields.items()})
+    if state.deleted:
+        out.deleted = (False, True)
+    return out
 
 
 def apply_change(state: RecordState | None, change: Change, ctx: Context) -> Outcome:
@@ -214,27 +252,29 @@ def apply_change(state: RecordState | None, change: Change, ctx: Context) -> Out
         return scope
     top_sent = max([op.ts for op in ops] + ([delete.ts] if delete else []))
     restamped, delete_ts = _restamp(ops, change, ctx)
-    _fill_authorship(spec, ops, ctx)
+    _fill_authorship(spec, ops, {op.field.name for op in ops}, ctx)
+    if state is None:
+        out = _create(spec, change, scope, ops, delete_ts)
+        out.restamped, out.top_sent = restamped, top_sent
+        return out
 
-    new = state.copy() if state is not None else RecordState(spec.name, change.id, scope, {}, {})
+    new = state.copy()
     merger = _Merger(new, ctx.principal)
     for op in ops:
         merger.apply(op)
     if delete_ts is not None:
         merger.delete(delete_ts, delete.base if delete else None, state)
-    elif state is not None and ops:
+    elif ops:
         merger.edit_after_delete(state, ops)
 
     out = Outcome(state=new, conflicts=merger.conflicts, restamped=restamped, top_sent=top_sent)
-    out.changed = state is None or merger.touched
-    before_fields = state.fields if state is not None else {}
+    out.changed = merger.touched
     for name in merger.names:
-        old, now = before_fields.get(name), new.fields.get(name)
+        old, now = state.fields.get(name), new.fields.get(name)
         if old != now:
             out.diff[name] = (old, now)
-    was = state.deleted if state is not None else False
-    if new.deleted != was:
-        out.deleted = (was, new.deleted)
+    if new.deleted != state.deleted:
+        out.deleted = (state.deleted, new.deleted)
     return out
 
 

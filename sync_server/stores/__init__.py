@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import ConflictRow, EditRow, Page, RecordRow, Store, StoredChangeset, WriteTx
+from .base import ConflictRow, EditRow, Page, ReadTx, RecordRow, Store, StoredChangeset, WriteTx
 from .errors import AlreadyExists, CursorExpired, CursorInvalid, NotFound, StoreError, StoreUnavailable, UnknownReference
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "EditRow",
     "NotFound",
     "Page",
+    "ReadTx",
     "RecordRow",
     "Store",
     "StoreError",

@@ -1,15 +1,22 @@
 """The store interface: everything the server keeps, behind a few async methods.
 
 Each backend (``sqlite``, ``postgresql``) is a module of its own; the sync service
-drives them through this interface and never sees SQL.  A push runs inside
-:meth:`Store.write`, one transaction that either commits everything or nothing::
+drives them through this interface and never sees SQL.  Pushes are written
+in groups (group commit), merged optimistically: the sync service reads what a
+group needs outside any transaction (:meth:`Store.read`), merges it in memory
+while the previous group commits, then opens a write transaction that checks
+nothing it read has changed and writes everything or nothing::
 
+    async with store.read() as snapshot:
+        prior = await snapshot.changesets(ids)    # answered before? (idempotency)
+        current = await snapshot.records(keys)    # the records the group touches
+    ...merge...
     async with store.write() as tx:
-        prior = await tx.changeset(device_id, changeset_id)
-        current = await tx.records(keys)
-        first_seq = await tx.next_seqs(n)
-        ids = await tx.save(records, edits, conflicts)
-        await tx.remember(device_id, changeset_id, body_hash, answer)
+        if await tx.changesets(ids) or await tx.seqs(keys) != expected:
+            ...merge again, reading through tx...
+        first_seq = await tx.next_seqs(n)         # one new version per changed record
+        first_conflict = await tx.next_conflict_ids(m)
+        await tx.save(records, edits, conflicts, answers)
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from schemas import Device, DeviceToken, Team, User, Ward
 from ..engine.state import RecordState
 from ..principal import Principal
 
-__all__ = ["ConflictRow", "EditRow", "Page", "RecordRow", "Store", "StoredChangeset", "WriteTx"]
+__all__ = ["ConflictRow", "EditRow", "Page", "ReadTx", "RecordRow", "Store", "StoredChangeset", "WriteTx"]
 
 Key = tuple[str, str]  # (collection, id)
 
@@ -55,6 +62,7 @@ class EditRow:
 
 @dataclasses.dataclass(slots=True)
 class ConflictRow:
+    id: int
     collection: str
     record_id: str
     ward_id: str
@@ -71,6 +79,10 @@ class ConflictRow:
 
 @dataclasses.dataclass(slots=True)
 class StoredChangeset:
+    """A change set's answer, kept so that a retry gets the same one."""
+
+    device_id: str
+    changeset_id: str
     body_hash: bytes
     response: bytes
 
@@ -84,30 +96,45 @@ class Page:
     more: bool
 
 
-class WriteTx(abc.ABC):
-    """One write transaction (see the module docstring)."""
+class ReadTx(abc.ABC):
+    """Reads for merging a group of change sets."""
 
     @abc.abstractmethod
-    async def changeset(self, device_id: str, changeset_id: str) -> StoredChangeset | None: ...
+    async def changesets(self, ids: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredChangeset]:
+        """The stored answers of those (device id, change set id) that were applied before."""
 
     @abc.abstractmethod
     async def records(self, keys: Sequence[Key]) -> dict[Key, RecordState]: ...
 
+
+class WriteTx(ReadTx):
+    """One write transaction (see the module docstring)."""
+
+    @abc.abstractmethod
+    async def seqs(self, keys: Sequence[Key]) -> dict[Key, int]:
+        """The current seq of those records that exist, locked until commit."""
+
     @abc.abstractmethod
     async def next_seqs(self, count: int) -> int:
-        """Reserve ``count`` consecutive sequence numbers; returns the first."""
+        """Reserve ``count`` (maybe 0) consecutive sequence numbers; returns the first."""
 
     @abc.abstractmethod
-    async def save(self, records: Sequence[RecordRow], edits: Sequence[EditRow], conflicts: Sequence[ConflictRow]) -> list[int]:
-        """Write record versions, edit-log rows and conflicts; returns the conflicts' ids."""
+    async def next_conflict_ids(self, count: int) -> int:
+        """Reserve ``count`` consecutive conflict ids; returns the first."""
 
     @abc.abstractmethod
-    async def remember(self, device_id: str, changeset_id: str, body_hash: bytes, response: bytes) -> None:
-        """Keep a change set's answer so that a retry gets the same one."""
+    def cursor(self) -> str:
+        """The pull position just after this transaction's writes (after ``next_seqs``)."""
 
     @abc.abstractmethod
-    async def cursor(self) -> str:
-        """The pull position just after this transaction's writes."""
+    async def save(
+        self,
+        records: Sequence[RecordRow],
+        edits: Sequence[EditRow],
+        conflicts: Sequence[ConflictRow],
+        answers: Sequence[StoredChangeset],
+    ) -> None:
+        """Write record versions, edit-log rows, conflicts and change-set answers."""
 
 
 class Store(abc.ABC):
@@ -122,6 +149,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def ping(self) -> bool: ...
+
+    @abc.abstractmethod
+    def read(self) -> AbstractAsyncContextManager[ReadTx]:
+        """Reads outside any write transaction (their results are checked again in one)."""
 
     @abc.abstractmethod
     def write(self) -> AbstractAsyncContextManager[WriteTx]: ...

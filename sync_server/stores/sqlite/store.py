@@ -1,12 +1,15 @@
-"""The embedded store: one SQLite file in WAL mode, through aiosqlite.
+"""The embedded store: one SQLite file in WAL mode.
 
-One writer connection (writes are serialised by SQLite anyway; an asyncio lock
-keeps this process's transactions from interleaving on it) and a few reader
-connections, which WAL lets read while the writer commits.  ``synchronous=FULL``:
-an answered push is on disk, not only in the OS cache.
+Connections: one writer (a plain sqlite3 connection on a thread of its own, so
+that a whole group commit runs as one function there), one planner (reads for
+the sync writer's optimistic merges, apart from pulls) and a few aiosqlite
+readers for pulls and token lookups, which WAL lets read while the writer
+commits.  ``synchronous=FULL``: an answered push is on disk, not only in the OS
+cache.  WAL checkpoints run in the background on a connection of their own, so a
+commit never waits for one.
 
 Pull cursors never skip a change: a write transaction takes SQLite's write lock
-(``BEGIN IMMEDIATE``) before it reserves sequence numbers, so commits happen in
+(``BEGIN IMMEDIATE``) before it numbers new versions, so commits happen in
 sequence order, across every process that opens the file.  A reader that has
 seen sequence ``n`` has seen everything committed before it.
 """
@@ -21,7 +24,6 @@ import datetime as dt
 import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +31,14 @@ import aiosqlite
 
 from schemas import Device, DeviceToken, Team, User, Ward
 
-from ...engine.state import RecordState, decode_state
+from ...engine.state import RecordState
 from ...principal import Principal
-from ..base import ConflictRow, EditRow, Key, Page, RecordRow, Store, StoredChangeset, WriteTx
-from ..errors import AlreadyExists, CursorExpired, CursorInvalid, NotFound, StoreUnavailable, UnknownReference
+from ..base import ConflictRow, EditRow, Key, Page, ReadTx, RecordRow, Store, StoredChangeset, WriteTx
+from ..errors import CursorExpired, CursorInvalid, StoreUnavailable
+from . import _sql
+from ._writer import PRAGMAS, ThreadConnection
 
 __all__ = ["SqliteStore", "path_from_url"]
-
-_CHUNK = 400  # ids per IN (...) list
 
 
 def path_from_url(url: str) -> Path:
@@ -53,111 +55,69 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files(__package__).joinpath("migrations")
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+def _page_query(wards: frozenset[str] | None, after: int, limit: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
+    """One page of records after ``after``, in seq order, one past the limit (to tell ``more``)."""
+    where_collection, collection_args = "", ()
+    if collections is not None:
+        where_collection = f" AND collection IN ({','.join('?' * len(collections))})"
+        collection_args = tuple(sorted(collections))
+    if wards is None:
+        return f"SELECT seq, doc FROM records WHERE seq > ?{where_collection} ORDER BY seq LIMIT ?", [after, *collection_args, limit + 1]
+    if len(wards) == 1:
+        sql = f"SELECT seq, doc FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?"
+        return sql, [next(iter(wards)), after, *collection_args, limit + 1]
+    # one index range per ward, merged: never scans another ward's rows
+    part = f"SELECT * FROM (SELECT seq, doc FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?)"
+    args: list[Any] = []
+    for ward in sorted(wards):
+        args += [ward, after, *collection_args, limit + 1]
+    return " UNION ALL ".join([part] * len(wards)) + " ORDER BY seq LIMIT ?", [*args, limit + 1]
 
 
-def _statements(script: str) -> list[str]:
-    """Split a script into statements (triggers included) the way SQLite reads them."""
-    out, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                out.append(buffer.strip())
-            buffer = ""
-    if buffer.strip() and not buffer.strip().startswith("--"):
-        out.append(buffer.strip())
-    return out
-
-
-class _Tx(WriteTx):
-    def __init__(self, conn: aiosqlite.Connection, store: SqliteStore) -> None:
+class _Reads(ReadTx):
+    def __init__(self, conn: ThreadConnection) -> None:
         self._conn = conn
-        self._store = store
 
-    async def changeset(self, device_id: str, changeset_id: str) -> StoredChangeset | None:
-        async with self._conn.execute(
-            "SELECT body_hash, response FROM changesets WHERE device_id = ? AND changeset_id = ?",
-            (device_id, changeset_id),
-        ) as cur:
-            row = await cur.fetchone()
-        return StoredChangeset(bytes(row[0]), bytes(row[1])) if row else None
+    async def changesets(self, ids: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredChangeset]:
+        return await self._conn.run(_sql.changesets, ids) if ids else {}
 
     async def records(self, keys: Sequence[Key]) -> dict[Key, RecordState]:
-        by_collection: dict[str, list[str]] = {}
-        for collection, record_id in keys:
-            by_collection.setdefault(collection, []).append(record_id)
-        found: dict[Key, RecordState] = {}
-        for collection, ids in by_collection.items():
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                sql = f"SELECT doc, crdt FROM records WHERE collection = ? AND id IN ({','.join('?' * len(chunk))})"
-                for doc, crdt in await self._conn.execute_fetchall(sql, (collection, *chunk)):
-                    state = decode_state(doc, crdt)
-                    found[(state.collection, state.id)] = state
-        return found
+        return await self._conn.run(_sql.records, keys) if keys else {}
+
+
+class _Tx(_Reads, WriteTx):
+    """Holds SQLite's write lock; numbers come from memory, the writes go in with the commit."""
+
+    def __init__(self, conn: ThreadConnection, store: SqliteStore, heads: tuple[int, int]) -> None:
+        super().__init__(conn)
+        self._store = store
+        self._seq_head, self._conflict_head = heads
+        self.pending: tuple[Sequence[RecordRow], Sequence[EditRow], Sequence[ConflictRow], Sequence[StoredChangeset]] | None = None
+
+    async def seqs(self, keys: Sequence[Key]) -> dict[Key, int]:
+        return await self._conn.run(_sql.seqs, keys) if keys else {}
 
     async def next_seqs(self, count: int) -> int:
-        async with self._conn.execute("SELECT coalesce(max(seq), 0) FROM records") as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row[0]) + 1
+        first = self._seq_head + 1
+        self._seq_head += count
+        return first
 
-    async def save(self, records: Sequence[RecordRow], edits: Sequence[EditRow], conflicts: Sequence[ConflictRow]) -> list[int]:
-        if records:
-            await self._conn.executemany(
-                "INSERT INTO records (seq, collection, id, ward_id, deleted, doc, crdt) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, ward_id = excluded.ward_id, "
-                "deleted = excluded.deleted, doc = excluded.doc, crdt = excluded.crdt",
-                [
-                    (r.state.seq, r.state.collection, r.state.id, r.state.ward_id, int(r.state.deleted), r.doc, r.crdt)
-                    for r in records
-                ],
-            )
-        if edits:
-            await self._conn.executemany(
-                "INSERT INTO edits (collection, record_id, ward_id, seq, at, user_id, device_id, changeset_id, diff) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (e.collection, e.record_id, e.ward_id, e.seq, e.at, e.user_id, e.device_id, e.changeset_id, e.diff)
-                    for e in edits
-                ],
-            )
-        if not conflicts:
-            return []
-        async with self._conn.execute("SELECT coalesce(max(id), 0) FROM conflicts") as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        first = int(row[0]) + 1
-        ids = list(range(first, first + len(conflicts)))
-        await self._conn.executemany(
-            "INSERT INTO conflicts (id, collection, record_id, ward_id, field, kind, winner, server, client, "
-            "device_id, user_id, changeset_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (i, c.collection, c.record_id, c.ward_id, c.field, c.kind, c.winner, c.server, c.client,
-                 c.device_id, c.user_id, c.changeset_id, c.created_at)
-                for i, c in zip(ids, conflicts)
-            ],
-        )
-        return ids
+    async def next_conflict_ids(self, count: int) -> int:
+        first = self._conflict_head + 1
+        self._conflict_head += count
+        return first
 
-    async def remember(self, device_id: str, changeset_id: str, body_hash: bytes, response: bytes) -> None:
-        await self._conn.execute(
-            "INSERT INTO changesets (device_id, changeset_id, body_hash, response, created_at) VALUES (?, ?, ?, ?, ?)",
-            (device_id, changeset_id, body_hash, response, _now()),
-        )
+    def cursor(self) -> str:
+        return self._store.encode_cursor(self._seq_head)
 
-    async def cursor(self) -> str:
-        async with self._conn.execute("SELECT coalesce(max(seq), 0) FROM records") as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        return self._store.encode_cursor(int(row[0]))
+    async def save(
+        self,
+        records: Sequence[RecordRow],
+        edits: Sequence[EditRow],
+        conflicts: Sequence[ConflictRow],
+        answers: Sequence[StoredChangeset],
+    ) -> None:
+        self.pending = (records, edits, conflicts, answers)
 
 
 class SqliteStore(Store):
@@ -166,24 +126,20 @@ class SqliteStore(Store):
         self.path = path_from_url(url)
         self._reader_count = readers
         self._busy_timeout_ms = busy_timeout_ms
-        self._writer: aiosqlite.Connection | None = None
+        self._writer = ThreadConnection(self.path, busy_timeout_ms, "writer")
+        self._planner = ThreadConnection(self.path, busy_timeout_ms, "planner")
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = itertools.count()
         self._lock = asyncio.Lock()
+        self._checkpointer: asyncio.Task[None] | None = None
+        self._opened = False
         self.epoch = ""
 
     # -- lifecycle ------------------------------------------------------------
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in (
-            f"PRAGMA busy_timeout = {self._busy_timeout_ms}",
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = FULL",
-            "PRAGMA foreign_keys = ON",
-            "PRAGMA temp_store = MEMORY",
-            "PRAGMA cache_size = -65536",
-        ):
+        for pragma in PRAGMAS(self._busy_timeout_ms):
             await conn.execute(pragma)
         return conn
 
@@ -191,52 +147,48 @@ class SqliteStore(Store):
         if self.path.parent != Path(""):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._writer = await self._connect()
-            await self._migrate(self._writer)
+            await self._writer.open()
+            await self._writer.run(_sql.migrate)
+            await self._planner.open()
             self._readers = [await self._connect() for _ in range(self._reader_count)]
-        except sqlite3.Error as exc:
+            self.epoch = await self._writer.run(lambda conn: str(conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]))
+        except (sqlite3.Error, OSError) as exc:
             await self.close()
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
-        async with self._writer.execute("SELECT value FROM meta WHERE key = 'epoch'") as cur:
-            row = await cur.fetchone()
-        assert row is not None
-        self.epoch = str(row[0])
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop(await self._connect()))
+        self._opened = True
 
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
-        """Apply the numbered migrations this file lacks, each in one transaction.
-
-        The write lock is taken before the version is read, so several workers
-        starting at once migrate exactly once."""
-        for version, script in _migrations():
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                async with conn.execute("PRAGMA user_version") as cur:
-                    row = await cur.fetchone()
-                if row is not None and row[0] >= version:
-                    await conn.execute("ROLLBACK")
-                    continue
-                for statement in _statements(script):
-                    await conn.execute(statement)
-                if version == 1:
-                    await conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(8))))")
-                await conn.execute(f"PRAGMA user_version = {version}")
-                await conn.execute("COMMIT")
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
+    async def _checkpoint_loop(self, conn: aiosqlite.Connection, every_s: float = 0.5) -> None:
+        """Copy the write-ahead log into the database, off the commit path."""
+        try:
+            while True:
+                await asyncio.sleep(every_s)
+                with contextlib.suppress(sqlite3.Error):
+                    await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(conn.close())
 
     async def close(self) -> None:
-        for conn in [self._writer, *self._readers]:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.close()
-        self._writer, self._readers = None, []
+        self._opened = False
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+            self._checkpointer = None
+        for conn in self._readers:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        self._readers = []
+        for thread in (self._writer, self._planner):
+            with contextlib.suppress(Exception):
+                await thread.close()
 
     async def ping(self) -> bool:
         try:
             async with self._reader().execute("SELECT 1") as cur:
                 return await cur.fetchone() is not None
-        except (sqlite3.Error, ValueError):
+        except (sqlite3.Error, ValueError, StoreUnavailable):
             return False
 
     def _reader(self) -> aiosqlite.Connection:
@@ -244,32 +196,37 @@ class SqliteStore(Store):
             raise StoreUnavailable("the store is closed")
         return self._readers[next(self._next_reader) % len(self._readers)]
 
-    @property
-    def _w(self) -> aiosqlite.Connection:
-        if self._writer is None:
-            raise StoreUnavailable("the store is closed")
-        return self._writer
+    async def _on_writer(self, fn: Any, *args: Any) -> Any:
+        """Run a write function on the writer thread, one at a time in this process."""
+        async with self._lock:
+            try:
+                return await asyncio.shield(self._writer.run(fn, *args))
+            except sqlite3.OperationalError as exc:  # e.g. locked by another process past busy_timeout
+                raise StoreUnavailable(f"the store is busy or failing: {exc}") from exc
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            conn = self._w
-            try:
-                await conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:  # locked by another process past busy_timeout
-                raise StoreUnavailable(f"the store is busy: {exc}") from exc
-            try:
-                yield conn
-            except BaseException:
-                await asyncio.shield(conn.execute("ROLLBACK"))
-                raise
-            else:
-                await asyncio.shield(conn.execute("COMMIT"))
+    async def read(self) -> AsyncIterator[ReadTx]:
+        if not self._opened:
+            raise StoreUnavailable("the store is closed")
+        yield _Reads(self._planner)
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[WriteTx]:
-        async with self._transaction() as conn:
-            yield _Tx(conn, self)
+        async with self._lock:
+            try:
+                heads = await asyncio.shield(self._writer.run(_sql.begin))
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"the store is busy: {exc}") from exc
+            tx = _Tx(self._writer, self, heads)
+            try:
+                yield tx
+            except BaseException:
+                await asyncio.shield(self._writer.run(_sql.rollback))
+                raise
+            if tx.pending is None:
+                await asyncio.shield(self._writer.run(_sql.commit))
+            else:
+                await asyncio.shield(self._writer.run(_sql.save_and_commit, *tx.pending, _now()))
 
     # -- pull -----------------------------------------------------------------
 
@@ -294,34 +251,21 @@ class SqliteStore(Store):
     ) -> Page:
         after = self._decode_cursor(cursor) if cursor else 0
         conn = self._reader()
-        async with conn.execute("SELECT coalesce(max(seq), 0) FROM records") as cur:
-            row = await cur.fetchone()
-        head = int(row[0]) if row else 0
-        if after > head:
-            raise CursorExpired("the cursor is ahead of this store (restored from a backup?); pull again from the start")
         if wards is not None and not wards:
-            return Page([], self.encode_cursor(after), False)
-        where_collection, collection_args = "", ()
-        if collections is not None:
-            where_collection = f" AND collection IN ({','.join('?' * len(collections))})"
-            collection_args = tuple(sorted(collections))
-        args: list[Any]
-        if wards is None:
-            sql = f"SELECT seq, doc FROM records WHERE seq > ?{where_collection} ORDER BY seq LIMIT ?"
-            args = [after, *collection_args, limit + 1]
+            rows: list[Any] = []
         else:
-            # one index range per ward, merged: never scans another ward's rows
-            part = f"SELECT * FROM (SELECT seq, doc FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?)"
-            sql = " UNION ALL ".join([part] * len(wards)) + " ORDER BY seq LIMIT ?"
-            args = []
-            for ward in sorted(wards):
-                args += [ward, after, *collection_args, limit + 1]
-            args.append(limit + 1)
-        rows = await conn.execute_fetchall(sql, args)
+            sql, args = _page_query(wards, after, limit, collections)
+            rows = list(await conn.execute_fetchall(sql, args))
+        if not rows and after:
+            # nothing newer: is the cursor from the future of a store restored from a backup?
+            async with conn.execute("SELECT coalesce(max(seq), 0) FROM records") as cur:
+                row = await cur.fetchone()
+            if row is not None and after > int(row[0]):
+                raise CursorExpired("the cursor is ahead of this store (restored from a backup?); pull again from the start")
         more = len(rows) > limit
-        rows = list(rows)[:limit]
+        rows = rows[:limit]
         last = rows[-1][0] if rows else after
-        return Page([bytes(r[1]) for r in rows], self.encode_cursor(last), more)
+        return Page([r[1] for r in rows], self.encode_cursor(last), more)
 
     # -- identity -------------------------------------------------------------
 
@@ -342,57 +286,8 @@ class SqliteStore(Store):
         wards = frozenset(row[3].split(",")) if row[3] else frozenset()
         return Principal(user_id=row[1], device_id=row[0], role=row[2], wards=wards)
 
-    async def _exists(self, conn: aiosqlite.Connection, table: str, ids: Sequence[str]) -> set[str]:
-        if not ids:
-            return set()
-        sql = f"SELECT id FROM {table} WHERE id IN ({','.join('?' * len(ids))})"
-        return {row[0] for row in await conn.execute_fetchall(sql, tuple(ids))}
-
-    async def _require(self, conn: aiosqlite.Connection, table: str, ids: Sequence[str], what: str) -> None:
-        missing = sorted(set(ids) - await self._exists(conn, table, ids))
-        if missing:
-            raise UnknownReference(f"no {what} {', '.join(missing)}")
-
     async def create(self, entity: Ward | Team | User | DeviceToken, token_hash: str | None = None) -> None:
-        now = _now()
-        async with self._transaction() as conn:
-            try:
-                match entity:
-                    case Ward():
-                        await conn.execute(
-                            "INSERT INTO wards (id, name, timezone, created_at) VALUES (?, ?, ?, ?)",
-                            (entity.id, entity.name, entity.timezone, now),
-                        )
-                    case Team():
-                        await self._require(conn, "wards", [entity.ward_id], "ward")
-                        await conn.execute(
-                            "INSERT INTO teams (id, ward_id, name, created_at) VALUES (?, ?, ?, ?)",
-                            (entity.id, entity.ward_id, entity.name, now),
-                        )
-                    case User():
-                        await self._require(conn, "teams", entity.team_ids, "team")
-                        await self._require(conn, "wards", entity.ward_ids, "ward")
-                        await conn.execute(
-                            "INSERT INTO users (id, name, role, created_at) VALUES (?, ?, ?, ?)",
-                            (entity.id, entity.name, entity.role, now),
-                        )
-                        await conn.executemany(
-                            "INSERT INTO user_teams (user_id, team_id) VALUES (?, ?)",
-                            [(entity.id, t) for t in sorted(set(entity.team_ids))],
-                        )
-                        await conn.executemany(
-                            "INSERT INTO user_wards (user_id, ward_id) VALUES (?, ?)",
-                            [(entity.id, w) for w in sorted(set(entity.ward_ids))],
-                        )
-                    case DeviceToken():
-                        assert token_hash is not None
-                        await self._require(conn, "users", [entity.user_id], "user")
-                        await conn.execute(
-                            "INSERT INTO devices (device_id, user_id, token_hash, created_at) VALUES (?, ?, ?, ?)",
-                            (entity.device_id, entity.user_id, token_hash, now),
-                        )
-            except sqlite3.IntegrityError as exc:
-                raise AlreadyExists(f"{type(entity).__name__.lower()} exists already") from exc
+        await self._on_writer(_sql.create_entity, entity, token_hash, _now())
 
     async def entities(self, kind: type[Ward] | type[Team] | type[User] | type[Device]) -> Sequence[Ward | Team | User | Device]:
         conn = self._reader()
@@ -417,10 +312,4 @@ class SqliteStore(Store):
         return [Device(device_id=r[0], user_id=r[1], created_at=r[2], revoked_at=r[3]) for r in rows]
 
     async def revoke_device(self, device_id: str) -> None:
-        async with self._transaction() as conn:
-            async with conn.execute("SELECT revoked_at FROM devices WHERE device_id = ?", (device_id,)) as cur:
-                row = await cur.fetchone()
-            if row is None:
-                raise NotFound(f"no device {device_id}")
-            if row[0] is None:
-                await conn.execute("UPDATE devices SET revoked_at = ? WHERE device_id = ?", (_now(), device_id))
+        await self._on_writer(_sql.revoke_device, device_id, _now())

@@ -105,11 +105,13 @@ CREATE TABLE conflicts (
 CREATE INDEX conflicts_ward_status ON conflicts (ward_id, status, id);
 
 -- Idempotency: the answer of every change set, by (device, change set id).
+-- A rowid table: answers are appended, the small key index points at them.
 CREATE TABLE changesets (
+    id           INTEGER PRIMARY KEY,
     device_id    TEXT NOT NULL,
     changeset_id TEXT NOT NULL,
     body_hash    BLOB NOT NULL,
     response     BLOB NOT NULL,
     created_at   TEXT NOT NULL,
-    PRIMARY KEY (device_id, changeset_id)
-) WITHOUT ROWID;
+    UNIQUE (device_id, changeset_id)
+);
