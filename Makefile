@@ -20,6 +20,7 @@ serve: install
 	$(BIN)/patrol-sync serve
 
 test: install
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: install

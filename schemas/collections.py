@@ -263,7 +263,7 @@ def _strip_marker(annotation: Any) -> tuple[Any, _Marker | None]:
         markers = [e for e in extras if isinstance(e, _Marker)]
         rest = [e for e in extras if not isinstance(e, _Marker)]
         marker = markers[0] if markers else None
-        annotation = Annotated[(base, *rest)] if rest else base  # type: ignore[valid-type]
+        annotation = Annotated[(base, *rest)] if rest else base
     elif typing.get_origin(annotation) in (typing.Union, types.UnionType):
         parts = [_strip_marker(a) for a in typing.get_args(annotation)]
         marker = next((m for _, m in parts if m is not None), None)
@@ -311,7 +311,7 @@ def _spec(struct: type[Record]) -> CollectionSpec:
 #: Every synced collection, by wire name.
 COLLECTIONS: Mapping[str, CollectionSpec] = {
     spec.name: spec
-    for spec in map(_spec, (Premises, Check, Violation, Patrol, Tip, SafetyGroup, FirePoint, Target))
+    for spec in (_spec(s) for s in (Premises, Check, Violation, Patrol, Tip, SafetyGroup, FirePoint, Target))
 }
 
 

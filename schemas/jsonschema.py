@@ -12,6 +12,7 @@ import msgspec
 
 from .admin import Device, DeviceToken, NewDevice, NewTeam, NewUser, NewWard, Team, User, Ward
 from .collections import COLLECTIONS
+from .supervision import ChecksReport, ConflictList, FleetHealth, RecordHistory, Resolution, SearchResults, SummaryReport, TargetsReport
 from .wire import Conflict, Health, Problem, PulledRecord, PullResponse, PushRequest, PushResponse
 
 __all__ = ["WIRE_TYPES", "document"]
@@ -21,6 +22,14 @@ WIRE_TYPES: tuple[Any, ...] = (
     PushResponse[PulledRecord],
     PullResponse[PulledRecord],
     Conflict,
+    ConflictList,
+    Resolution,
+    SummaryReport,
+    ChecksReport,
+    TargetsReport,
+    RecordHistory,
+    SearchResults,
+    FleetHealth,
     Problem,
     Health,
     NewWard,

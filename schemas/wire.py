@@ -102,7 +102,7 @@ def _change_type(spec: CollectionSpec) -> type[Change]:
     prefix = _pascal(spec.name)
     edit_fields = []
     for f in spec.fields.values():
-        edit: type[FieldEdit]
+        edit: type[Struct]
         if f.policy is Policy.SET:
             edit = SetEdit
         else:
@@ -118,7 +118,7 @@ def _change_type(spec: CollectionSpec) -> type[Change]:
     edits = msgspec.defstruct(
         f"{prefix}Edits", edit_fields, forbid_unknown_fields=True, omit_defaults=True, module=__name__
     )
-    return msgspec.defstruct(  # type: ignore[no-any-return]
+    change: type[Change] = msgspec.defstruct(  # type: ignore[assignment]
         f"{prefix}Change",
         [("fields", edits, msgspec.field(default_factory=edits))],
         bases=(Change,),
@@ -127,6 +127,7 @@ def _change_type(spec: CollectionSpec) -> type[Change]:
         forbid_unknown_fields=True,
         module=__name__,
     )
+    return change
 
 
 #: The change type of each collection, by wire name.

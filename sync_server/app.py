@@ -128,4 +128,3 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         ),
         debug=False,
     )
-    return app

@@ -27,6 +27,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -162,7 +163,14 @@ class PushWriter:
                 plan = None  # the previous group failed or merged again: the overlay was not written
             handed = plan
             writing = asyncio.create_task(self._finish(group, plan))
-            writing.add_done_callback(lambda _, n=len(group): [self._queue.task_done() for _ in range(n)])
+            writing.add_done_callback(self._done(len(group)))
+
+    def _done(self, count: int) -> Callable[[asyncio.Task[Any]], None]:
+        def mark(_task: asyncio.Task[Any]) -> None:
+            for _ in range(count):
+                self._queue.task_done()
+
+        return mark
 
     async def _finish(self, group: list[_Job], plan: _Plan | None) -> _Plan | None:
         """Write one group; returns its plan, or None when any of it failed."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from litestar import Controller, delete, get, post
 from litestar.datastructures import State
@@ -10,6 +11,7 @@ from schemas import Device, DeviceToken, NewDevice, NewTeam, NewUser, NewWard, T
 
 from .. import identity
 from ..auth import admins_only
+from ..stores import Store
 
 __all__ = ["AdminController"]
 
@@ -46,16 +48,20 @@ class AdminController(Controller):
 
     @get("/wards")
     async def list_wards(self, state: State) -> Sequence[Ward]:
-        return await state.store.entities(Ward)  # type: ignore[return-value]
+        store: Store = state.store
+        return cast(Sequence[Ward], await store.entities(Ward))
 
     @get("/teams")
     async def list_teams(self, state: State) -> Sequence[Team]:
-        return await state.store.entities(Team)  # type: ignore[return-value]
+        store: Store = state.store
+        return cast(Sequence[Team], await store.entities(Team))
 
     @get("/users")
     async def list_users(self, state: State) -> Sequence[User]:
-        return await state.store.entities(User)  # type: ignore[return-value]
+        store: Store = state.store
+        return cast(Sequence[User], await store.entities(User))
 
     @get("/devices")
     async def list_devices(self, state: State) -> Sequence[Device]:
-        return await state.store.entities(Device)  # type: ignore[return-value]
+        store: Store = state.store
+        return cast(Sequence[Device], await store.entities(Device))

@@ -341,7 +341,7 @@ class _Merger:
                 self._set(name, op.value, op.ts)
         else:  # rank
             order = op.field.rank or {}
-            new_rank, cur_rank = order[op.value], order[cur]
+            new_rank, cur_rank = order[op.value], order[str(cur)]
             wins = new_rank > cur_rank or (new_rank == cur_rank and _above(op.ts, op.value, cur_ts, cur))
             if new_rank < cur_rank:
                 self._conflict(op, "rank", "server", cur, cur_ts)  # a step back is kept out

@@ -25,7 +25,7 @@ import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
@@ -57,7 +57,7 @@ def _now() -> str:
 
 def _page_query(wards: frozenset[str] | None, after: int, limit: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
     """One page of records after ``after``, in seq order, one past the limit (to tell ``more``)."""
-    where_collection, collection_args = "", ()
+    where_collection, collection_args = "", cast(tuple[str, ...], ())
     if collections is not None:
         where_collection = f" AND collection IN ({','.join('?' * len(collections))})"
         collection_args = tuple(sorted(collections))
