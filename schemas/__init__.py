@@ -1,6 +1,6 @@
 """The one wire vocabulary of patrol-sync, shared by the server and the SDK."""
 
-from ._constraints import ChangesetId, Day, DeviceId, Element, Id, Stamp, Timestamp
+from ._constraints import STAMP_PATTERN, ChangesetId, Day, DeviceId, Element, Id, Stamp, Timestamp
 from .admin import Device, DeviceToken, NewDevice, NewTeam, NewUser, NewWard, Role, Team, User, Ward
 from .collections import (
     COLLECTIONS,
@@ -63,6 +63,7 @@ __all__ = [
     "COLLECTIONS",
     "HLC",
     "SERVER_NODE",
+    "STAMP_PATTERN",
     "AnyChange",
     "Change",
     "ChangeResult",

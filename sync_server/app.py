@@ -20,10 +20,20 @@ from schemas import ErrorItem, Problem
 
 from . import errors, openapi
 from .auth import TokenAuthMiddleware
-from .controllers import AdminController, SyncController, health
+from .controllers import (
+    AdminController,
+    ConflictsController,
+    DevicesController,
+    RecordsController,
+    ReportsController,
+    SearchController,
+    SyncController,
+    health,
+)
 from .service import SyncService
 from .settings import Settings
 from .stores import Store, StoreError, store_for
+from .supervision import SupervisionService
 from .stores import errors as store_errors
 
 __all__ = ["create_app"]
@@ -98,6 +108,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         service = SyncService(the_store, settings)
         await service.start()
         app.state.service = service
+        app.state.supervision = SupervisionService(the_store, service.writer, service.hlc, service.fleet)
         try:
             yield
         finally:
@@ -107,11 +118,26 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     def service(request: Request[Any, Any, Any]) -> SyncService:
         return request.app.state.service  # type: ignore[no-any-return]
 
+    def supervision(request: Request[Any, Any, Any]) -> SupervisionService:
+        return request.app.state.supervision  # type: ignore[no-any-return]
+
     return Litestar(
-        route_handlers=[health, SyncController, AdminController],
+        route_handlers=[
+            health,
+            SyncController,
+            AdminController,
+            ReportsController,
+            ConflictsController,
+            RecordsController,
+            SearchController,
+            DevicesController,
+        ],
         lifespan=[lifespan],
         middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema"])],
-        dependencies={"service": Provide(service, sync_to_thread=False)},
+        dependencies={
+            "service": Provide(service, sync_to_thread=False),
+            "supervision": Provide(supervision, sync_to_thread=False),
+        },
         exception_handlers={
             errors.ProblemError: _on_problem,
             StoreError: _on_store_error,

@@ -11,10 +11,11 @@ from schemas import HLC, SERVER_NODE, PullResponse
 from . import codec
 from .codec import DecodedPush
 from .errors import Forbidden, Unavailable
+from .fleet import FleetMonitor
 from .principal import Principal
 from .settings import Settings
 from .stores import Store
-from .writer import PushWriter
+from .writer import PushOutcome, PushWriter
 
 __all__ = ["SyncService"]
 
@@ -25,14 +26,17 @@ class SyncService:
         self.settings = settings
         self.hlc = hlc or HLC(SERVER_NODE)
         self.writer = PushWriter(store, settings, self.hlc)
+        self.fleet = FleetMonitor(store)
 
     async def start(self) -> None:
         self.writer.start()
+        self.fleet.start()
 
     async def stop(self) -> None:
         await self.writer.stop()
+        await self.fleet.stop()
 
-    async def push(self, principal: Principal, push: DecodedPush) -> bytes:
+    async def push(self, principal: Principal, push: DecodedPush) -> PushOutcome:
         """Apply a change set; the answer is JSON, kept for retries (idempotency)."""
         if push.device_id != principal.device_id:
             raise Forbidden(f"this token belongs to device {principal.device_id}, not {push.device_id}")

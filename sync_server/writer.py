@@ -40,9 +40,9 @@ from .engine.state import encode_crdt, encode_doc
 from .errors import ChangesetReused, Forbidden
 from .principal import Principal
 from .settings import Settings
-from .stores import ConflictRow, EditRow, ReadTx, RecordRow, Store, StoredChangeset, WriteTx
+from .stores import ConflictRow, EditRow, ReadTx, RecordRow, ResolvedConflict, Store, StoredChangeset, WriteTx
 
-__all__ = ["PushWriter"]
+__all__ = ["PushOutcome", "PushWriter"]
 
 log = logging.getLogger("patrol_sync.writer")
 
@@ -65,10 +65,22 @@ class _EditDiff(msgspec.Struct, omit_defaults=True):
 
 
 @dataclasses.dataclass(slots=True)
+class PushOutcome:
+    """A change set's answer (JSON), and what fleet health wants to know of it."""
+
+    answer: bytes
+    rejected: int = 0
+    #: answered from the stored answer of an earlier identical push
+    replayed: bool = False
+
+
+@dataclasses.dataclass(slots=True)
 class _Job:
     principal: Principal
     push: DecodedPush
-    future: asyncio.Future[bytes]
+    future: asyncio.Future[PushOutcome]
+    #: a conflict this change set resolves, marked so in the same transaction if it applies
+    resolution: ResolvedConflict | None = None
 
     @property
     def id(self) -> ChangesetKey:
@@ -129,8 +141,8 @@ class PushWriter:
             pass
         self._task = None
 
-    async def submit(self, principal: Principal, push: DecodedPush) -> bytes:
-        job = _Job(principal, push, asyncio.get_running_loop().create_future())
+    async def submit(self, principal: Principal, push: DecodedPush, resolution: ResolvedConflict | None = None) -> PushOutcome:
+        job = _Job(principal, push, asyncio.get_running_loop().create_future(), resolution)
         self._queue.put_nowait(job)
         # a client that hangs up does not cancel its change set: it is applied, or not, whole
         return await asyncio.shield(job.future)
@@ -189,7 +201,7 @@ class PushWriter:
             _settle(job.future, answer)
         return plan
 
-    async def _write(self, group: list[_Job], plan: _Plan | None) -> tuple[_Plan, list[bytes | Exception]]:
+    async def _write(self, group: list[_Job], plan: _Plan | None) -> tuple[_Plan, list[PushOutcome | Exception]]:
         async with self.store.write() as tx:
             stored = await tx.changesets(list(dict.fromkeys(job.id for job in group)))
             if plan is None or not await self._still_valid(plan, stored, tx):
@@ -210,19 +222,25 @@ class PushWriter:
             cursor = tx.cursor()
             for m in plan.merged:
                 stored[m.job.id] = StoredChangeset(*m.job.id, m.job.push.body_hash, _answer(m, plan.working, docs, cursor))
+            resolved = [r for r, n in ((m.job.resolution, _rejected(m)) for m in plan.merged) if r is not None and n == 0]
+            if resolved:
+                await tx.resolve_conflicts(resolved)
             await tx.save(
                 [RecordRow(plan.working[key], docs[key], encode_crdt(plan.working[key])) for key in plan.dirty],
                 edits,
                 [_conflict_row(c) for c in conflicts],
                 [stored[m.job.id] for m in plan.merged],
             )
-        answers: list[bytes | Exception] = []
+        merged_by_id = {m.job.id: m for m in plan.merged}
+        answers: list[PushOutcome | Exception] = []
         for job in group:
             answer = stored[job.id]
             if answer.body_hash != job.push.body_hash:
                 answers.append(ChangesetReused(f"change set {job.push.changeset_id} of device {job.push.device_id} was sent before with another body"))
+            elif (mine := merged_by_id.get(job.id)) is not None and mine.job is job:
+                answers.append(PushOutcome(answer.response, rejected=_rejected(mine)))
             else:
-                answers.append(answer.response)
+                answers.append(PushOutcome(answer.response, replayed=True))
         return plan, answers
 
     async def _still_valid(self, plan: _Plan, stored: dict[ChangesetKey, StoredChangeset], tx: WriteTx) -> bool:
@@ -360,7 +378,11 @@ def _warnings(m: _Merged) -> list[Warning]:
     ]
 
 
-def _settle(future: asyncio.Future[bytes], result: bytes | BaseException) -> None:
+def _rejected(m: _Merged) -> int:
+    return sum(1 for item in m.items if isinstance(item, Rejected))
+
+
+def _settle(future: asyncio.Future[PushOutcome], result: PushOutcome | BaseException) -> None:
     if future.done():
         return
     if isinstance(result, BaseException):

@@ -1,7 +1,21 @@
 """HTTP controllers, one module per resource. They never touch a database driver."""
 
 from .admin import AdminController
+from .conflicts import ConflictsController
+from .devices import DevicesController
 from .health import health
+from .records import RecordsController
+from .reports import ReportsController
+from .search import SearchController
 from .sync import SyncController
 
-__all__ = ["AdminController", "SyncController", "health"]
+__all__ = [
+    "AdminController",
+    "ConflictsController",
+    "DevicesController",
+    "RecordsController",
+    "ReportsController",
+    "SearchController",
+    "SyncController",
+    "health",
+]

@@ -5,10 +5,11 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromQuery, QueryParameter
 
-from schemas import COLLECTIONS
+from schemas import COLLECTIONS, Change
 
 from .. import codec
 from ..errors import BadRequest, Unprocessable
+from ..fleet import parse_client_header
 from ..principal import Principal
 from litestar.di import NamedDependency
 
@@ -16,6 +17,18 @@ from ..service import SyncService
 from ._wire import wire_response
 
 __all__ = ["SyncController"]
+
+
+def _top_stamp(push: codec.DecodedPush) -> str | None:
+    """The highest stamp a push carries: its device's clock, at the latest edit."""
+    top = ""
+    for change in push.changes:
+        if isinstance(change, Change):
+            for _, edit in change.edits():
+                top = max(top, edit.ts)
+            if change.delete is not None:
+                top = max(top, change.delete.ts)
+    return top or None
 
 
 class SyncController(Controller):
@@ -28,7 +41,10 @@ class SyncController(Controller):
         fmt = codec.request_format(request.headers.get("content-type"))
         body = codec.read_body(await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes)
         push = codec.decode_push(body, fmt, settings.max_changes)
-        return wire_response(request, await service.push(request.user, push))
+        outcome = await service.push(request.user, push)
+        client = parse_client_header(request.headers.get("x-client"))
+        service.fleet.note(request.user, "push", client, _top_stamp(push), 0 if outcome.replayed else outcome.rejected)
+        return wire_response(request, outcome.answer)
 
     @get("/pull", summary="Pull records changed after a cursor, in commit order")
     async def pull(
@@ -52,4 +68,5 @@ class SyncController(Controller):
                 raise BadRequest(f"unknown collections: {', '.join(unknown)}")
         fmt = codec.response_format(request.headers.get("accept"))
         body = await service.pull(request.user, cursor or None, limit, wanted, fmt)
+        service.fleet.note(request.user, "pull", parse_client_header(request.headers.get("x-client")))
         return Response(body, media_type=codec.MSGPACK if fmt == "msgpack" else codec.JSON)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import ConflictRow, EditRow, Page, ReadTx, RecordRow, Store, StoredChangeset, WriteTx
+from .base import ConflictRow, EditRow, HealthUpdate, Page, ReadTx, RecordRow, ResolvedConflict, Store, StoredChangeset, TargetRow, WriteTx
 from .errors import AlreadyExists, CursorExpired, CursorInvalid, NotFound, StoreError, StoreUnavailable, UnknownReference
 
 __all__ = [
@@ -11,14 +11,17 @@ __all__ = [
     "CursorExpired",
     "CursorInvalid",
     "EditRow",
+    "HealthUpdate",
     "NotFound",
     "Page",
     "ReadTx",
     "RecordRow",
+    "ResolvedConflict",
     "Store",
     "StoreError",
     "StoreUnavailable",
     "StoredChangeset",
+    "TargetRow",
     "UnknownReference",
     "WriteTx",
     "store_for",
@@ -34,8 +37,8 @@ def store_for(url: str) -> Store:
         return SqliteStore(url)
     if scheme in ("postgresql", "postgres"):
         try:
-            from .postgres import PostgresStore  # type: ignore[import-not-found]
+            from .postgres import PostgresStore
         except ImportError as exc:
             raise ValueError(f"PostgreSQL support is not available: {exc}") from None
-        return PostgresStore(url)  # type: ignore[no-any-return]
+        return PostgresStore(url)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///file.db or postgresql://...")

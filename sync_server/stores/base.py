@@ -23,15 +23,41 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import datetime as dt
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 
-from schemas import Device, DeviceToken, Team, User, Ward
+from schemas import (
+    CheckRow,
+    Conflict,
+    Device,
+    DeviceHealth,
+    DeviceToken,
+    GroupBy,
+    PremisesHit,
+    RecordHistory,
+    SummaryReport,
+    Team,
+    User,
+    Ward,
+)
 
 from ..engine.state import RecordState
 from ..principal import Principal
 
-__all__ = ["ConflictRow", "EditRow", "Page", "ReadTx", "RecordRow", "Store", "StoredChangeset", "WriteTx"]
+__all__ = [
+    "ConflictRow",
+    "EditRow",
+    "HealthUpdate",
+    "Page",
+    "ReadTx",
+    "RecordRow",
+    "ResolvedConflict",
+    "Store",
+    "StoredChangeset",
+    "TargetRow",
+    "WriteTx",
+]
 
 Key = tuple[str, str]  # (collection, id)
 
@@ -88,6 +114,40 @@ class StoredChangeset:
 
 
 @dataclasses.dataclass(slots=True)
+class ResolvedConflict:
+    """A supervisor's decision on a conflict, written with the edit that carries it out."""
+
+    conflict_id: int
+    resolved_by: str
+    resolved_at: str
+    resolution: bytes  # JSON: {"choice", "value", "changeset_id"}
+
+
+@dataclasses.dataclass(slots=True)
+class TargetRow:
+    id: str
+    ward_id: str
+    metric: str
+    period: str
+    target: int
+
+
+@dataclasses.dataclass(slots=True)
+class HealthUpdate:
+    """What one device's requests told us since the last flush (None: nothing new)."""
+
+    device_id: str
+    last_push_at: str | None = None
+    last_pull_at: str | None = None
+    client: str | None = None
+    client_version: str | None = None
+    schema: int | None = None
+    pending: int | None = None
+    clock_offset_ms: int | None = None
+    rejected: int = 0
+
+
+@dataclasses.dataclass(slots=True)
 class Page:
     """One pull page: stored record documents, the cursor after them, and whether more wait."""
 
@@ -125,6 +185,10 @@ class WriteTx(ReadTx):
     @abc.abstractmethod
     def cursor(self) -> str:
         """The pull position just after this transaction's writes (after ``next_seqs``)."""
+
+    @abc.abstractmethod
+    async def resolve_conflicts(self, resolved: Sequence[ResolvedConflict]) -> None:
+        """Mark conflicts resolved, with the writes of this transaction."""
 
     @abc.abstractmethod
     async def save(
@@ -183,3 +247,43 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def revoke_device(self, device_id: str) -> None:
         """Revoke a device's token at once. Raises NotFound."""
+
+    # -- supervision (PROTOCOL.md sections 6, 6c, 6d) --------------------------------
+    # ``wards`` is always a concrete list (the caller's scope or the asked ward);
+    # ``start``/``end`` are local days, both inclusive, None for open ends.
+
+    @abc.abstractmethod
+    async def summary(self, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> SummaryReport:
+        """Counts over live records (see ``projections``); ``wards``/``from_``/``to`` echo the arguments."""
+
+    @abc.abstractmethod
+    async def check_rows(self, wards: Sequence[str], group_by: GroupBy, start: dt.date | None, end: dt.date | None) -> list[CheckRow]:
+        """Checks grouped by ``group_by``, ordered by key."""
+
+    @abc.abstractmethod
+    async def targets(self, wards: Sequence[str], period: str | None) -> list[TargetRow]:
+        """Live targets of these wards (of one period, or all)."""
+
+    @abc.abstractmethod
+    async def conflicts(
+        self, wards: Sequence[str], status: str | None, collection: str | None, after: int | None, limit: int
+    ) -> list[Conflict]:
+        """Conflicts of these wards, oldest first, after the conflict id ``after``."""
+
+    @abc.abstractmethod
+    async def conflict(self, conflict_id: int) -> Conflict | None: ...
+
+    @abc.abstractmethod
+    async def history(self, collection: str, record_id: str) -> RecordHistory | None:
+        """Every applied edit of a record, oldest first (None: no such record)."""
+
+    @abc.abstractmethod
+    async def search_premises(self, wards: Sequence[str], terms: Sequence[str], kind: str | None, limit: int) -> list[PremisesHit]:
+        """Live premises whose folded name, address or owner has every term as a word prefix, best first."""
+
+    @abc.abstractmethod
+    async def record_health(self, updates: Sequence[HealthUpdate]) -> None: ...
+
+    @abc.abstractmethod
+    async def fleet_health(self, wards: Sequence[str] | None) -> list[DeviceHealth]:
+        """Devices whose user works in one of ``wards`` (None: every device)."""

@@ -9,9 +9,10 @@ from typing import Any
 from schemas import DeviceToken, Team, User, Ward
 
 from ...engine.state import RecordState, decode_state
-from ..base import ConflictRow, EditRow, RecordRow, StoredChangeset
+from ..base import ConflictRow, EditRow, RecordRow, ResolvedConflict, StoredChangeset
 from ..errors import AlreadyExists, NotFound, UnknownReference
-from ._writer import migrate
+from . import _projections, _supervision
+from ._migrate import migrate
 
 __all__ = [
     "begin",
@@ -95,6 +96,7 @@ def save_and_commit(
     edits: Sequence[EditRow],
     conflicts: Sequence[ConflictRow],
     answers: Sequence[StoredChangeset],
+    resolved: Sequence[ResolvedConflict],
     now: str,
 ) -> None:
     try:
@@ -105,6 +107,7 @@ def save_and_commit(
                 "deleted = excluded.deleted, doc = excluded.doc, crdt = excluded.crdt",
                 [(r.state.seq, r.state.collection, r.state.id, r.state.ward_id, int(r.state.deleted), r.doc, r.crdt) for r in rows],
             )
+            _projections.write(conn, [r.state for r in rows])
         if edits:
             conn.executemany(
                 "INSERT INTO edits (collection, record_id, ward_id, seq, at, user_id, device_id, changeset_id, diff) "
@@ -126,6 +129,8 @@ def save_and_commit(
                 "INSERT INTO changesets (device_id, changeset_id, body_hash, response, created_at) VALUES (?, ?, ?, ?, ?)",
                 [(a.device_id, a.changeset_id, a.body_hash, a.response, now) for a in answers],
             )
+        if resolved:
+            _supervision.resolve_conflicts(conn, resolved)
         conn.execute("COMMIT")
     except BaseException:
         rollback(conn)

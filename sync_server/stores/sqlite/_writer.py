@@ -12,11 +12,10 @@ import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
-__all__ = ["PRAGMAS", "ThreadConnection", "connect", "migrate"]
+__all__ = ["PRAGMAS", "ThreadConnection", "connect"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -41,49 +40,6 @@ def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     for pragma in PRAGMAS(busy_timeout_ms):
         conn.execute(pragma)
     return conn
-
-
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files(__package__).joinpath("migrations")
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
-
-
-def _statements(script: str) -> list[str]:
-    """Split a script into statements (triggers included) the way SQLite reads them."""
-    out, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                out.append(buffer.strip())
-            buffer = ""
-    return out
-
-
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply the numbered migrations this file lacks, each in one transaction.
-
-    The write lock is taken before the version is read, so several workers
-    starting at once migrate exactly once."""
-    for version, script in _migrations():
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if conn.execute("PRAGMA user_version").fetchone()[0] >= version:
-                conn.execute("ROLLBACK")
-                continue
-            for statement in _statements(script):
-                conn.execute(statement)
-            if version == 1:
-                conn.execute("INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(8))))")
-            conn.execute(f"PRAGMA user_version = {version}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
 
 class ThreadConnection:

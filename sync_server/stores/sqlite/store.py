@@ -29,13 +29,39 @@ from typing import Any, cast
 
 import aiosqlite
 
-from schemas import Device, DeviceToken, Team, User, Ward
+from schemas import (
+    CheckRow,
+    Conflict,
+    Device,
+    DeviceHealth,
+    DeviceToken,
+    GroupBy,
+    PremisesHit,
+    RecordHistory,
+    SummaryReport,
+    Team,
+    User,
+    Ward,
+)
 
 from ...engine.state import RecordState
 from ...principal import Principal
-from ..base import ConflictRow, EditRow, Key, Page, ReadTx, RecordRow, Store, StoredChangeset, WriteTx
+from ..base import (
+    ConflictRow,
+    EditRow,
+    HealthUpdate,
+    Key,
+    Page,
+    ReadTx,
+    RecordRow,
+    ResolvedConflict,
+    Store,
+    StoredChangeset,
+    TargetRow,
+    WriteTx,
+)
 from ..errors import CursorExpired, CursorInvalid, StoreUnavailable
-from . import _sql
+from . import _sql, _supervision
 from ._writer import PRAGMAS, ThreadConnection
 
 __all__ = ["SqliteStore", "path_from_url"]
@@ -93,6 +119,7 @@ class _Tx(_Reads, WriteTx):
         self._store = store
         self._seq_head, self._conflict_head = heads
         self.pending: tuple[Sequence[RecordRow], Sequence[EditRow], Sequence[ConflictRow], Sequence[StoredChangeset]] | None = None
+        self.resolved: list[ResolvedConflict] = []
 
     async def seqs(self, keys: Sequence[Key]) -> dict[Key, int]:
         return await self._conn.run(_sql.seqs, keys) if keys else {}
@@ -109,6 +136,9 @@ class _Tx(_Reads, WriteTx):
 
     def cursor(self) -> str:
         return self._store.encode_cursor(self._seq_head)
+
+    async def resolve_conflicts(self, resolved: Sequence[ResolvedConflict]) -> None:
+        self.resolved.extend(resolved)
 
     async def save(
         self,
@@ -128,6 +158,8 @@ class SqliteStore(Store):
         self._busy_timeout_ms = busy_timeout_ms
         self._writer = ThreadConnection(self.path, busy_timeout_ms, "writer")
         self._planner = ThreadConnection(self.path, busy_timeout_ms, "planner")
+        self._queries = [ThreadConnection(self.path, busy_timeout_ms, f"query{i}") for i in range(2)]
+        self._next_query = itertools.count()
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = itertools.count()
         self._lock = asyncio.Lock()
@@ -150,6 +182,8 @@ class SqliteStore(Store):
             await self._writer.open()
             await self._writer.run(_sql.migrate)
             await self._planner.open()
+            for thread in self._queries:
+                await thread.open()
             self._readers = [await self._connect() for _ in range(self._reader_count)]
             self.epoch = await self._writer.run(lambda conn: str(conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]))
         except (sqlite3.Error, OSError) as exc:
@@ -180,7 +214,7 @@ class SqliteStore(Store):
             with contextlib.suppress(Exception):
                 await conn.close()
         self._readers = []
-        for thread in (self._writer, self._planner):
+        for thread in (self._writer, self._planner, *self._queries):
             with contextlib.suppress(Exception):
                 await thread.close()
 
@@ -223,10 +257,8 @@ class SqliteStore(Store):
             except BaseException:
                 await asyncio.shield(self._writer.run(_sql.rollback))
                 raise
-            if tx.pending is None:
-                await asyncio.shield(self._writer.run(_sql.commit))
-            else:
-                await asyncio.shield(self._writer.run(_sql.save_and_commit, *tx.pending, _now()))
+            rows, edits, conflicts, answers = tx.pending or ((), (), (), ())
+            await asyncio.shield(self._writer.run(_sql.save_and_commit, rows, edits, conflicts, answers, tx.resolved, _now()))
 
     # -- pull -----------------------------------------------------------------
 
@@ -313,3 +345,41 @@ class SqliteStore(Store):
 
     async def revoke_device(self, device_id: str) -> None:
         await self._on_writer(_sql.revoke_device, device_id, _now())
+
+    # -- supervision ------------------------------------------------------------
+
+    async def _query(self, fn: Any, *args: Any) -> Any:
+        """Run a report query on one of the query threads (reports never wait for pulls)."""
+        if not self._opened:
+            raise StoreUnavailable("the store is closed")
+        return await self._queries[next(self._next_query) % len(self._queries)].run(fn, *args)
+
+    async def summary(self, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> SummaryReport:
+        return cast(SummaryReport, await self._query(_supervision.summary, wards, start, end))
+
+    async def check_rows(self, wards: Sequence[str], group_by: GroupBy, start: dt.date | None, end: dt.date | None) -> list[CheckRow]:
+        return cast(list[CheckRow], await self._query(_supervision.check_rows, wards, group_by, start, end))
+
+    async def targets(self, wards: Sequence[str], period: str | None) -> list[TargetRow]:
+        return cast(list[TargetRow], await self._query(_supervision.targets, wards, period))
+
+    async def conflicts(
+        self, wards: Sequence[str], status: str | None, collection: str | None, after: int | None, limit: int
+    ) -> list[Conflict]:
+        return cast(list[Conflict], await self._query(_supervision.conflicts, wards, status, collection, after, limit))
+
+    async def conflict(self, conflict_id: int) -> Conflict | None:
+        return cast(Conflict | None, await self._query(_supervision.conflict, conflict_id))
+
+    async def history(self, collection: str, record_id: str) -> RecordHistory | None:
+        return cast(RecordHistory | None, await self._query(_supervision.history, collection, record_id))
+
+    async def search_premises(self, wards: Sequence[str], terms: Sequence[str], kind: str | None, limit: int) -> list[PremisesHit]:
+        return cast(list[PremisesHit], await self._query(_supervision.search_premises, wards, terms, kind, limit))
+
+    async def record_health(self, updates: Sequence[HealthUpdate]) -> None:
+        if updates:
+            await self._on_writer(_supervision.record_health, updates)
+
+    async def fleet_health(self, wards: Sequence[str] | None) -> list[DeviceHealth]:
+        return cast(list[DeviceHealth], await self._query(_supervision.fleet_health, wards))

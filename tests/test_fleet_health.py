@@ -1,0 +1,75 @@
+"""Fleet health (PROTOCOL.md section 6d): per device, what its requests told the server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .helpers import World, edit, premises, stamp
+
+PROBLEM = "application/problem+json"
+
+
+async def _devices(world: World, **params: str) -> dict[str, dict[str, object]]:
+    response = await world.supervisor.http.get("/v1/devices/health", params=params)
+    assert response.status_code == 200, response.text
+    return {d["device_id"]: d for d in response.json()["devices"]}
+
+
+async def test_a_push_and_a_pull_are_recorded_with_the_client_header(world: World) -> None:
+    now_ms = time.time_ns() // 1_000_000
+    header = {"X-Client": f"patrol-sync-python/0.1.0; schema=1; pending=40; clock={now_ms + 3_600_000:013d}-0000-lamson-h01"}
+    body = {"device_id": "lamson-h01", "changeset_id": "cs1", "changes": [premises("p1", "lam-son", "lamson-h01")]}
+    assert (await world.officer_a.http.post("/v1/sync/push", json=body, headers=header)).status_code == 200
+    assert (await world.officer_a.http.get("/v1/sync/pull", headers=header)).status_code == 200
+    device = (await _devices(world))["lamson-h01"]
+    assert device["client"] == "patrol-sync-python" and device["client_version"] == "0.1.0"
+    assert device["schema"] == 1 and device["pending"] == 40
+    assert device["last_push_at"] and device["last_pull_at"]
+    assert 3_590_000 < device["clock_offset_ms"] < 3_610_000  # type: ignore[operator]
+    assert device["wards"] == ["lam-son"] and device["user_id"] == "u-ngoc" and device["revoked"] is False
+
+
+async def test_without_a_clock_the_offset_comes_from_the_pushed_stamps(world: World) -> None:
+    ahead = time.time_ns() // 1_000_000 + 86_400_000
+    await world.officer_b.push_ok([premises("p1", "lam-son", "lamson-h02", ms=ahead)])
+    device = (await _devices(world))["lamson-h02"]
+    assert 86_300_000 < device["clock_offset_ms"] < 86_500_000  # type: ignore[operator]
+    assert device["client"] is None and device["last_pull_at"] is None
+
+
+async def test_rejected_changes_are_counted_once(world: World) -> None:
+    bad = {"collection": "premises", "id": "x", "fields": {"rooms": edit(-1, stamp("lamson-h01"))}}
+    changes = [bad, bad, premises("p1", "lam-son", "lamson-h01")]
+    await world.officer_a.push_ok(changes, changeset_id="cs-bad")
+    await world.officer_a.push_ok(changes, changeset_id="cs-bad")  # a retry
+    assert (await _devices(world))["lamson-h01"]["rejected"] == 2
+
+
+async def test_devices_never_seen_are_listed_without_activity(world: World) -> None:
+    devices = await _devices(world)
+    assert devices["phuson-h01"]["last_push_at"] is None and devices["phuson-h01"]["rejected"] == 0
+
+
+async def test_the_ward_filter_and_revoked_devices(world: World) -> None:
+    await world.admin.http.delete("/v1/admin/devices/lamson-h02")
+    lam_son = await _devices(world, ward="lam-son")
+    assert set(lam_son) == {"lamson-h01", "lamson-h02", "sup-laptop"}
+    assert lam_son["lamson-h02"]["revoked"] is True
+    assert set(await _devices(world, ward="phu-son")) == {"phuson-h01", "sup-laptop"}
+
+
+async def test_an_admin_sees_every_device(world: World) -> None:
+    response = await world.admin.http.get("/v1/devices/health")
+    assert {d["device_id"] for d in response.json()["devices"]} == {"admin-cli", "lamson-h01", "lamson-h02", "phuson-h01", "sup-laptop"}
+
+
+@pytest.mark.parametrize("header", ["garbage", "x" * 300, "a/b; schema=zz; pending=-1; clock=tomorrow", ""])
+async def test_a_malformed_client_header_never_fails_a_request(world: World, header: str) -> None:
+    assert (await world.officer_a.http.get("/v1/sync/pull", headers={"X-Client": header})).status_code == 200
+
+
+async def test_officers_get_403_on_fleet_health(world: World) -> None:
+    response = await world.officer_a.http.get("/v1/devices/health")
+    assert response.status_code == 403 and response.headers["content-type"].startswith(PROBLEM)
