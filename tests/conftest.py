@@ -1,9 +1,17 @@
-"""Fixtures: a real server on loopback (uvicorn) over a fresh store per test."""
+"""Fixtures: a real server on loopback (uvicorn) over a fresh store per test.
+
+Every test that touches a store runs once per store (``sqlite``, ``postgresql``):
+``store_kind`` is the one parameter, ``new_db_url`` makes fresh databases of that
+kind, and ``db_url`` (under ``settings``, ``server``, ``world``) is one of them.
+PostgreSQL comes from ``tests/storedb.py`` (a throwaway cluster, or
+``PATROL_SYNC_TEST_PG``); without one, the ``postgresql`` runs are skipped.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,12 +22,63 @@ from sync_server.app import create_app
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 
+from . import storedb
 from .helpers import World, make_world
+
+STORES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[storedb.Cluster | None]:
+    """Started on first use, stopped at the end of the session."""
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(storedb.start_cluster())
+        except storedb.Unavailable as exc:
+            _unavailable.append(str(exc))
+            cluster = None
+        yield cluster
+
+
+_unavailable: list[str] = []
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'patrol-sync.db'}"
+def postgres(request: pytest.FixtureRequest) -> storedb.Cluster:
+    cluster: storedb.Cluster | None = request.getfixturevalue("pg_cluster")
+    if cluster is None:
+        pytest.skip(f"PostgreSQL is not available: {_unavailable[-1] if _unavailable else 'see tests/storedb.py'}")
+    return cluster
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def new_db_url(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+    """Makes fresh, empty stores of this test's kind (dropped after the test)."""
+    made: list[str] = []
+    cluster: storedb.Cluster | None = request.getfixturevalue("postgres") if store_kind == "postgresql" else None
+
+    def make() -> str:
+        if cluster is None:
+            url = f"sqlite:///{tmp_path / f'patrol-sync-{len(made)}.db'}"
+        else:
+            url = cluster.new_database()
+        made.append(url)
+        return url
+
+    yield make
+    if cluster is not None:
+        for url in made:
+            cluster.drop_database(url)
+
+
+@pytest.fixture
+def db_url(new_db_url: Callable[[], str]) -> str:
+    return new_db_url()
 
 
 @pytest.fixture

@@ -138,11 +138,9 @@ async def test_users_list_their_teams_and_wards(world: World) -> None:
 
 
 async def test_tokens_are_stored_only_as_hashes(world: World, db_url: str) -> None:
-    import sqlite3
+    from . import storedb
 
-    path = db_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
-        dump = "\n".join(conn.iterdump())
+    dump = await storedb.dump(db_url)
     assert world.officer_a.token and world.officer_a.token not in dump
     assert world.admin.token and world.admin.token not in dump
 

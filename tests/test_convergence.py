@@ -6,7 +6,7 @@ real servers that receive the same change sets in different orders."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -134,8 +134,7 @@ def test_repeating_a_changeset_changes_nothing() -> None:
 # -- end to end ------------------------------------------------------------------
 
 
-async def _server_state(tmp: Path, ordered: list[tuple[str, list[dict[str, Any]]]]) -> list[Any]:
-    url = f"sqlite:///{tmp / 'store.db'}"
+async def _server_state(url: str, ordered: list[tuple[str, list[dict[str, Any]]]]) -> list[Any]:
     store = store_for(url)
     await store.open()
     token = await identity.bootstrap(store)
@@ -158,15 +157,15 @@ async def _server_state(tmp: Path, ordered: list[tuple[str, list[dict[str, Any]]
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(changesets(), st.randoms(use_true_random=False))
 def test_two_servers_fed_in_different_orders_hold_the_same_records(
-    tmp_path_factory: pytest.TempPathFactory, sets: list[tuple[str, list[dict[str, Any]]]], rng: Any
+    new_db_url: Callable[[], str], sets: list[tuple[str, list[dict[str, Any]]]], rng: Any
 ) -> None:
     seed = _seed()
     shuffled = list(sets)
     rng.shuffle(shuffled)
 
     async def both() -> tuple[list[Any], list[Any]]:
-        first = await _server_state(tmp_path_factory.mktemp("a"), [seed, *sets])
-        second = await _server_state(tmp_path_factory.mktemp("b"), [seed, *shuffled])
+        first = await _server_state(new_db_url(), [seed, *sets])
+        second = await _server_state(new_db_url(), [seed, *shuffled])
         return first, second
 
     first, second = asyncio.run(both())

@@ -24,10 +24,9 @@ async def _record(world: World, record_id: str = "v1") -> dict[str, Any]:
 
 
 async def _conflicts(db_url: str) -> list[tuple[str, str | None, str]]:
-    import sqlite3
+    from . import storedb
 
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
-        return [tuple(r) for r in conn.execute("SELECT kind, field, winner FROM conflicts ORDER BY id")]  # type: ignore[misc]
+    return await storedb.rows(db_url, "SELECT kind, field, winner FROM conflicts ORDER BY id")  # type: ignore[return-value]
 
 
 # -- lww ------------------------------------------------------------------------

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
-import sqlite3
 from typing import Any
 
 import pytest
 
+from . import storedb
 from .helpers import Api, World, edit, premises, stamp, violation
 
 PROBLEM = "application/problem+json"
@@ -151,7 +151,6 @@ async def test_a_reader_paging_while_writers_commit_misses_nothing(world: World,
         done.set()
 
     seen, _ = await asyncio.gather(read(), writers_then_done())
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
-        final = {row[0]: row[1] for row in conn.execute("SELECT id, seq FROM records")}
+    final = {row[0]: row[1] for row in await storedb.rows(db_url, "SELECT id, seq FROM records")}
     assert {k: v["seq"] for k, v in seen.items()} == final
     assert len(final) > 100

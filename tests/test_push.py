@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import gzip
-import sqlite3
 import unicodedata
 
 import msgspec
 import pytest
 
+from . import storedb
 from .helpers import World, edit, new_id, premises, stamp, violation
 
 PROBLEM = "application/problem+json"
 
 
-def _edits(db_url: str) -> int:
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
-        return int(conn.execute("SELECT count(*) FROM edits").fetchone()[0])
+async def _edits(db_url: str) -> int:
+    ((count,),) = await storedb.rows(db_url, "SELECT count(*) FROM edits")
+    return int(count)
 
 
 async def test_a_retried_changeset_is_applied_once_and_answered_the_same(world: World, db_url: str) -> None:
@@ -25,7 +25,7 @@ async def test_a_retried_changeset_is_applied_once_and_answered_the_same(world: 
     again = await world.officer_a.push(changes, changeset_id="cs-1")
     assert first.status_code == again.status_code == 200
     assert first.content == again.content
-    assert _edits(db_url) == 2
+    assert await _edits(db_url) == 2
     assert len(await world.officer_b.pull_all()) == 2
 
 
@@ -283,17 +283,13 @@ async def test_created_by_must_be_the_calling_user(world: World) -> None:
 
 
 async def test_a_changeset_is_atomic_when_the_store_fails(world: World, db_url: str) -> None:
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
-        conn.execute(
-            "CREATE TRIGGER fail_second BEFORE INSERT ON records WHEN NEW.id = 'boom' "
-            "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
-        )
+    await storedb.fail_inserts_of(db_url, "boom", "disk on fire")  # mid-transaction, after p1 went in
     response = await world.officer_a.push([premises("p1", "lam-son", "lamson-h01"), premises("boom", "lam-son", "lamson-h01")])
     assert response.status_code == 500
     assert response.headers["content-type"].startswith(PROBLEM)
     assert "disk on fire" not in response.text and "Traceback" not in response.text
     assert await world.officer_a.pull_all() == []
-    assert _edits(db_url) == 0
+    assert await _edits(db_url) == 0
     # the server keeps working after the failed transaction
     await world.officer_a.push_ok([premises("p2", "lam-son", "lamson-h01")])
     assert [r["id"] for r in await world.officer_a.pull_all()] == ["p2"]

@@ -1,0 +1,356 @@
+"""Supervision queries on PostgreSQL: the SQLite store's (``sqlite/_supervision.py``)
+in this dialect. Premises search is a prefix ``tsquery`` over the folded words,
+weighted name > address > owner."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from schemas import (
+    CheckRow,
+    Conflict,
+    ConflictSide,
+    DeviceHealth,
+    FieldChange,
+    GroupBy,
+    HistoryEntry,
+    PremisesHit,
+    RecordHistory,
+    SummaryReport,
+)
+
+from ..base import HealthUpdate, ResolvedConflict, TargetRow
+
+__all__ = [
+    "check_rows",
+    "conflict",
+    "conflicts",
+    "fleet_health",
+    "history",
+    "record_health",
+    "resolve_conflicts",
+    "search_premises",
+    "summary",
+    "targets",
+]
+
+_side = msgspec.json.Decoder(ConflictSide)
+
+
+class _Diff(msgspec.Struct):
+    fields: dict[str, tuple[Any, Any]] = {}
+    deleted: tuple[bool, bool] | None = None
+
+
+_diff = msgspec.json.Decoder(_Diff)
+
+
+class _Args:
+    """Positional parameters, numbered as they are added."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any, cast: str = "") -> str:
+        self.values.append(value)
+        return f"${len(self.values)}{cast}"
+
+
+def _scope(alias: str, a: _Args, wards: Sequence[str], start: dt.date | None, end: dt.date | None, undated: bool = False) -> str:
+    """``live`` rows of these wards within the period (``undated``: rows without a day count too)."""
+    clauses = [f"{alias}.live = 1", f"{alias}.ward_id = ANY({a(list(wards), '::text[]')})"]
+    period = []
+    if start is not None:
+        period.append(f"{alias}.day >= {a(start.isoformat(), '::text')}")
+    if end is not None:
+        period.append(f"{alias}.day <= {a(end.isoformat(), '::text')}")
+    if period:
+        dated = " AND ".join(period)
+        clauses.append(f"({alias}.day IS NULL OR ({dated}))" if undated else dated)
+    return " AND ".join(clauses)
+
+
+async def summary(conn: Any, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> SummaryReport:
+    report = SummaryReport(wards=list(wards), from_=start, to=end)
+    if not wards:
+        return report
+    a = _Args()
+    where = _scope("c", a, wards, start, end)
+    row = await conn.fetchrow(f"SELECT count(*), count(DISTINCT c.premises_id) FROM p_checks c WHERE {where}", *a.values)
+    report.checks, report.premises_checked = int(row[0]), int(row[1])
+    in_scope = f"p.ward_id = ANY({a(list(wards), '::text[]')})"
+    rows = await conn.fetch(
+        f"SELECT coalesce(p.kind, 'unknown'), count(DISTINCT c.premises_id) FROM p_checks c "
+        f"LEFT JOIN p_premises p ON p.id = c.premises_id AND p.live = 1 AND {in_scope} "
+        f"WHERE {where} GROUP BY 1 ORDER BY 1",
+        *a.values,
+    )
+    report.premises_checked_by_kind = {k: int(n) for k, n in rows}
+    a = _Args()
+    where = _scope("v", a, wards, start, end)
+    by_category: dict[str, int] = {}
+    by_status: dict[str, int] = {}
+    for category, status, count, fines in await conn.fetch(
+        f"SELECT v.category, v.status, count(*), coalesce(sum(v.fine_vnd), 0) FROM p_violations v WHERE {where} "
+        "GROUP BY v.category, v.status",
+        *a.values,
+    ):
+        by_category[category] = by_category.get(category, 0) + int(count)
+        by_status[status] = by_status.get(status, 0) + int(count)
+        report.violations_recorded += int(count)
+        report.fines_vnd += int(fines)
+    report.violations_by_category = dict(sorted(by_category.items()))
+    report.violations_by_status = dict(sorted(by_status.items()))
+    a = _Args()
+    where = _scope("t", a, wards, start, end)
+    rows = await conn.fetch(f"SELECT t.status, count(*) FROM p_tips t WHERE {where} GROUP BY 1 ORDER BY 1", *a.values)
+    report.tips_by_status = {k: int(n) for k, n in rows}
+    report.tips_received = sum(report.tips_by_status.values())
+    a = _Args()
+    where = _scope("p", a, wards, start, end)
+    row = await conn.fetchrow(f"SELECT count(*), coalesce(sum(p.hours), 0.0) FROM p_patrols p WHERE {where}", *a.values)
+    report.patrols, report.patrol_hours = int(row[0]), round(float(row[1]), 2)
+    a = _Args()
+    where = _scope("g", a, wards, start, end, undated=True)
+    report.fire_safety_groups = int(await conn.fetchval(f"SELECT count(*) FROM p_safety_groups g WHERE {where} AND g.kind = 'fire_safety'", *a.values))
+    a = _Args()
+    where = _scope("f", a, wards, start, end, undated=True)
+    report.public_fire_points = int(await conn.fetchval(f"SELECT count(*) FROM p_fire_points f WHERE {where}", *a.values))
+    return report
+
+
+_GROUP_KEYS: dict[str, str] = {
+    "ward": "c.ward_id",
+    "team": "c.team_id",
+    "officer": "c.officer",
+    "check_kind": "c.kind",
+    "premises_kind": "p.kind",
+    "day": "c.day",
+    "week": "c.week",
+    "month": "c.month",
+}
+
+
+async def check_rows(conn: Any, wards: Sequence[str], group_by: GroupBy, start: dt.date | None, end: dt.date | None) -> list[CheckRow]:
+    if not wards:
+        return []
+    a = _Args()
+    scope = a(list(wards), "::text[]")
+    where = _scope("c", a, wards, start, end)
+    key = _GROUP_KEYS[group_by]
+    join = f"LEFT JOIN p_premises p ON p.id = c.premises_id AND p.live = 1 AND p.ward_id = ANY({scope})" if group_by == "premises_kind" else ""
+    sql = f"""
+        WITH c AS (SELECT c.id, c.premises_id, coalesce({key}, 'unknown') AS key FROM p_checks c {join} WHERE {where}),
+             v AS (SELECT v.check_id, count(*) AS n FROM p_violations v
+                    WHERE v.live = 1 AND v.ward_id = ANY({scope}) AND v.check_id IN (SELECT id FROM c) GROUP BY v.check_id)
+        SELECT c.key, count(*), count(DISTINCT c.premises_id), coalesce(sum(v.n), 0)
+          FROM c LEFT JOIN v ON v.check_id = c.id GROUP BY c.key ORDER BY c.key COLLATE "C" """
+    rows = await conn.fetch(sql, *a.values)
+    return [CheckRow(key=str(k), checks=int(n), premises=int(p), violations=int(v)) for k, n, p, v in rows]
+
+
+async def targets(conn: Any, wards: Sequence[str], period: str | None) -> list[TargetRow]:
+    if not wards:
+        return []
+    a = _Args()
+    sql = f"SELECT id, ward_id, metric, period, target FROM p_targets WHERE live = 1 AND ward_id = ANY({a(list(wards), '::text[]')})"
+    if period is not None:
+        sql += f" AND period = {a(period, '::text')}"
+    rows = await conn.fetch(sql + " ORDER BY ward_id, period, metric, id", *a.values)
+    return [TargetRow(*row) for row in rows]
+
+
+# -- conflicts -------------------------------------------------------------------------
+
+_CONFLICT_COLUMNS = (
+    "id, collection, record_id, field, kind, winner, server, client, ward_id, device_id, user_id, "
+    "changeset_id, created_at, status, resolved_by, resolved_at, resolution"
+)
+
+
+def _conflict(row: Any) -> Conflict:
+    return Conflict(
+        id=f"c-{row[0]}",
+        collection=row[1],
+        record_id=row[2],
+        field=row[3],
+        kind=row[4],
+        winner=row[5],
+        server=_side.decode(row[6]),
+        client=_side.decode(row[7]),
+        ward_id=row[8],
+        device_id=row[9],
+        user_id=row[10],
+        changeset_id=row[11],
+        created_at=row[12],
+        status=row[13],
+        resolved_by=row[14],
+        resolved_at=row[15],
+        resolution=msgspec.json.decode(row[16]) if row[16] is not None else None,
+    )
+
+
+async def conflicts(conn: Any, wards: Sequence[str], status: str | None, collection: str | None, after: int | None, limit: int) -> list[Conflict]:
+    if not wards:
+        return []
+    a = _Args()
+    where = f"ward_id = ANY({a(list(wards), '::text[]')})"
+    for column, value in (("status", status), ("collection", collection)):
+        if value is not None:
+            where += f" AND {column} = {a(value, '::text')}"
+    if after is not None:
+        where += f" AND id > {a(after, '::bigint')}"
+    sql = f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE {where} ORDER BY id LIMIT {a(limit, '::bigint')}"
+    return [_conflict(row) for row in await conn.fetch(sql, *a.values)]
+
+
+async def conflict(conn: Any, conflict_id: int) -> Conflict | None:
+    row = await conn.fetchrow(f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE id = $1", conflict_id)
+    return _conflict(row) if row else None
+
+
+async def resolve_conflicts(conn: Any, resolved: Sequence[ResolvedConflict]) -> None:
+    await conn.execute(
+        "UPDATE conflicts c SET status = 'resolved', resolved_by = r.who, resolved_at = r.stamp, resolution = r.how "
+        "FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) AS r(who, stamp, how, conflict_id) WHERE c.id = r.conflict_id",
+        [r.resolved_by for r in resolved],
+        [r.resolved_at for r in resolved],
+        [r.resolution for r in resolved],
+        [r.conflict_id for r in resolved],
+    )
+
+
+# -- history ---------------------------------------------------------------------------
+
+
+async def history(conn: Any, collection: str, record_id: str) -> RecordHistory | None:
+    ward = await conn.fetchval("SELECT ward_id FROM records WHERE collection = $1 AND id = $2", collection, record_id)
+    if ward is None:
+        return None
+    entries = []
+    for seq, at, user_id, device_id, changeset_id, diff in await conn.fetch(
+        "SELECT seq, at, user_id, device_id, changeset_id, diff FROM edits WHERE collection = $1 AND record_id = $2 ORDER BY id",
+        collection,
+        record_id,
+    ):
+        body = _diff.decode(diff)
+        entries.append(
+            HistoryEntry(
+                seq=seq,
+                at=at,
+                user_id=user_id,
+                device_id=device_id,
+                changeset_id=changeset_id,
+                changes={name: FieldChange(old=old, new=new) for name, (old, new) in body.fields.items()},
+                deleted=FieldChange(old=body.deleted[0], new=body.deleted[1]) if body.deleted else None,
+            )
+        )
+    return RecordHistory(collection=collection, id=record_id, ward_id=ward, edits=entries)
+
+
+# -- search ----------------------------------------------------------------------------
+
+
+async def search_premises(conn: Any, wards: Sequence[str], terms: Sequence[str], kind: str | None, limit: int) -> list[PremisesHit]:
+    if not wards or not terms:
+        return []
+    # every term as a word prefix; terms are \w+ runs of folded text, quoted as lexemes
+    query = " & ".join("'" + term.replace("'", "''").replace("\\", "\\\\") + "':*" for term in terms)
+    a = _Args()
+    q = a(query, "::text")
+    where = f"p.ward_id = ANY({a(list(wards), '::text[]')})"
+    if kind is not None:
+        where += f" AND p.kind = {a(kind, '::text')}"
+    sql = f"""
+        SELECT p.id, p.ward_id, p.name, p.kind, p.address, p.owner_name,
+               ts_rank('{{0.1, 0.2, 0.4, 1.0}}', p.search, to_tsquery('simple', {q})) AS rank
+          FROM p_premises p
+         WHERE p.search @@ to_tsquery('simple', {q}) AND p.live = 1 AND {where}
+         ORDER BY rank DESC, p.id LIMIT {a(limit, '::bigint')}"""
+    return [
+        PremisesHit(id=i, ward_id=w, name=n or "", kind=k or "", address=ad, owner_name=o, score=round(float(rank), 6))
+        for i, w, n, k, ad, o, rank in await conn.fetch(sql, *a.values)
+    ]
+
+
+# -- fleet health ----------------------------------------------------------------------
+
+
+async def record_health(conn: Any, updates: Sequence[HealthUpdate]) -> None:
+    # one row per device in one statement (ON CONFLICT cannot touch a row twice)
+    merged: dict[str, HealthUpdate] = {}
+    for u in updates:
+        m = merged.get(u.device_id)
+        if m is None:
+            merged[u.device_id] = HealthUpdate(**{f: getattr(u, f) for f in HealthUpdate.__dataclass_fields__})
+            continue
+        for f in ("last_push_at", "last_pull_at", "client", "client_version", "schema", "pending", "clock_offset_ms"):
+            if getattr(u, f) is not None:
+                setattr(m, f, getattr(u, f))
+        m.rejected += u.rejected
+    rows = list(merged.values())
+    await conn.execute(
+        """INSERT INTO device_health AS h (device_id, last_push_at, last_pull_at, client, client_version, schema, pending,
+                                           clock_offset_ms, rejected)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::bigint[],
+                                $8::bigint[], $9::bigint[])
+           ON CONFLICT (device_id) DO UPDATE SET
+               last_push_at = coalesce(excluded.last_push_at, h.last_push_at),
+               last_pull_at = coalesce(excluded.last_pull_at, h.last_pull_at),
+               client = coalesce(excluded.client, h.client),
+               client_version = coalesce(excluded.client_version, h.client_version),
+               schema = coalesce(excluded.schema, h.schema),
+               pending = coalesce(excluded.pending, h.pending),
+               clock_offset_ms = coalesce(excluded.clock_offset_ms, h.clock_offset_ms),
+               rejected = h.rejected + excluded.rejected""",
+        [u.device_id for u in rows],
+        [u.last_push_at for u in rows],
+        [u.last_pull_at for u in rows],
+        [u.client for u in rows],
+        [u.client_version for u in rows],
+        [u.schema for u in rows],
+        [u.pending for u in rows],
+        [u.clock_offset_ms for u in rows],
+        [u.rejected for u in rows],
+    )
+
+
+_DEVICE_WARDS = """
+    ARRAY(SELECT t.ward_id FROM user_teams ut JOIN teams t ON t.id = ut.team_id WHERE ut.user_id = d.user_id
+          UNION SELECT ward_id FROM user_wards WHERE user_id = d.user_id)"""
+
+
+async def fleet_health(conn: Any, wards: Sequence[str] | None) -> list[DeviceHealth]:
+    sql = f"""
+        SELECT d.device_id, d.user_id, d.revoked_at IS NOT NULL, {_DEVICE_WARDS},
+               h.last_push_at, h.last_pull_at, h.client, h.client_version, h.schema, h.pending, h.clock_offset_ms,
+               coalesce(h.rejected, 0)
+          FROM devices d LEFT JOIN device_health h ON h.device_id = d.device_id
+         ORDER BY d.device_id"""
+    wanted = set(wards) if wards is not None else None
+    out = []
+    for row in await conn.fetch(sql):
+        device_wards = sorted(row[3])
+        if wanted is not None and not wanted.intersection(device_wards):
+            continue
+        out.append(
+            DeviceHealth(
+                device_id=row[0],
+                user_id=row[1],
+                revoked=bool(row[2]),
+                wards=device_wards,
+                last_push_at=row[4],
+                last_pull_at=row[5],
+                client=row[6],
+                client_version=row[7],
+                schema=row[8],
+                pending=row[9],
+                clock_offset_ms=row[10],
+                rejected=int(row[11]),
+            )
+        )
+    return out

@@ -1,0 +1,355 @@
+"""The scale-out store: PostgreSQL through asyncpg, shared by any number of workers.
+
+Each worker process has its own connection pool and its own push writer
+(``sync_server/writer.py``); the database is what they share.  The guarantees
+of the SQLite store hold across workers:
+
+- **Atomic and durable.**  A group commit is one transaction at READ COMMITTED,
+  written by one statement (data-modifying CTEs over ``unnest`` arrays) and
+  committed with ``synchronous_commit`` as the server has it (on by default: a
+  200 means on disk).
+- **Sound optimistic merges across workers.**  Inside the write transaction,
+  reading change sets or records first takes transaction-scoped advisory locks
+  on their keys (sorted, so two transactions never wait for each other in a
+  cycle), then reads them ``FOR UPDATE``.  The key locks also cover records and
+  change sets that do not exist yet: two workers creating the same record, or
+  handed the same change set (a retry racing its original), meet on the lock;
+  the second reads after the first commits (READ COMMITTED takes a snapshot per
+  statement), finds its work answered or merges onto the new version, and
+  nothing is applied twice.  No unique violation, no retry loop.
+- **Idempotent.**  Answers are keyed by (device, change set), under the lock above.
+- **Never skipped by a pull.**  Sequence order is not commit order with several
+  writers; pull positions and the reader's horizon are in ``_cursor``.
+
+``next_seqs`` and ``next_conflict_ids`` take consecutive blocks of two
+sequences (``reserve_block`` in the migration), without waiting for any commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import asyncpg
+
+from schemas import (
+    CheckRow,
+    Conflict,
+    Device,
+    DeviceHealth,
+    DeviceToken,
+    GroupBy,
+    PremisesHit,
+    RecordHistory,
+    SummaryReport,
+    Team,
+    User,
+    Ward,
+)
+
+from ...engine.state import RecordState
+from ...principal import Principal
+from ..base import (
+    ConflictRow,
+    EditRow,
+    HealthUpdate,
+    Key,
+    Page,
+    ReadTx,
+    RecordRow,
+    ResolvedConflict,
+    Store,
+    StoredChangeset,
+    TargetRow,
+    WriteTx,
+)
+from ..errors import CursorExpired, StoreUnavailable
+from . import _cursor, _identity, _projections, _schema, _sql, _supervision
+
+__all__ = ["PostgresStore"]
+
+#: errors that mean "the database is not reachable, restarting or overloaded" (503, retry)
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.OperatorInterventionError,  # admin shutdown, statement timeout
+    asyncpg.TransactionRollbackError,  # deadlock or serialization failure: the client's retry is safe
+    asyncpg.InvalidCatalogNameError,  # no such database
+)
+
+_SERVER_SETTINGS = {
+    "application_name": "patrol-sync",
+    "jit": "off",  # short indexed queries: compiling them costs more than it saves
+    "idle_in_transaction_session_timeout": "60000",  # a stuck transaction would hold pulls back
+}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"the database is unavailable: {type(exc).__name__}: {exc}") from exc
+
+
+class _Reads(ReadTx):
+    """Reads for planning a group, outside any transaction."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def changesets(self, ids: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredChangeset]:
+        return await _sql.changesets(self._conn, ids) if ids else {}
+
+    async def records(self, keys: Sequence[Key]) -> dict[Key, RecordState]:
+        return await _sql.records(self._conn, keys, for_update=False) if keys else {}
+
+
+class _Tx(_Reads, WriteTx):
+    """One write transaction: every key it reads is locked until it ends."""
+
+    def __init__(self, conn: Any, store: PostgresStore) -> None:
+        super().__init__(conn)
+        self._store = store
+        self._locked: set[int] = set()
+        self._xid: int | None = None
+        self._blocks: list[tuple[int, int]] = []  # reserved (first seq, count), in order
+        self._ranks: list[int] = []  # rank of each block's first seq within this transaction
+        self._reserved = 0
+        self._cursor_pos: int | None = None
+
+    async def _lock(self, kind: str, pairs: Sequence[tuple[str, str]]) -> None:
+        keys = [k for k in _sql.key_locks(kind, pairs) if k not in self._locked]
+        await _sql.lock(self._conn, keys)
+        self._locked.update(keys)
+
+    async def changesets(self, ids: Sequence[tuple[str, str]]) -> dict[tuple[str, str], StoredChangeset]:
+        if not ids:
+            return {}
+        await self._lock("changeset", ids)
+        return await _sql.changesets(self._conn, ids)
+
+    async def records(self, keys: Sequence[Key]) -> dict[Key, RecordState]:
+        if not keys:
+            return {}
+        await self._lock("record", keys)
+        return await _sql.records(self._conn, keys, for_update=True)
+
+    async def seqs(self, keys: Sequence[Key]) -> dict[Key, int]:
+        if not keys:
+            return {}
+        await self._lock("record", keys)
+        return await _sql.seqs(self._conn, keys)
+
+    async def next_seqs(self, count: int) -> int:
+        if count <= 0:
+            row = await self._conn.fetchrow(
+                "SELECT coalesce((SELECT max(pos) FROM records), 0), "
+                "(SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END FROM record_seq)"
+            )
+            if self._reserved == 0:
+                self._cursor_pos = int(row[0])
+            return int(row[1])
+        row = await self._conn.fetchrow("SELECT reserve_block('record_seq', $1), pg_current_xact_id()::text::bigint", count)
+        first, self._xid = int(row[0]), int(row[1])
+        self._ranks.append(self._reserved)
+        self._blocks.append((first, count))
+        self._reserved += count
+        self._cursor_pos = self._position(first + count - 1)
+        return first
+
+    async def next_conflict_ids(self, count: int) -> int:
+        if count <= 0:
+            return int(await self._conn.fetchval("SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END FROM conflict_id"))
+        return int(await self._conn.fetchval("SELECT reserve_block('conflict_id', $1)", count))
+
+    def _position(self, seq: int) -> int:
+        """Where the version numbered ``seq`` by this transaction goes in the pull order."""
+        i = bisect.bisect_right(self._blocks, (seq, 1 << 62)) - 1
+        if self._xid is None or i < 0 or not self._blocks[i][0] <= seq < self._blocks[i][0] + self._blocks[i][1]:
+            raise ValueError(f"seq {seq} was not reserved by this transaction")
+        return _cursor.position(self._xid, self._store.xid_base, self._ranks[i] + seq - self._blocks[i][0])
+
+    async def resolve_conflicts(self, resolved: Sequence[ResolvedConflict]) -> None:
+        if resolved:
+            await _supervision.resolve_conflicts(self._conn, resolved)
+
+    def cursor(self) -> str:
+        if self._cursor_pos is None:
+            raise RuntimeError("cursor() comes after next_seqs()")
+        return self._store.encode_cursor(self._cursor_pos)
+
+    async def save(
+        self,
+        records: Sequence[RecordRow],
+        edits: Sequence[EditRow],
+        conflicts: Sequence[ConflictRow],
+        answers: Sequence[StoredChangeset],
+    ) -> None:
+        if not (records or edits or conflicts or answers):
+            return
+        rows = [(r.state, self._position(r.state.seq), r.doc, r.crdt) for r in records]
+        await self._conn.execute(_sql.SAVE, *_sql.save_args(rows, edits, conflicts, answers, _now()))
+        await _projections.write(self._conn, self._store.zones, [r.state for r in records])
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str, *, pool_size: int = 10, timeout_s: float = 30.0) -> None:
+        self.url = url
+        self._pool_size = pool_size
+        self._timeout_s = timeout_s
+        self._pool: Any = None
+        self.epoch = ""
+        self.xid_base = 0
+        self.zones = _projections.Zones()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def open(self) -> None:
+        dsn = "postgresql" + self.url[self.url.index(":") :]
+        try:
+            with _translated():
+                self._pool = await asyncpg.create_pool(
+                    dsn,
+                    min_size=1,
+                    max_size=self._pool_size,
+                    timeout=self._timeout_s,
+                    command_timeout=None,
+                    server_settings=_SERVER_SETTINGS,
+                )
+                async with self._pool.acquire() as conn:
+                    self.epoch, self.xid_base = await _schema.migrate(conn)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10)
+            except (asyncio.TimeoutError, Exception):
+                pool.terminate()
+
+    async def ping(self) -> bool:
+        try:
+            async with self._acquire() as conn:
+                return bool(await conn.fetchval("SELECT true", timeout=5))
+        except StoreUnavailable:
+            return False
+
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Any]:
+        pool = self._pool
+        if pool is None:
+            raise StoreUnavailable("the store is closed")
+        with _translated():
+            async with pool.acquire(timeout=self._timeout_s) as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[ReadTx]:
+        async with self._acquire() as conn:
+            yield _Reads(conn)
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[WriteTx]:
+        async with self._acquire() as conn:
+            async with conn.transaction():  # commits at the end, rolls back on any exception
+                yield _Tx(conn, self)
+
+    # -- pull -----------------------------------------------------------------
+
+    def encode_cursor(self, pos: int) -> str:
+        return _cursor.encode(self.epoch, pos)
+
+    async def pull(
+        self, wards: frozenset[str] | None, cursor: str | None, limit: int, collections: frozenset[str] | None
+    ) -> Page:
+        after = _cursor.decode(self.epoch, cursor) if cursor else 0
+        if wards is not None and not wards:
+            rows: list[Any] = []
+        else:
+            sql, args = _sql.page(wards, after, self.xid_base, limit, collections)
+            async with self._acquire() as conn:
+                rows = await conn.fetch(sql, *args)
+        if not rows and after:
+            # nothing newer: is the cursor from the future of a store restored from a backup?
+            async with self._acquire() as conn:
+                if after > await _sql.top_position(conn):
+                    raise CursorExpired("the cursor is ahead of this store (restored from a backup?); pull again from the start")
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last = rows[-1][0] if rows else after
+        return Page([r[1] for r in rows], self.encode_cursor(last), more)
+
+    # -- identity -------------------------------------------------------------
+
+    async def principal(self, token_hash: str) -> Principal | None:
+        async with self._acquire() as conn:
+            return await _identity.principal(conn, token_hash)
+
+    async def create(self, entity: Ward | Team | User | DeviceToken, token_hash: str | None = None) -> None:
+        async with self._acquire() as conn:
+            await _identity.create_entity(conn, entity, token_hash, _now())
+
+    async def entities(self, kind: type[Ward] | type[Team] | type[User] | type[Device]) -> Sequence[Ward | Team | User | Device]:
+        async with self._acquire() as conn:
+            return await _identity.entities(conn, kind)
+
+    async def revoke_device(self, device_id: str) -> None:
+        async with self._acquire() as conn:
+            await _identity.revoke_device(conn, device_id, _now())
+
+    # -- supervision ------------------------------------------------------------
+
+    async def summary(self, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> SummaryReport:
+        async with self._acquire() as conn:
+            return await _supervision.summary(conn, wards, start, end)
+
+    async def check_rows(self, wards: Sequence[str], group_by: GroupBy, start: dt.date | None, end: dt.date | None) -> list[CheckRow]:
+        async with self._acquire() as conn:
+            return await _supervision.check_rows(conn, wards, group_by, start, end)
+
+    async def targets(self, wards: Sequence[str], period: str | None) -> list[TargetRow]:
+        async with self._acquire() as conn:
+            return await _supervision.targets(conn, wards, period)
+
+    async def conflicts(
+        self, wards: Sequence[str], status: str | None, collection: str | None, after: int | None, limit: int
+    ) -> list[Conflict]:
+        async with self._acquire() as conn:
+            return await _supervision.conflicts(conn, wards, status, collection, after, limit)
+
+    async def conflict(self, conflict_id: int) -> Conflict | None:
+        async with self._acquire() as conn:
+            return await _supervision.conflict(conn, conflict_id)
+
+    async def history(self, collection: str, record_id: str) -> RecordHistory | None:
+        async with self._acquire() as conn:
+            return await _supervision.history(conn, collection, record_id)
+
+    async def search_premises(self, wards: Sequence[str], terms: Sequence[str], kind: str | None, limit: int) -> list[PremisesHit]:
+        async with self._acquire() as conn:
+            return await _supervision.search_premises(conn, wards, terms, kind, limit)
+
+    async def record_health(self, updates: Sequence[HealthUpdate]) -> None:
+        if updates:
+            async with self._acquire() as conn:
+                await _supervision.record_health(conn, updates)
+
+    async def fleet_health(self, wards: Sequence[str] | None) -> list[DeviceHealth]:
+        async with self._acquire() as conn:
+            return await _supervision.fleet_health(conn, wards)
