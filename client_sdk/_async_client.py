@@ -1,0 +1,315 @@
+"""``AsyncPatrolClient``: the device's records, offline first, and ``sync()``."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+import msgspec
+
+from schemas import Conflict, PulledRecord, Record
+from schemas.collections import Policy
+
+from ._http import Http, Sleep
+from ._localdb import LocalDB, scalar
+from ._online import OnlineAPI
+from ._outbox import Outbox
+from ._reads import Reader
+from ._records import DeviceClock
+from ._sync import BlobUploader, Progress, Syncer
+from ._values import Values, check_elements, encode_record, encode_value, spec_for, utc_text
+from .errors import InvalidEdit, RecordNotFound, StoreMismatch
+from .types import DeadLetter, RetryPolicy, SyncReport
+
+__all__ = ["AsyncPatrolClient"]
+
+R = TypeVar("R", bound=Record)
+MiB = 1024 * 1024
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class AsyncPatrolClient(OnlineAPI):
+    """One device: its local store, its outbox, and its link to the server.
+
+    Every record call works offline, on the device's SQLite file; only ``sync()``
+    and the online calls (reports, conflicts, administration) need the server::
+
+        async with AsyncPatrolClient("https://patrol.example", token=token, device_id="lamson-h01",
+                                     user_id="u-ngoc", path="h01.db") as client:
+            check = await client.create(Check(id=new_id(), ward_id="lam-son", premises_id=p,
+                                              kind="residence", started_at=now))
+            await client.update(Check, check.id, result="ok")
+            report = await client.sync()
+
+    ``http``: an ``httpx.AsyncClient`` to send requests with (the caller closes it);
+    by default one is made for ``base_url``. ``clock``: the device's wall clock in
+    milliseconds (tests and the demo set a handheld a day ahead). ``max_changes`` and
+    ``max_body_bytes`` bound each change set; ``page_size`` each pull page.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        token: str,
+        device_id: str,
+        user_id: str,
+        path: str | os.PathLike[str],
+        http: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        clock: Callable[[], int] | None = None,
+        max_changes: int = 500,
+        max_body_bytes: int = 4 * MiB,
+        page_size: int = 1000,
+        upload_blob: BlobUploader | None = None,
+        sleep: Sleep | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not 1 <= max_changes <= 5000:
+            raise ValueError("max_changes must be between 1 and 5,000 (the server's limit)")
+        self.device_id = device_id
+        self.user_id = user_id
+        self._owns_http = http is None
+        self._httpx = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        self._http = Http(self._httpx, token, base_url=base_url or "", retry=retry, sleep=sleep, rng=rng)
+        self._db = LocalDB(path)
+        self._clock = DeviceClock(device_id, clock or _wall_ms)
+        self._outbox = Outbox(self._db, self._clock)
+        self._reader = Reader(self._db)
+        self._syncer = Syncer(
+            self._db,
+            self._outbox,
+            self._clock,
+            self._http,
+            device_id,
+            max_changes=max_changes,
+            max_bytes=max_body_bytes,
+            page_size=page_size,
+            upload_blob=upload_blob,
+        )
+        self._syncing = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (or create) the local store; checks it belongs to this device and user."""
+        await self._db.open()
+        try:
+            async with self._db.transaction() as conn:
+                owner = await self._db.get_meta(conn, "device_id"), await self._db.get_meta(conn, "user_id")
+                if owner == (None, None):
+                    await self._db.set_meta(conn, {"device_id": self.device_id, "user_id": self.user_id})
+                elif owner != (self.device_id, self.user_id):
+                    raise StoreMismatch(f"{self._db.path} belongs to device {owner[0]} of user {owner[1]}")
+                saved = await self._db.get_meta(conn, "hlc")
+                top = await scalar(conn, "SELECT MAX(ts) FROM outbox")
+            self._clock.restore(saved, top)
+        except BaseException:
+            await self._db.close()
+            raise
+
+    async def aclose(self) -> None:
+        try:
+            await self._db.close()
+        finally:
+            if self._owns_http:
+                await self._httpx.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    # -- edits ---------------------------------------------------------------------------
+
+    async def create(self, record: R) -> R:
+        """Create a record on the device; ``created_by``/``created_at`` are filled in
+        (this user, now) unless set. Returns it as stored."""
+        spec, values, checked = encode_record(record, self.user_id, utc_text(self._clock.wall()))
+        await self._outbox.create(spec.name, record.id, record.ward_id, values)
+        return checked
+
+    async def update(self, kind: type[R], record_id: str, /, **values: Any) -> R:
+        """Set fields of a record (``None`` clears an optional one). A set field given
+        whole is turned into element adds and removes. Write-once fields cannot change."""
+        spec = spec_for(kind)
+        edits, assign = Values(), {}
+        for name, value in values.items():
+            field = spec.fields.get(name)
+            if field is None:
+                raise InvalidEdit(f"{spec.name} has no field {name!r}")
+            if field.policy is Policy.FIRST:
+                raise InvalidEdit(f"{spec.name}.{name} is write-once")
+            if field.policy is Policy.SET:
+                assign[name] = check_elements(spec, name, value)
+            else:
+                edits.values[name] = encode_value(spec, name, value)
+        doc = await self._outbox.edit(spec.name, record_id, edits, assign=assign)
+        return _typed(kind, record_id, doc)
+
+    async def add(self, kind: type[R], record_id: str, field: str, *elements: str) -> R:
+        """Add elements to a set field (photos, officers, tags)."""
+        return await self._set_edit(kind, record_id, field, elements, True)
+
+    async def remove(self, kind: type[R], record_id: str, field: str, *elements: str) -> R:
+        """Remove elements from a set field."""
+        return await self._set_edit(kind, record_id, field, elements, False)
+
+    async def _set_edit(self, kind: type[R], record_id: str, field: str, elements: tuple[str, ...], present: bool) -> R:
+        spec = spec_for(kind)
+        checked = check_elements(spec, field, elements)
+        doc = await self._outbox.edit(spec.name, record_id, Values(sets={field: {e: present for e in checked}}))
+        return _typed(kind, record_id, doc)
+
+    async def delete(self, kind: type[Record], record_id: str) -> None:
+        """Delete a record (a tombstone; a later edit elsewhere may bring it back)."""
+        await self._outbox.edit(spec_for(kind).name, record_id, None, delete=True)
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Make many edits in one transaction: all kept, or none (and one fsync)."""
+        token = await self._batch_begin()
+        marker = LocalDB.bind(token)
+        try:
+            yield
+        except BaseException:
+            LocalDB.unbind(marker)
+            await self._batch_end(token, commit=False)
+            raise
+        LocalDB.unbind(marker)
+        await self._batch_end(token, commit=True)
+
+    async def _batch_begin(self) -> object:
+        return await self._db.begin_batch()
+
+    async def _batch_end(self, token: object, commit: bool) -> None:
+        await self._db.end_batch(token, commit)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get(self, kind: type[R], record_id: str) -> R | None:
+        """A record as the device reads it (pending edits applied); None if absent or deleted."""
+        return await self._reader.get(kind, record_id)
+
+    async def find(
+        self,
+        kind: type[R],
+        /,
+        *,
+        ward: str | None = None,
+        since: dt.date | dt.datetime | None = None,
+        until: dt.date | dt.datetime | None = None,
+        on: str | None = None,
+        limit: int | None = None,
+        **equals: Any,
+    ) -> list[R]:
+        """Live records of a collection, oldest id first: of a ward, with fields equal
+        to ``equals``, dated in ``[since, until)`` by ``on`` (default: the field reports
+        date the collection by, e.g. a check's ``started_at``)."""
+        return await self._reader.find(kind, ward=ward, since=since, until=until, on=on, limit=limit, equals=equals)
+
+    async def count(
+        self,
+        kind: type[Record],
+        /,
+        *,
+        ward: str | None = None,
+        since: dt.date | dt.datetime | None = None,
+        until: dt.date | dt.datetime | None = None,
+        on: str | None = None,
+        **equals: Any,
+    ) -> int:
+        """How many records :meth:`find` would return."""
+        return await self._reader.count(kind, ward=ward, since=since, until=until, on=on, equals=equals)
+
+    async def pulled_records(self, page: int = 1000) -> AsyncIterator[PulledRecord]:
+        """Every record as last pulled from the server (pending edits not applied),
+        by collection and id, read a page at a time."""
+        after: tuple[str, str] | None = None
+        while True:
+            chunk = await self._pulled_page(after, page)
+            for record in chunk:
+                yield record
+            if len(chunk) < page:
+                return
+            after = (chunk[-1].collection, chunk[-1].id)
+
+    async def _pulled_page(self, after: tuple[str, str] | None, page: int) -> list[PulledRecord]:
+        return await self._reader.pulled_page(after or ("", ""), page)
+
+    async def pending_count(self) -> int:
+        """Records with edits waiting to be pushed."""
+        return await self._outbox.pending_count()
+
+    # -- sync ----------------------------------------------------------------------------
+
+    async def sync(self, *, progress: Progress | None = None, push: bool = True, pull: bool = True) -> SyncReport:
+        """Upload blobs, push the outbox, pull until caught up. See ``client_sdk._sync``.
+
+        Raises AuthError (revoked device), TransportError / UnavailableError (server
+        unreachable after the retries): each with ``.report`` of the partial work."""
+        if self._db.in_batch():
+            raise RuntimeError("sync() inside batch(): finish the batch first")
+        if self._syncing:
+            raise RuntimeError("a sync() of this client is already running")
+        self._syncing = True
+        try:
+            return await self._syncer.run(progress, push, pull)
+        finally:
+            self._syncing = False
+
+    async def dead_letters(self) -> list[DeadLetter]:
+        """Changes the server rejected, oldest first."""
+        return await self._reader.dead_letters()
+
+    async def requeue_dead_letter(self, n: int, /, **fixes: Any) -> None:
+        """Send a rejected change again at the next sync, with ``fixes`` to its values."""
+        letter = next((d for d in await self._reader.dead_letters() if d.n == n), None)
+        if letter is None:
+            raise RecordNotFound(f"no dead letter {n}")
+        spec = spec_for(letter.collection)
+        corrected = Values(values={name: encode_value(spec, name, value) for name, value in fixes.items()})
+        await self._outbox.requeue(n, letter.collection, letter.record_id, letter.change, corrected)
+
+    async def drop_dead_letter(self, n: int, /) -> None:
+        """Give a rejected change up for good."""
+        async with self._db.transaction() as conn:
+            await conn.execute("DELETE FROM dead_letters WHERE n = ?", (n,))
+
+    async def reported_conflicts(self) -> list[Conflict]:
+        """Conflicts the server reported for this device's changes, oldest first."""
+        return await self._reader.conflicts()
+
+    async def dismiss_conflicts(self, ids: list[str] | None = None) -> None:
+        """Forget reported conflicts (all of them by default) once the app showed them."""
+        async with self._db.transaction() as conn:
+            if ids is None:
+                await conn.execute("DELETE FROM conflicts")
+            else:
+                await conn.executemany("DELETE FROM conflicts WHERE id = ?", [(i,) for i in ids])
+
+    async def put_blob(self, data: bytes) -> str:
+        """Keep an attachment on the device; returns its id (``sha256:<hex>``) to add to a
+        ``photos`` field. Uploaded by ``sync()`` once the blob API exists (issue 5)."""
+        blob_id = "sha256:" + hashlib.sha256(data).hexdigest()
+        async with self._db.transaction() as conn:
+            await conn.execute("INSERT OR IGNORE INTO blobs (id, data) VALUES (?, ?)", (blob_id, data))
+        return blob_id
+
+
+def _typed(kind: type[R], record_id: str, doc: dict[str, Any]) -> R:
+    return msgspec.convert({**doc, "id": record_id}, kind)

@@ -1,0 +1,124 @@
+"""Online calls: supervisors' reports, conflict review, history, search, fleet health,
+and administration. Thin typed wrappers; answers decode into ``schemas`` types.
+
+These need the network (they read the server's figures, never the device's copy).
+Reads are retried like pulls; a conflict resolution is a new edit, so it is only
+retried when the connection was never made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from schemas import (
+    ChecksReport,
+    Conflict,
+    ConflictList,
+    Device,
+    DeviceToken,
+    FleetHealth,
+    GroupBy,
+    NewDevice,
+    NewTeam,
+    NewUser,
+    NewWard,
+    RecordHistory,
+    Resolution,
+    SearchResults,
+    SummaryReport,
+    Team,
+    TargetsReport,
+    User,
+    Ward,
+)
+
+from ._http import Http
+
+__all__ = ["OnlineAPI"]
+
+
+class OnlineAPI:
+    """Mixed into the async client; ``_http`` is its request core."""
+
+    _http: Http
+
+    # -- supervision (supervisors and admins; officers get ForbiddenError) ---------------
+
+    async def summary_report(self, *, ward: str | None = None, from_: dt.date | None = None, to: dt.date | None = None) -> SummaryReport:
+        """Counts over live records in a period (``from_`` and ``to`` inclusive, ward's zone)."""
+        return await self._http.get("/v1/reports/summary", SummaryReport, {"ward": ward, "from": from_, "to": to})
+
+    async def checks_report(
+        self, group_by: GroupBy, *, ward: str | None = None, from_: dt.date | None = None, to: dt.date | None = None
+    ) -> ChecksReport:
+        return await self._http.get("/v1/reports/checks", ChecksReport, {"group_by": group_by, "ward": ward, "from": from_, "to": to})
+
+    async def checks_report_csv(
+        self, group_by: GroupBy, *, ward: str | None = None, from_: dt.date | None = None, to: dt.date | None = None
+    ) -> str:
+        """The same rows as :meth:`checks_report`, as CSV text (``key,checks,premises,violations``)."""
+        response = await self._http.send(
+            "GET",
+            "/v1/reports/checks",
+            params={"group_by": group_by, "ward": ward, "from": from_, "to": to},
+            headers={"Accept": "text/csv"},
+        )
+        return response.text
+
+    async def targets_report(self, *, ward: str | None = None, period: str | None = None) -> TargetsReport:
+        """Each target with its achieved count and per cent (``period``: ``2023`` or ``2023-06``)."""
+        return await self._http.get("/v1/reports/targets", TargetsReport, {"ward": ward, "period": period})
+
+    async def list_conflicts(
+        self,
+        *,
+        ward: str | None = None,
+        status: Literal["open", "resolved"] | None = None,
+        collection: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> ConflictList:
+        """One page of the server's conflict log; pass ``next`` as ``after`` for the next."""
+        params = {"ward": ward, "status": status, "collection": collection, "limit": limit, "after": after}
+        return await self._http.get("/v1/conflicts", ConflictList, params)
+
+    async def resolve_conflict(self, conflict_id: str, choice: Literal["kept", "other", "value"], value: Any = None) -> Conflict:
+        """Decide a conflict: keep the stored value, take the other side, or set ``value``.
+
+        The decision is a new edit stamped by the server; devices get it on their next pull."""
+        return await self._http.post(f"/v1/conflicts/{conflict_id}/resolve", Resolution(choice=choice, value=value), Conflict)
+
+    async def record_history(self, collection: str, record_id: str) -> RecordHistory:
+        return await self._http.get(f"/v1/records/{collection}/{record_id}/history", RecordHistory)
+
+    async def search_premises(
+        self, q: str, *, ward: str | None = None, kind: str | None = None, limit: int | None = None
+    ) -> SearchResults:
+        """Premises by name, address or owner, ignoring case and diacritics (any role)."""
+        return await self._http.get("/v1/search/premises", SearchResults, {"q": q, "ward": ward, "kind": kind, "limit": limit})
+
+    async def fleet_health(self, *, ward: str | None = None) -> FleetHealth:
+        return await self._http.get("/v1/devices/health", FleetHealth, {"ward": ward})
+
+    # -- administration (admin role) -----------------------------------------------------
+
+    async def create_ward(self, ward: NewWard) -> Ward:
+        return await self._http.post("/v1/admin/wards", ward, Ward)
+
+    async def create_team(self, team: NewTeam) -> Team:
+        return await self._http.post("/v1/admin/teams", team, Team)
+
+    async def create_user(self, user: NewUser) -> User:
+        return await self._http.post("/v1/admin/users", user, User)
+
+    async def register_device(self, device_id: str, user_id: str) -> DeviceToken:
+        """Register a device; the answer holds its token, shown only this once."""
+        return await self._http.post("/v1/admin/devices", NewDevice(device_id=device_id, user_id=user_id), DeviceToken)
+
+    async def revoke_device(self, device_id: str) -> None:
+        """Revoke a device's token (a lost handheld): its next request gets 401."""
+        await self._http.send("DELETE", f"/v1/admin/devices/{device_id}", safe=True)
+
+    async def list_devices(self) -> list[Device]:
+        return await self._http.get("/v1/admin/devices", list[Device])

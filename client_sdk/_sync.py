@@ -1,0 +1,213 @@
+"""``sync()``: blobs, then push the outbox in change sets, then pull until caught up.
+
+The order matters. Pushing first means the pull that follows brings back the
+server's verdict on this device's own edits; pulling last leaves every base as
+fresh as it can be for the edits made after. Each step commits on its own, so a
+sync cut short at any point (network, crash, kill) resumes with the next one:
+
+- a change set is frozen (id and body on disk) before its first attempt and only
+  forgotten once its answer is applied, so a resend is byte-identical and the
+  server's idempotency answers it without applying anything twice;
+- a pull page and the cursor after it are written in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import msgspec
+
+from schemas import ErrorItem, PullResponse, PushResponse, Warning
+
+from ._version import __version__ as _version
+from ._http import Http, decode
+from ._localdb import SCHEMA_VERSION, LocalDB, fetch_all, scalar
+from ._outbox import Frozen, Outbox
+from ._records import DeviceClock, WireRecord, pending_keys, refresh_views, upsert_pulled
+from .errors import ConflictError, InvalidRequestError, ProtocolError, ServerResetError, SyncError
+from .types import SyncProgress, SyncReport
+
+__all__ = ["BlobUploader", "Progress", "Syncer"]
+
+Progress = Callable[[SyncProgress], None]
+#: uploads one blob (``sha256:<hex>``, bytes); the blob API comes with issue 5
+BlobUploader = Callable[[str, bytes], Awaitable[None]]
+SDK_NAME = "patrol-sync-py"
+_push_answer = msgspec.json.Decoder(PushResponse[WireRecord])
+
+
+class Syncer:
+    def __init__(
+        self,
+        db: LocalDB,
+        outbox: Outbox,
+        clock: DeviceClock,
+        http: Http,
+        device_id: str,
+        *,
+        max_changes: int,
+        max_bytes: int,
+        page_size: int,
+        upload_blob: BlobUploader | None = None,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.clock = clock
+        self.http = http
+        self.device_id = device_id
+        self.max_changes = max_changes
+        self.max_bytes = max_bytes
+        self.page_size = page_size
+        self.upload_blob = upload_blob
+        self._pending_hint = 0
+
+    async def run(self, progress: Progress | None, push: bool, pull: bool) -> SyncReport:
+        report = SyncReport()
+        retries_before = self.http.retries
+        try:
+            if push:
+                await self._upload_blobs()
+                await self._push(report, progress)
+            if pull:
+                await self._pull(report, progress)
+        except SyncError as exc:
+            exc.report = report
+            raise
+        finally:
+            report.retries = self.http.retries - retries_before
+        return report
+
+    def _client_header(self) -> str:
+        clock = f"{self.clock.wall():013d}-0000-{self.device_id}"
+        return f"{SDK_NAME}/{_version}; schema={SCHEMA_VERSION}; pending={max(0, self._pending_hint)}; clock={clock}"
+
+    # -- blobs (issue 5) ----------------------------------------------------------------
+
+    async def _upload_blobs(self) -> None:
+        """Upload the blobs that pending edits name, before the edits that name them.
+
+        A no-op until the blob API exists (issue 5) and an uploader is given: the
+        server accepts a change naming a blob it does not have yet (PROTOCOL 6b)."""
+        if self.upload_blob is None:
+            return
+        async with self.db.transaction() as conn:
+            rows = await fetch_all(
+                conn,
+                """SELECT DISTINCT b.id FROM blobs b JOIN outbox o ON o.kind = 'set' AND o.present = 1 AND o.element = b.id
+                   WHERE b.uploaded = 0""",
+            )
+        for (blob_id,) in rows:
+            async with self.db.transaction() as conn:
+                data = await scalar(conn, "SELECT data FROM blobs WHERE id = ?", (blob_id,))
+            await self.upload_blob(blob_id, bytes(data))
+            async with self.db.transaction() as conn:
+                await conn.execute("UPDATE blobs SET uploaded = 1 WHERE id = ?", (blob_id,))
+
+    # -- push ----------------------------------------------------------------------------
+
+    async def _push(self, report: SyncReport, progress: Progress | None) -> None:
+        to_push = self._pending_hint = await self.outbox.pending_count()
+        upto = await self.outbox.last_row()  # edits made during this sync wait for the next
+        for frozen in await self.outbox.in_flight():
+            await self._send(frozen, report, progress, to_push)
+        max_changes = self.max_changes
+        while True:
+            fresh = await self.outbox.freeze(self.device_id, max_changes, self.max_bytes, upto)
+            if fresh is None:
+                return
+            max_changes = await self._send(fresh, report, progress, to_push) or max_changes
+
+    async def _send(self, frozen: Frozen, report: SyncReport, progress: Progress | None, to_push: int) -> int | None:
+        """Send one change set and apply its answer; returns a smaller size to use when
+        the server refused it whole for its size or content."""
+        headers = {"Content-Type": "application/json", "X-Client": self._client_header()}
+        try:
+            response = await self.http.send("POST", "/v1/sync/push", content=frozen.body, headers=headers, safe=True)
+        except InvalidRequestError as exc:
+            if frozen.changes > 1:  # find the change that breaks it: halve until it stands alone
+                await self.outbox.unfreeze(frozen)
+                return max(1, frozen.changes // 2)
+            errors = exc.problem.errors or [ErrorItem(code=exc.problem.type.rsplit(":", 1)[-1], detail=exc.problem.detail)]
+            rejected = await self.outbox.dead_letter_whole(frozen, errors)
+            report.rejected += rejected
+            self._pending_hint -= rejected
+            return None
+        except ConflictError as exc:  # this id was used with another body: the server never applied ours
+            await self.outbox.unfreeze(frozen)
+            report.warnings.append(Warning(code="changeset_reused", detail=f"{exc.problem.detail}; its edits are sent again under a new id"))
+            return None
+        try:
+            answer = _push_answer.decode(response.content)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProtocolError(f"push of change set {frozen.changeset_id}: unreadable answer: {exc}") from None
+        if answer.changeset_id != frozen.changeset_id:
+            raise ProtocolError(f"sent change set {frozen.changeset_id}, the answer is for {answer.changeset_id}")
+        settled = await self.outbox.settle(frozen, answer)
+        report.changesets += 1
+        report.pushed += settled.applied
+        report.rejected += settled.rejected
+        report.conflicts += answer.conflicts
+        for warning in answer.warnings:
+            if warning not in report.warnings:
+                report.warnings.append(warning)
+        self._pending_hint -= frozen.changes
+        if progress is not None:
+            progress(SyncProgress(phase="push", pushed=report.pushed + report.rejected, to_push=to_push, pulled=report.pulled))
+        return None
+
+    # -- pull ----------------------------------------------------------------------------
+
+    async def _pull(self, report: SyncReport, progress: Progress | None) -> None:
+        self._pending_hint = await self.outbox.pending_count()
+        try:
+            await self._pull_pages(report, progress)
+        except ServerResetError:
+            await self.reset()
+            report.warnings.append(
+                Warning(
+                    code="server_reset",
+                    detail="the server was restored from a backup: every record was pulled again; edits not yet pushed were kept",
+                )
+            )
+            await self._pull_pages(report, progress)  # a second 410 now is raised
+
+    async def _fetch(self, cursor: str | None) -> PullResponse[WireRecord]:
+        params = {"cursor": cursor, "limit": self.page_size}
+        response = await self.http.send("GET", "/v1/sync/pull", params=params, headers={"X-Client": self._client_header()})
+        return decode(response, PullResponse[WireRecord])
+
+    async def _pull_pages(self, report: SyncReport, progress: Progress | None) -> None:
+        async with self.db.transaction() as conn:
+            cursor = await self.db.get_meta(conn, "cursor")
+        page = await self._fetch(cursor)
+        while True:
+            # ask for the next page while this one is written
+            following = asyncio.create_task(self._fetch(page.cursor)) if page.more else None
+            try:
+                await self._apply(page)
+            except BaseException:
+                if following is not None:
+                    following.cancel()
+                    await asyncio.gather(following, return_exceptions=True)
+                raise
+            report.pulled += len(page.records)
+            if progress is not None:
+                progress(SyncProgress(phase="pull", pushed=report.pushed + report.rejected, to_push=0, pulled=report.pulled))
+            if following is None:
+                return
+            page = await following
+
+    async def _apply(self, page: PullResponse[WireRecord]) -> None:
+        async with self.db.transaction() as conn:
+            await upsert_pulled(conn, page.records, self.clock)
+            if page.records and await scalar(conn, "SELECT EXISTS (SELECT 1 FROM outbox)"):
+                await refresh_views(conn, await pending_keys(conn, [r.id for r in page.records]))
+            await self.db.set_meta(conn, {"cursor": page.cursor, "hlc": self.clock.state_text})
+
+    async def reset(self) -> None:
+        """Forget the pulled state (the server's epoch changed); keep every pending edit."""
+        async with self.db.transaction() as conn:
+            await conn.execute("DELETE FROM records WHERE view IS NULL")
+            await conn.execute("UPDATE records SET seq = 0")
+            await self.db.set_meta(conn, {"cursor": None})

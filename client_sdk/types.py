@@ -1,0 +1,83 @@
+"""Values the SDK hands back: sync reports, progress, dead letters; and its retry policy."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Any, Literal
+
+import msgspec
+
+from schemas import Conflict, ErrorItem, Warning
+
+__all__ = ["DeadLetter", "RetryPolicy", "SyncProgress", "SyncReport"]
+
+
+class SyncReport(msgspec.Struct, kw_only=True):
+    """What one ``sync()`` did.
+
+    ``pushed``: changes the server applied; ``rejected``: changes it refused, now in
+    the dead letters; ``conflicts``: the conflicts the server logged for this device's
+    changes (kept on the device too, see ``reported_conflicts()``); ``pulled``: records
+    received; ``warnings``: the server's (``clock_skew``) and the SDK's own
+    (``server_reset``, ``changeset_reused``); ``retries``: requests sent again after
+    a network error or a 5xx.
+    """
+
+    pushed: int = 0
+    rejected: int = 0
+    conflicts: list[Conflict] = msgspec.field(default_factory=list)
+    pulled: int = 0
+    warnings: list[Warning] = msgspec.field(default_factory=list)
+    retries: int = 0
+    changesets: int = 0
+
+
+class SyncProgress(msgspec.Struct, frozen=True, kw_only=True):
+    """Handed to a ``sync(progress=...)`` callback after each change set and each page.
+
+    ``to_push`` counts the records that had edits waiting when the sync began; the
+    number of records to pull is not known in advance."""
+
+    phase: Literal["push", "pull"]
+    pushed: int
+    to_push: int
+    pulled: int
+
+
+class DeadLetter(msgspec.Struct, kw_only=True):
+    """A change the server rejected, as it was sent, with the server's reasons.
+
+    Show it, then ``requeue_dead_letter(n, **fixes)`` to send it again (with new
+    stamps and any corrected values) or ``drop_dead_letter(n)`` to give it up."""
+
+    n: int
+    collection: str
+    record_id: str
+    #: the change as sent: ``{"fields": {name: {"value"|"add"|"remove", "ts", "base"}}, "delete": ...}``
+    change: dict[str, Any]
+    errors: list[ErrorItem]
+    changeset_id: str
+    rejected_at: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter (the AWS architecture blog's "full jitter").
+
+    Attempt ``k`` (from 0) waits a uniform random time in ``[0, min(max_delay,
+    base_delay * 2**k)]``: spread out, so a fleet of handhelds coming back online at
+    once does not hammer the server in lockstep. A ``Retry-After`` from the server
+    (429, 503) is honoured when longer, up to ``max_delay``.
+    """
+
+    attempts: int = 6
+    base_delay: float = 0.25
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
+        ceiling = min(self.max_delay, self.base_delay * (2**attempt))
+        wait = rng.uniform(0, ceiling)
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.max_delay))
+        return wait

@@ -1,0 +1,110 @@
+"""SDK fixtures: clients for the devices of the root ``world``, on files in tmp_path.
+
+Every test here talks to a real server on loopback (the root ``server`` fixture);
+the store behind it is whichever the root fixtures choose, so these tests never
+look inside it, only at what the HTTP API answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import pytest
+
+from client_sdk import AsyncPatrolClient, RetryPolicy
+
+from ..helpers import Api, World
+
+USERS = {"lamson-h01": "u-ngoc", "lamson-h02": "u-hung", "phuson-h01": "u-lan", "sup-laptop": "u-minh", "admin-cli": "admin"}
+#: retries without waiting: the delays are recorded, not slept
+FAST = RetryPolicy(attempts=5, base_delay=0.001, max_delay=0.01)
+
+
+class MakeClient(Protocol):
+    def __call__(self, api: Api, *, name: str | None = None, **options: Any) -> AsyncPatrolClient: ...
+
+
+@dataclasses.dataclass
+class Sleeps:
+    delays: list[float] = dataclasses.field(default_factory=list)
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+async def make_client(world: World, tmp_path: Path, sleeps: Sleeps) -> AsyncIterator[MakeClient]:
+    """A factory of clients (not yet opened) for a world device; all closed at the end."""
+    made: list[AsyncPatrolClient] = []
+
+    def make(api: Api, *, name: str | None = None, **options: Any) -> AsyncPatrolClient:
+        assert api.device_id is not None and api.token is not None
+        options.setdefault("retry", FAST)
+        options.setdefault("sleep", sleeps)
+        client = AsyncPatrolClient(
+            world.base_url,
+            token=api.token,
+            device_id=api.device_id,
+            user_id=USERS[api.device_id],
+            path=tmp_path / f"{name or api.device_id}.db",
+            **options,
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.aclose()
+
+
+@pytest.fixture
+async def h01(make_client: MakeClient, world: World) -> AsyncIterator[AsyncPatrolClient]:
+    """Officer Ngọc's handheld (lam-son), opened."""
+    async with make_client(world.officer_a) as client:
+        yield client
+
+
+@pytest.fixture
+async def h02(make_client: MakeClient, world: World) -> AsyncIterator[AsyncPatrolClient]:
+    """Officer Hùng's handheld (lam-son), opened."""
+    async with make_client(world.officer_b) as client:
+        yield client
+
+
+class Forward(httpx.AsyncBaseTransport):
+    """A real transport with a hook: ``fault(request, attempt)`` may fail a request
+    before sending it, or (returning "after") after the server answered it."""
+
+    def __init__(self, fault: Callable[[httpx.Request, int], str | None]) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.fault = fault
+        self.seen: list[tuple[str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        n = len(self.seen)
+        self.seen.append((request.method, request.url.path))
+        what = self.fault(request, n)
+        if what == "before":
+            raise httpx.ConnectError("network down (injected)", request=request)
+        response = await self.inner.handle_async_request(request)
+        if what == "after":
+            await response.aread()
+            await response.aclose()
+            raise httpx.ReadError("connection lost after the request was sent (injected)", request=request)
+        if what and what.isdigit():
+            await response.aread()
+            await response.aclose()
+            return httpx.Response(int(what), headers={"Retry-After": "0"}, json={"type": "about:blank", "title": "injected", "status": int(what), "detail": "injected"})
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
