@@ -8,7 +8,7 @@ look inside it, only at what the HTTP API answers.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -80,31 +80,59 @@ async def h02(make_client: MakeClient, world: World) -> AsyncIterator[AsyncPatro
         yield client
 
 
-class Forward(httpx.AsyncBaseTransport):
-    """A real transport with a hook: ``fault(request, attempt)`` may fail a request
-    before sending it, or (returning "after") after the server answered it."""
+Fault = Callable[[httpx.Request, int], Awaitable[str | None]]
 
-    def __init__(self, fault: Callable[[httpx.Request, int], str | None]) -> None:
+
+class Forward(httpx.AsyncBaseTransport):
+    """A real transport with a hook run before each request: ``fault(request, n)`` may
+    return "before" (fail without sending: the network is down), "after" (send it, let
+    the server answer, then lose the answer), a status code as text (answer that
+    instead, without sending), or None (pass it through)."""
+
+    def __init__(self, fault: Fault | None = None) -> None:
         self.inner = httpx.AsyncHTTPTransport()
         self.fault = fault
-        self.seen: list[tuple[str, str]] = []
+        self.seen: list[httpx.Request] = []
+
+    def paths(self, method: str = "POST") -> list[str]:
+        return [r.url.path for r in self.seen if r.method == method]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         n = len(self.seen)
-        self.seen.append((request.method, request.url.path))
-        what = self.fault(request, n)
+        self.seen.append(request)
+        what = await self.fault(request, n) if self.fault is not None else None
         if what == "before":
             raise httpx.ConnectError("network down (injected)", request=request)
+        if what is not None and what.isdigit():
+            problem = {"type": "about:blank", "title": "injected", "status": int(what), "detail": "injected failure"}
+            return httpx.Response(int(what), headers={"Retry-After": "0"}, json=problem)
         response = await self.inner.handle_async_request(request)
         if what == "after":
             await response.aread()
             await response.aclose()
             raise httpx.ReadError("connection lost after the request was sent (injected)", request=request)
-        if what and what.isdigit():
-            await response.aread()
-            await response.aclose()
-            return httpx.Response(int(what), headers={"Retry-After": "0"}, json={"type": "about:blank", "title": "injected", "status": int(what), "detail": "injected"})
         return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+@pytest.fixture
+async def forward() -> AsyncIterator[Callable[[Fault | None], httpx.AsyncClient]]:
+    """Makes ``httpx.AsyncClient``s over a :class:`Forward` transport (``.transport``)."""
+    made: list[httpx.AsyncClient] = []
+
+    def make(fault: Fault | None = None) -> httpx.AsyncClient:
+        client = httpx.AsyncClient(transport=Forward(fault), timeout=30)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        await client.aclose()
+
+
+def transport_of(http: httpx.AsyncClient) -> Forward:
+    transport = http._transport
+    assert isinstance(transport, Forward)
+    return transport
