@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["Cluster", "Unavailable", "dump", "fail_inserts_of", "rows", "run_async", "start_cluster"]
+__all__ = ["Cluster", "Unavailable", "dump", "execute", "fail_inserts_of", "rows", "run_async", "start_cluster"]
 
 T = TypeVar("T")
 ENV = "PATROL_SYNC_TEST_PG"
@@ -177,6 +177,17 @@ async def rows(db_url: str, sql: str) -> list[tuple[Any, ...]]:
     conn = await asyncpg.connect(db_url)
     try:
         return [tuple(r) for r in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
+async def execute(db_url: str, script: str) -> None:
+    """Run a PostgreSQL script (several statements) on the store's database."""
+    import asyncpg
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute(script)
     finally:
         await conn.close()
 
