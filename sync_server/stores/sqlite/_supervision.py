@@ -24,6 +24,8 @@ from schemas import (
 )
 
 from ..base import HealthUpdate, ResolvedConflict, TargetRow
+from ..projections import ENUMS
+from . import _projections
 
 __all__ = [
     "check_rows",
@@ -49,111 +51,173 @@ class _Diff(msgspec.Struct):
 _diff = msgspec.json.Decoder(_Diff)
 
 
-def _in(column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+def _in(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     return f"{column} IN ({','.join('?' * len(values))})", list(values)
 
 
-def _scope(alias: str, wards: Sequence[str], start: dt.date | None, end: dt.date | None, undated: bool = False) -> tuple[str, list[Any]]:
-    """``live`` rows of these wards within the period (``undated``: rows without a day count too)."""
-    where, args = _in(f"{alias}.ward_id", wards)
+def _ward_keys(conn: sqlite3.Connection, wards: Sequence[str]) -> dict[int, str]:
+    """Ward keys of these ward ids (a ward no record ever named has none: nothing to count)."""
+    return {key: ward for ward, key in _projections.keys(conn, wards, create=False).items()}
+
+
+def _scope(
+    alias: str, wards: Sequence[int], start: dt.date | None, end: dt.date | None, undated: bool = False
+) -> tuple[str, list[Any]]:
+    """``live`` rows of these ward keys within the period (``undated``: rows without a day count too)."""
+    where, args = _in(f"{alias}.ward", wards)
     clauses = [f"{alias}.live = 1", where]
     period = []
     if start is not None:
         period.append(f"{alias}.day >= ?")
-        args.append(start.isoformat())
+        args.append(_projections.day_int(start))
     if end is not None:
         period.append(f"{alias}.day <= ?")
-        args.append(end.isoformat())
+        args.append(_projections.day_int(end))
     if period:
         dated = " AND ".join(period)
         clauses.append(f"({alias}.day IS NULL OR ({dated}))" if undated else dated)
     return " AND ".join(clauses), args
 
 
+def _label(enum: str, code: int | None) -> str:
+    values = ENUMS[enum]
+    return values[code] if code is not None and 0 <= code < len(values) else "unknown"
+
+
 def summary(conn: sqlite3.Connection, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> SummaryReport:
     report = SummaryReport(wards=list(wards), from_=start, to=end)
-    if not wards:
+    keys = list(_ward_keys(conn, wards))
+    if not keys:
         return report
-    where, args = _scope("c", wards, start, end)
-    report.checks, report.premises_checked = conn.execute(
-        f"SELECT count(*), count(DISTINCT c.premises_id) FROM p_checks c WHERE {where}", args
-    ).fetchone()
-    in_scope, scope_args = _in("p.ward_id", wards)
-    report.premises_checked_by_kind = dict(
-        conn.execute(
-            f"SELECT coalesce(p.kind, 'unknown'), count(DISTINCT c.premises_id) FROM p_checks c "
-            f"LEFT JOIN p_premises p ON p.id = c.premises_id AND p.live = 1 AND {in_scope} "
-            f"WHERE {where} GROUP BY 1 ORDER BY 1",
-            scope_args + args,
-        ).fetchall()
+    dated = start is not None or end is not None
+    where, args = _scope("c", keys, start, end)
+    # distinct premises: group the checks by premises (an index walk over a city, no sort)
+    per_premises = (
+        f"SELECT c.premises, count(*) AS n FROM p_checks c INDEXED BY {'p_checks_ward_day' if dated else 'p_checks_premises'} "
+        f"WHERE {where} GROUP BY c.premises"
     )
-    where, args = _scope("v", wards, start, end)
+    checks, premises = conn.execute(f"SELECT coalesce(sum(n), 0), count(*) FROM ({per_premises})", args).fetchone()
+    report.checks, report.premises_checked = checks, premises
+    in_scope, scope_args = _in("p.ward", keys)
+    report.premises_checked_by_kind = dict(
+        sorted(
+            (_label("premises_kind", kind), n)
+            for kind, n in conn.execute(
+                f"SELECT p.kind, count(*) FROM ({per_premises}) g "
+                f"LEFT JOIN p_premises p ON p.rk = g.premises AND p.live = 1 AND {in_scope} GROUP BY p.kind",
+                args + scope_args,
+            )
+        )
+    )
+    where, args = _scope("v", keys, start, end)
     by_category: dict[str, int] = {}
     by_status: dict[str, int] = {}
+    index = "p_violations_ward_day" if dated else "p_violations_grouped"
     for category, status, count, fines in conn.execute(
-        f"SELECT v.category, v.status, count(*), coalesce(sum(v.fine_vnd), 0) FROM p_violations v WHERE {where} "
-        "GROUP BY v.category, v.status",
+        f"SELECT v.category, v.status, count(*), coalesce(sum(v.fine), 0) FROM p_violations v INDEXED BY {index} "
+        f"WHERE {where} GROUP BY v.category, v.status",
         args,
     ):
-        by_category[category] = by_category.get(category, 0) + count
-        by_status[status] = by_status.get(status, 0) + count
+        name, state = _label("category", category), _label("status", status)
+        by_category[name] = by_category.get(name, 0) + count
+        by_status[state] = by_status.get(state, 0) + count
         report.violations_recorded += count
         report.fines_vnd += fines
     report.violations_by_category = dict(sorted(by_category.items()))
     report.violations_by_status = dict(sorted(by_status.items()))
-    where, args = _scope("t", wards, start, end)
-    report.tips_by_status = dict(conn.execute(f"SELECT t.status, count(*) FROM p_tips t WHERE {where} GROUP BY 1 ORDER BY 1", args).fetchall())
+    where, args = _scope("t", keys, start, end)
+    report.tips_by_status = dict(
+        sorted((_label("tip_status", s), n) for s, n in conn.execute(f"SELECT t.status, count(*) FROM p_tips t WHERE {where} GROUP BY 1", args))
+    )
     report.tips_received = sum(report.tips_by_status.values())
-    where, args = _scope("p", wards, start, end)
+    where, args = _scope("p", keys, start, end)
     patrols, hours = conn.execute(f"SELECT count(*), coalesce(sum(p.hours), 0.0) FROM p_patrols p WHERE {where}", args).fetchone()
     report.patrols, report.patrol_hours = patrols, round(hours, 2)
-    where, args = _scope("g", wards, start, end, undated=True)
+    where, args = _scope("g", keys, start, end, undated=True)
     report.fire_safety_groups = conn.execute(f"SELECT count(*) FROM p_safety_groups g WHERE {where} AND g.kind = 'fire_safety'", args).fetchone()[0]
-    where, args = _scope("f", wards, start, end, undated=True)
+    where, args = _scope("f", keys, start, end, undated=True)
     report.public_fire_points = conn.execute(f"SELECT count(*) FROM p_fire_points f WHERE {where}", args).fetchone()[0]
     return report
 
 
-_GROUP_KEYS: dict[str, str] = {
-    "ward": "c.ward_id",
-    "team": "c.team_id",
-    "officer": "c.officer",
-    "check_kind": "c.kind",
-    "premises_kind": "p.kind",
-    "day": "c.day",
-    "week": "c.week",
-    "month": "c.month",
+#: group_by -> (column, the index that yields the checks of a city in group order, or
+#: the ward-day index when the rows are sorted instead)
+_GROUPS: dict[str, tuple[str, str]] = {
+    "ward": ("ward", "p_checks_ward_day"),
+    "team": ("team", "p_checks_ward_day"),
+    "officer": ("officer", "p_checks_officer"),
+    "check_kind": ("kind", "p_checks_ward_day"),
+    "day": ("day", "p_checks_ward_day"),
+    "week": ("week", "p_checks_ward_day"),
+    "month": ("month", "p_checks_month"),
 }
 
 
+def _group_label(group_by: str, value: Any, names: dict[int, str]) -> str:
+    if value is None or value == -1:
+        return "unknown"
+    match group_by:
+        case "check_kind":
+            return _label("check_kind", value)
+        case "premises_kind":
+            return _label("premises_kind", value)
+        case "day":
+            return f"{value // 10000:04d}-{value // 100 % 100:02d}-{value % 100:02d}"
+        case "week":
+            return f"{value // 100:04d}-W{value % 100:02d}"
+        case "month":
+            return f"{value // 100:04d}-{value % 100:02d}"
+    return names.get(value, "unknown")
+
+
 def check_rows(conn: sqlite3.Connection, wards: Sequence[str], group_by: GroupBy, start: dt.date | None, end: dt.date | None) -> list[CheckRow]:
-    if not wards:
+    keys = list(_ward_keys(conn, wards))
+    if not keys:
         return []
-    where, args = _scope("c", wards, start, end)
-    key = _GROUP_KEYS[group_by]
-    join, join_args = "", list[Any]()
+    where, args = _scope("c", keys, start, end)
+    dated = start is not None or end is not None
     if group_by == "premises_kind":
-        in_scope, join_args = _in("p.ward_id", wards)
-        join = f"LEFT JOIN p_premises p ON p.id = c.premises_id AND p.live = 1 AND {in_scope}"
-    v_scope, v_args = _in("v.ward_id", wards)
-    sql = f"""
-        WITH c AS (SELECT c.id, c.premises_id, coalesce({key}, 'unknown') AS key FROM p_checks c {join} WHERE {where}),
-             v AS (SELECT v.check_id, count(*) AS n FROM p_violations v
-                    WHERE v.live = 1 AND {v_scope} AND v.check_id IN (SELECT id FROM c) GROUP BY v.check_id)
-        SELECT c.key, count(*), count(DISTINCT c.premises_id), coalesce(sum(v.n), 0)
-          FROM c LEFT JOIN v ON v.check_id = c.id GROUP BY c.key ORDER BY c.key"""
-    return [CheckRow(key=str(k), checks=n, premises=p, violations=v) for k, n, p, v in conn.execute(sql, join_args + args + v_args)]
+        in_scope, scope_args = _in("p.ward", keys)
+        index = "p_checks_ward_day" if dated else "p_checks_premises"
+        sql = f"""
+            SELECT coalesce(p.kind, -1), sum(g.n), count(*), sum(g.nv)
+              FROM (SELECT c.premises, count(*) AS n, sum(c.nv) AS nv FROM p_checks c INDEXED BY {index}
+                     WHERE {where} GROUP BY c.premises) g
+              LEFT JOIN p_premises p ON p.rk = g.premises AND p.live = 1 AND {in_scope}
+             GROUP BY 1"""
+        rows = conn.execute(sql, args + scope_args).fetchall()
+    else:
+        column, index = _GROUPS[group_by]
+        if dated and group_by != "ward":
+            index = "p_checks_ward_day"  # a period: its rows first, then group them
+        sql = f"SELECT c.{column}, count(*), count(DISTINCT c.premises), sum(c.nv) FROM p_checks c INDEXED BY {index} WHERE {where} GROUP BY c.{column}"
+        rows = conn.execute(sql, args).fetchall()
+    names: dict[int, str] = {}
+    if group_by in ("ward", "team", "officer"):
+        ids = [r[0] for r in rows if r[0] is not None]
+        for start_at in range(0, len(ids), 400):
+            chunk = ids[start_at : start_at + 400]
+            names.update(conn.execute(f"SELECT key, id FROM p_keys WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+    merged: dict[str, list[int]] = {}
+    for value, checks, premises, violations in rows:
+        total = merged.setdefault(_group_label(group_by, value, names), [0, 0, 0])
+        total[0] += checks
+        total[1] += premises
+        total[2] += violations or 0
+    return [CheckRow(key=k, checks=c, premises=p, violations=v) for k, (c, p, v) in sorted(merged.items())]
 
 
 def targets(conn: sqlite3.Connection, wards: Sequence[str], period: str | None) -> list[TargetRow]:
-    if not wards:
+    names = _ward_keys(conn, wards)
+    if not names:
         return []
-    where, args = _in("ward_id", wards)
-    sql = f"SELECT id, ward_id, metric, period, target FROM p_targets WHERE live = 1 AND {where}"
+    where, args = _in("ward", list(names))
+    sql = f"SELECT id, ward, metric, period, target FROM p_targets WHERE live = 1 AND {where}"
     if period is not None:
         sql += " AND period = ?"
         args.append(period)
-    return [TargetRow(*row) for row in conn.execute(sql + " ORDER BY ward_id, period, metric, id", args)]
+    rows = [TargetRow(i, names[w], m, p, t) for i, w, m, p, t in conn.execute(sql, args)]
+    return sorted(rows, key=lambda r: (r.ward_id, r.period, r.metric, r.id))
 
 
 # -- conflicts -------------------------------------------------------------------------
@@ -246,20 +310,21 @@ def history(conn: sqlite3.Connection, collection: str, record_id: str) -> Record
 
 
 def search_premises(conn: sqlite3.Connection, wards: Sequence[str], terms: Sequence[str], kind: str | None, limit: int) -> list[PremisesHit]:
-    if not wards or not terms:
+    names = _ward_keys(conn, wards)
+    if not names or not terms:
         return []
     match = " ".join('"' + term.replace('"', '""') + '"*' for term in terms)  # every term, as a word prefix
-    where, args = _in("p.ward_id", wards)
+    where, args = _in("p.ward", list(names))
     if kind is not None:
         where += " AND p.kind = ?"
-        args.append(kind)
+        args.append(_projections.CODES["premises_kind"].get(kind, -1))
     sql = f"""
-        SELECT p.id, p.ward_id, p.name, p.kind, p.address, p.owner_name, bm25(premises_search, 10.0, 4.0, 2.0) AS rank
-          FROM premises_search JOIN p_premises p ON p.pk = premises_search.rowid
+        SELECT k.id, p.ward, p.name, p.kind, p.address, p.owner_name, bm25(premises_search, 10.0, 4.0, 2.0) AS rank
+          FROM premises_search JOIN p_premises p ON p.rk = premises_search.rowid JOIN p_keys k ON k.key = p.rk
          WHERE premises_search MATCH ? AND p.live = 1 AND {where}
          ORDER BY rank LIMIT ?"""
     return [
-        PremisesHit(id=i, ward_id=w, name=n or "", kind=k or "", address=a, owner_name=o, score=round(-rank, 6))
+        PremisesHit(id=i, ward_id=names[w], name=n or "", kind=_label("premises_kind", k), address=a, owner_name=o, score=round(-rank, 6))
         for i, w, n, k, a, o, rank in conn.execute(sql, [match, *args, limit])
     ]
 
