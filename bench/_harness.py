@@ -2,10 +2,13 @@
 
 The server runs as ``patrol-sync serve`` (uvicorn, loopback); the benchmark
 process is the client, so client and server never share a core's event loop.
+A ``postgresql://`` URL names a server: each run gets a fresh database on it
+(created from the URL's database as maintenance database, dropped afterwards).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -15,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -59,9 +63,36 @@ class Fleet:
             self.tokens["reader"] = answer.json()["token"]
 
 
+def _on_postgres(url: str, statement: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@contextlib.contextmanager
+def fresh_database(url: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of ``url``, dropped afterwards."""
+    name = f"patrol_bench_{os.getpid()}_{time.monotonic_ns()}"
+    _on_postgres(url, f"CREATE DATABASE {name}")
+    parts = urlsplit(url)
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    finally:
+        _on_postgres(url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @contextlib.contextmanager
 def running_server(db: str | None = None, workers: int = 1, extra_env: dict[str, str] | None = None) -> Iterator[Fleet]:
-    with tempfile.TemporaryDirectory(prefix="patrol-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="patrol-bench-") as tmp, contextlib.ExitStack() as stack:
+        if db is not None and db.startswith(("postgresql:", "postgres:")):
+            db = stack.enter_context(fresh_database(db))
         db = db or f"sqlite:///{Path(tmp) / 'bench.db'}"
         token = _cli("admin", "bootstrap", db=db)
         port = _free_port()
