@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Response
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware.base import DefineMiddleware
@@ -20,6 +21,8 @@ from schemas import ErrorItem, Problem
 
 from . import errors, openapi
 from .auth import TokenAuthMiddleware
+from .limits import Limiter
+from .observability import Metrics, RequestContext, metrics_endpoint
 from .controllers import (
     AdminController,
     ConflictsController,
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     """The server. ``store`` (not yet opened) overrides the one ``settings.db_url`` names."""
     settings = settings or Settings.from_env()
     the_store = store or store_for(settings.db_url)
+    metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.state.store = the_store
         app.state.settings = settings
         service = SyncService(the_store, settings)
+        metrics.watch(service.writer)
         await service.start()
         app.state.service = service
         app.state.supervision = SupervisionService(the_store, service.writer, service.hlc, service.fleet)
@@ -121,9 +126,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     def supervision(request: Request[Any, Any, Any]) -> SupervisionService:
         return request.app.state.supervision  # type: ignore[no-any-return]
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
+            metrics_endpoint,
             SyncController,
             AdminController,
             ReportsController,
@@ -133,7 +139,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             DevicesController,
         ],
         lifespan=[lifespan],
-        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema"])],
+        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema", "^/metrics$"])],
         dependencies={
             "service": Provide(service, sync_to_thread=False),
             "supervision": Provide(supervision, sync_to_thread=False),
@@ -153,4 +159,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             render_plugins=[_WireDocument()],
         ),
         debug=False,
+        state=State({"metrics": metrics}),
     )
+    # Outside routing, so that unknown paths and refused requests are counted, logged
+    # with a request id, and answered as problems too (app-level middleware runs only
+    # once a route is found). ``asgi_handler`` is what ``Litestar.__call__`` calls.
+    app.asgi_handler = RequestContext(Limiter(app.asgi_handler, settings, metrics), metrics)
+    return app

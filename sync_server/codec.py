@@ -99,8 +99,22 @@ def decode(body: bytes, kind: type[T], fmt: Format = "json") -> T:
         return _decoder(kind, fmt).decode(body)  # type: ignore[no-any-return]
     except msgspec.ValidationError as exc:
         raise Unprocessable(str(exc), errors=[_error_item(str(exc))]) from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"the body is not valid {fmt}: {exc}") from None
+    except _UNREADABLE as exc:
+        raise _unreadable(fmt, exc) from None
+
+
+#: what decoding hostile bytes raises besides ValidationError: bad syntax
+#: (DecodeError), invalid UTF-8 (UnicodeDecodeError), nesting past the C stack
+#: guard (RecursionError)
+_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _unreadable(fmt: Format, exc: BaseException) -> BadRequest:
+    if isinstance(exc, RecursionError):
+        return BadRequest(f"the body is not valid {fmt}: nested too deeply")
+    if isinstance(exc, UnicodeDecodeError):
+        return BadRequest(f"the body is not valid {fmt}: a string is not valid UTF-8 ({exc.reason} at byte {exc.start})")
+    return BadRequest(f"the body is not valid {fmt}: {exc}")
 
 
 # -- push ---------------------------------------------------------------------
@@ -151,7 +165,7 @@ def _error_item(message: str) -> ErrorItem:
 def _reject_change(raw: msgspec.Raw, fmt: Format, message: str) -> Rejected:
     try:
         head = _decoder(_Head, fmt).decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except _UNREADABLE:
         head = _Head()
     collection = head.collection if isinstance(head.collection, str) else None
     record_id = head.id if isinstance(head.id, str) else None
@@ -171,23 +185,33 @@ def decode_push(body: bytes, fmt: Format, max_changes: int) -> DecodedPush:
     try:
         request = _decoder(PushRequest, fmt).decode(body)
     except msgspec.ValidationError:  # (a DecodeError too: catch it first)
-        envelope = decode(body, PushEnvelope, fmt)  # a bad envelope fails the whole request
-        generic = msgspec.msgpack.decode(body) if fmt == "msgpack" else msgspec.json.decode(body)
-        body_hash = hashlib.sha256(msgspec.json.encode(generic, order="sorted")).digest()
-        _check_count(len(envelope.changes), max_changes)
-        changes: list[Change | Rejected] = []
-        change_decoder = _decoder(AnyChange, fmt)
-        for raw in envelope.changes:
-            try:
-                changes.append(change_decoder.decode(raw))
-            except msgspec.ValidationError as exc:
-                changes.append(_reject_change(raw, fmt, str(exc)))
-        return DecodedPush(envelope.device_id, envelope.changeset_id, changes, body_hash)
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"the body is not valid {fmt}: {exc}") from None
+        return _decode_leniently(body, fmt, max_changes)
+    except _UNREADABLE as exc:
+        raise _unreadable(fmt, exc) from None
     _check_count(len(request.changes), max_changes)
     # typed Structs encode in declared field order: a canonical form for free
     return DecodedPush(request.device_id, request.changeset_id, list(request.changes), _content_hash(request))
+
+
+def _decode_leniently(body: bytes, fmt: Format, max_changes: int) -> DecodedPush:
+    """Change by change: a bad change is rejected alone, a bad envelope fails the request."""
+    envelope = decode(body, PushEnvelope, fmt)
+    _check_count(len(envelope.changes), max_changes)
+    try:
+        generic = msgspec.msgpack.decode(body) if fmt == "msgpack" else msgspec.json.decode(body)
+        body_hash = hashlib.sha256(msgspec.json.encode(generic, order="sorted")).digest()
+    except (*_UNREADABLE, ValueError):  # a number past float range, say: a retry sends the same bytes
+        body_hash = hashlib.sha256(b"raw:" + body).digest()
+    changes: list[Change | Rejected] = []
+    change_decoder = _decoder(AnyChange, fmt)
+    for raw in envelope.changes:
+        try:
+            changes.append(change_decoder.decode(raw))
+        except msgspec.ValidationError as exc:
+            changes.append(_reject_change(raw, fmt, str(exc)))
+        except _UNREADABLE as exc:
+            changes.append(_reject_change(raw, fmt, str(_unreadable(fmt, exc))))
+    return DecodedPush(envelope.device_id, envelope.changeset_id, changes, body_hash)
 
 
 def _check_count(count: int, limit: int) -> None:

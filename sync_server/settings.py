@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -22,6 +22,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_blob_bytes: int = 20 * MiB
     max_clock_skew_ms: int = 10 * 60 * 1000
     default_timezone: str = "Asia/Ho_Chi_Minh"
+    # -- backpressure (sync_server/limits.py): past these, 503 or 429 with Retry-After
+    max_queued_changes: int = 50_000  # changes waiting for the push writer (queued or being written)
+    max_inflight: int = 256  # requests being handled by this process at once
+    max_inflight_per_device: int = 64  # of them, from one token (an admin script may run many at once)
+    push_timeout_s: float = 30.0  # a push not committed by then answers 503 (a retry gets the stored answer)
+    request_timeout_s: float = 60.0  # a request with no answer started by then answers 503
+    retry_after_s: int = 1  # the Retry-After of those answers
+    # -- logging (sync_server/observability.py)
+    log_format: Literal["json", "text"] = "json"  # "json" (one object a line) or "text"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -18,6 +18,12 @@ Each change set stays all-or-nothing and gets the answer it would have got
 alone; only the fsync and the round trips are shared.  If a group's transaction
 fails, its change sets are retried one by one, so a change set that breaks the
 store fails alone.
+
+The queue is bounded by the changes it holds (``Settings.max_queued_changes``,
+counted from submission to answer): past it a push is refused at once with 503
+and ``Retry-After``, and a push not answered within ``push_timeout_s`` answers
+503 too (it stays queued; its retry gets the stored answer).  Listeners
+(``PushWriter.listeners``) hear what each committed group did, for metrics.
 """
 
 from __future__ import annotations
@@ -37,12 +43,12 @@ from schemas import HLC, Change, ChangeResult, Conflict, PushResponse, Warning, 
 from .codec import DecodedPush, Rejected
 from .engine import Context, Outcome, RecordState, apply_change
 from .engine.state import encode_crdt, encode_doc
-from .errors import ChangesetReused, Forbidden
+from .errors import ChangesetReused, Forbidden, Unavailable
 from .principal import Principal
 from .settings import Settings
 from .stores import ConflictRow, EditRow, ReadTx, RecordRow, ResolvedConflict, Store, StoredChangeset, WriteTx
 
-__all__ = ["PushOutcome", "PushWriter"]
+__all__ = ["GroupStats", "PushOutcome", "PushWriter"]
 
 log = logging.getLogger("patrol_sync.writer")
 
@@ -72,6 +78,18 @@ class PushOutcome:
     rejected: int = 0
     #: answered from the stored answer of an earlier identical push
     replayed: bool = False
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class GroupStats:
+    """What one committed group did (change sets answered from a stored answer excluded)."""
+
+    changesets: int
+    applied: int  # changes applied (a change that altered nothing counts: it was accepted)
+    rejected: int
+    conflicts: int
+    replayed: int  # change sets answered from the stored answer of an earlier identical push
+    seconds: float  # the write transaction, from begin to commit
 
 
 @dataclasses.dataclass(slots=True)
@@ -121,6 +139,9 @@ class PushWriter:
         self.hlc = hlc
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        #: changes submitted and not yet answered (the queue's bound is on these)
+        self.queued_changes = 0
+        self.listeners: list[Callable[[GroupStats], None]] = []
 
     @property
     def running(self) -> bool:
@@ -142,10 +163,27 @@ class PushWriter:
         self._task = None
 
     async def submit(self, principal: Principal, push: DecodedPush, resolution: ResolvedConflict | None = None) -> PushOutcome:
+        """Queue a change set and wait for its answer (503 when the queue is full or
+        the answer is late: the change set may still commit; a retry is safe)."""
+        retry_after = {"Retry-After": str(self.settings.retry_after_s)}
+        count = max(1, len(push.changes))
+        if self.queued_changes and self.queued_changes + count > self.settings.max_queued_changes:
+            raise Unavailable(f"{self.queued_changes} changes are waiting to be written; try again shortly", headers=retry_after)
         job = _Job(principal, push, asyncio.get_running_loop().create_future(), resolution)
+        self.queued_changes += count
+        job.future.add_done_callback(lambda _: self._answered(count))
         self._queue.put_nowait(job)
         # a client that hangs up does not cancel its change set: it is applied, or not, whole
-        return await asyncio.shield(job.future)
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), self.settings.push_timeout_s)
+        except TimeoutError:
+            raise Unavailable(
+                f"change set {push.changeset_id} is queued but not committed yet; send it again (same id) shortly",
+                headers=retry_after,
+            ) from None
+
+    def _answered(self, count: int) -> None:
+        self.queued_changes -= count
 
     # -- the loop -------------------------------------------------------------------
 
@@ -186,6 +224,7 @@ class PushWriter:
 
     async def _finish(self, group: list[_Job], plan: _Plan | None) -> _Plan | None:
         """Write one group; returns its plan, or None when any of it failed."""
+        started = time.perf_counter()
         try:
             plan, answers = await self._write(group, plan)
         except Exception as exc:
@@ -199,7 +238,25 @@ class PushWriter:
             return None
         for job, answer in zip(group, answers):
             _settle(job.future, answer)
+        if self.listeners:
+            self._tell(plan, answers, time.perf_counter() - started)
         return plan
+
+    def _tell(self, plan: _Plan, answers: list[PushOutcome | Exception], seconds: float) -> None:
+        applied = sum(1 for m in plan.merged for item in m.items if isinstance(item, _Applied))
+        stats = GroupStats(
+            changesets=len(plan.merged),
+            applied=applied,
+            rejected=sum(_rejected(m) for m in plan.merged),
+            conflicts=sum(len(m.conflicts) for m in plan.merged),
+            replayed=sum(1 for a in answers if isinstance(a, PushOutcome) and a.replayed),
+            seconds=seconds,
+        )
+        for listener in self.listeners:
+            try:
+                listener(stats)
+            except Exception:  # a broken listener must never fail a commit already made
+                log.exception("a writer listener failed")
 
     async def _write(self, group: list[_Job], plan: _Plan | None) -> tuple[_Plan, list[PushOutcome | Exception]]:
         async with self.store.write() as tx:
