@@ -159,6 +159,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             render_plugins=[_WireDocument()],
         ),
         debug=False,
+        logging_config=None,  # logging is configured by whoever runs the app (`serve`: observability.logging_config)
         state=State({"metrics": metrics}),
     )
     # Outside routing, so that unknown paths and refused requests are counted, logged

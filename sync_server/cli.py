@@ -60,6 +60,8 @@ def _print_rows(rows: Sequence[Any]) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from .observability import logging_config
+
     settings = Settings.from_env(db_url=args.db)
     try:
         probe = store_for(settings.db_url)
@@ -74,8 +76,30 @@ def cmd_serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        log_config=logging_config(args.log_level, settings.log_format),
+        access_log=False,  # the app writes its own access line, with the request id
         proxy_headers=False,
     )
+
+
+def cmd_backup(args: argparse.Namespace) -> None:
+    from .backup import BackupError, backup
+
+    try:
+        info = backup(args.db, args.to)
+    except BackupError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"backed up {info.line()}")
+
+
+def cmd_restore(args: argparse.Namespace) -> None:
+    from .backup import BackupError, restore
+
+    try:
+        info = restore(args.source, args.db, force=args.force)
+    except BackupError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"restored {info.line()}; clients holding older cursors get 410 and pull again")
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> None:
@@ -168,6 +192,14 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     with_db(admin.add_parser("bootstrap", help="create the first admin and print its token")).set_defaults(run=cmd_bootstrap)
+
+    p = with_db(admin.add_parser("backup", help="copy the SQLite store to a file while the server runs (online backup)"))
+    p.add_argument("--to", required=True, metavar="PATH", help="the backup file (replaced whole, never half-written)")
+    p.set_defaults(run=cmd_backup)
+    p = with_db(admin.add_parser("restore", help="replace the SQLite store with a backup, under a new epoch"))
+    p.add_argument("--from", dest="source", required=True, metavar="PATH", help="a file made by `admin backup`")
+    p.add_argument("--force", action="store_true", help="overwrite even if a process has the store open (stop the server first!)")
+    p.set_defaults(run=cmd_restore)
 
     ward = admin.add_parser("ward", help="wards").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = with_db(ward.add_parser("add", help="add a ward"))
