@@ -15,6 +15,7 @@ again would get the same answer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import random
 import time
@@ -29,12 +30,31 @@ from schemas import Problem
 from .errors import ProtocolError, TransportError, error_for
 from .types import RetryPolicy
 
-__all__ = ["Http"]
+__all__ = ["Http", "Reply"]
 
 T = TypeVar("T")
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _problem = msgspec.json.Decoder(Problem)
 Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reply:
+    """A 2xx answer, read whole.
+
+    Bodies are read from the stream into bytes the SDK owns: an ``httpx.Response``
+    sits in a reference cycle with its stream, so a body kept on it lives until the
+    cyclic garbage collector runs, and pages of a long pull would pile up meanwhile."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    method: str
+    path: str
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8")
 
 
 class Http:
@@ -68,27 +88,33 @@ class Http:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         safe: bool = True,
-    ) -> httpx.Response:
-        """The response to a request, once it is a 2xx; raises the SDK's errors otherwise."""
+    ) -> Reply:
+        """The answer to a request, once it is a 2xx; raises the SDK's errors otherwise."""
         url = self.base_url + path
         all_headers = {**self._auth, **(headers or {})}
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         attempts = max(1, self.retry.attempts)
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            request = self.http.build_request(method, url, params=query, content=content, headers=all_headers)
             try:
-                response = await self.http.request(method, url, params=query, content=content, headers=all_headers)
+                response = await self.http.send(request, stream=True)
+                try:
+                    body = b"".join([chunk async for chunk in response.aiter_bytes()])
+                finally:
+                    await response.aclose()
             except httpx.TransportError as exc:
                 if last or not (safe or isinstance(exc, httpx.ConnectError)):
                     raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc or 'no details'} (after {attempt + 1} attempts)") from exc
                 await self._pause(attempt, None)
                 continue
-            if response.status_code < 400:
-                return response
-            if response.status_code in _RETRY_STATUS and safe and not last:
+            status = response.status_code
+            if status < 400:
+                return Reply(status, response.headers, body, method, path)
+            if status in _RETRY_STATUS and safe and not last:
                 await self._pause(attempt, _retry_after(response.headers.get("retry-after")))
                 continue
-            raise error_for(_read_problem(response), method, path)
+            raise error_for(_read_problem(status, response.reason_phrase, body), method, path)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _pause(self, attempt: int, retry_after: float | None) -> None:
@@ -108,16 +134,15 @@ class Http:
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 
-def decode(response: httpx.Response, kind: type[T]) -> T:
+def decode(reply: Reply, kind: type[T]) -> T:
     """Decode a 2xx answer with a wire type (lenient: new fields are ignored)."""
     decoder = _decoders.get(kind)
     if decoder is None:
         decoder = _decoders[kind] = msgspec.json.Decoder(kind)
     try:
-        return decoder.decode(response.content)  # type: ignore[no-any-return]
+        return decoder.decode(reply.content)  # type: ignore[no-any-return]
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        request = response.request
-        raise ProtocolError(f"{request.method} {request.url.path}: unreadable answer: {exc}") from None
+        raise ProtocolError(f"{reply.method} {reply.path}: unreadable answer: {exc}") from None
 
 
 def _param(value: Any) -> str:
@@ -128,12 +153,12 @@ def _param(value: Any) -> str:
     return str(value)
 
 
-def _read_problem(response: httpx.Response) -> Problem:
+def _read_problem(status: int, reason: str, body: bytes) -> Problem:
     try:
-        return _problem.decode(response.content)
+        return _problem.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        text = response.text.strip().replace("\n", " ")[:200] or response.reason_phrase
-        return Problem(type="about:blank", title=response.reason_phrase or "Error", status=response.status_code, detail=text)
+        text = body.decode("utf-8", "replace").strip().replace("\n", " ")[:200] or reason
+        return Problem(type="about:blank", title=reason or "Error", status=status, detail=text)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -51,7 +51,7 @@ async def make_client(world: World, tmp_path: Path, sleeps: Sleeps) -> AsyncIter
         options.setdefault("retry", FAST)
         options.setdefault("sleep", sleeps)
         client = AsyncPatrolClient(
-            world.base_url,
+            options.pop("base_url", world.base_url),
             token=api.token,
             device_id=api.device_id,
             user_id=USERS[api.device_id],
