@@ -90,7 +90,7 @@ CREATE TABLE records (
     collection text COLLATE "C" NOT NULL,
     id         text COLLATE "C" NOT NULL,
     ward_id    text COLLATE "C" NOT NULL,
-    seq        bigint NOT NULL UNIQUE,
+    seq        bigint NOT NULL,
     pos        bigint NOT NULL UNIQUE,
     deleted    boolean NOT NULL,
     doc        bytea NOT NULL,  -- the record as pulled (JSON), kept byte for byte
@@ -154,3 +154,13 @@ CREATE TABLE changesets (
     created_at   text NOT NULL,
     PRIMARY KEY (device_id, changeset_id)
 );
+
+-- Stored answers are large (a record per change) and written once: compress them
+-- with lz4 where the server has it (several times cheaper than the default pglz).
+DO $$
+BEGIN
+    ALTER TABLE changesets ALTER COLUMN response SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value THEN
+    NULL;
+END
+$$;
