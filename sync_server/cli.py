@@ -158,7 +158,7 @@ def _valid(entity: T) -> T:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     try:
-        from .demo import run_demo  # type: ignore[import-not-found]
+        from .demo import run_demo
     except ImportError:
         raise CommandError("the demo is not part of this build") from None
     sys.exit(run_demo(seed=args.seed))
