@@ -5,9 +5,9 @@ Each worker process has its own connection pool and its own push writer
 of the SQLite store hold across workers:
 
 - **Atomic and durable.**  A group commit is one transaction at READ COMMITTED,
-  written by one statement (data-modifying CTEs over ``unnest`` arrays) and
-  committed with ``synchronous_commit`` as the server has it (on by default: a
-  200 means on disk).
+  written by one statement (data-modifying CTEs over ``unnest`` arrays) plus one
+  per report projection table, committed with ``synchronous_commit = on`` (set
+  on every connection): a 200 means on disk.
 - **Sound optimistic merges across workers.**  Inside the write transaction,
   reading change sets or records first takes transaction-scoped advisory locks
   on their keys (sorted, so two transactions never wait for each other in a
@@ -87,6 +87,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 _SERVER_SETTINGS = {
     "application_name": "patrol-sync",
+    "synchronous_commit": "on",  # a 200 means on disk, whatever the server's default
     "jit": "off",  # short indexed queries: compiling them costs more than it saves
     "idle_in_transaction_session_timeout": "60000",  # a stuck transaction would hold pulls back
 }
