@@ -114,7 +114,7 @@ class AsyncPatrolClient(OnlineAPI):
                 elif owner != (self.device_id, self.user_id):
                     raise StoreMismatch(f"{self._db.path} belongs to device {owner[0]} of user {owner[1]}")
                 saved = await self._db.get_meta(conn, "hlc")
-                top = await scalar(conn, "SELECT MAX(ts) FROM outbox")
+                top = await scalar(conn, "SELECT MAX(top) FROM outbox")
             self._clock.restore(saved, top)
         except BaseException:
             await self._db.close()

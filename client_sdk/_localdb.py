@@ -11,8 +11,8 @@ Tables::
     meta         key -> value: device, user, HLC state, pull cursor
     records      the records as last pulled (fields, stamps, seq, deleted), plus
                  ``view``: the fields with pending edits applied (NULL when none)
-    outbox       pending edits, one row per (record, field, set element): editing a
-                 field again replaces its row, so edits coalesce before a sync
+    outbox       pending edits, one open row per record holding them coalesced (a field
+                 edited twice is one change); a row frozen into a change set never changes
     changesets   change sets frozen for sending: exact body and stable id, written
                  before the first attempt so that a retry resends the same bytes
     dead_letters changes the server rejected, with its reasons
@@ -46,34 +46,26 @@ CREATE TABLE IF NOT EXISTS records (
     ward_id      TEXT NOT NULL,
     seq          INTEGER NOT NULL DEFAULT 0,   -- 0: never pulled (created here, not yet synced)
     deleted      INTEGER NOT NULL DEFAULT 0,
-    fields       TEXT,                         -- JSON as last pulled; NULL: never pulled
-    stamps       TEXT,                         -- JSON field -> stamp as last pulled
-    view         TEXT,                         -- JSON fields with pending edits applied
+    fields       BLOB,                         -- JSON as last pulled (bytes as received); NULL: never pulled
+    stamps       BLOB,                         -- JSON field -> stamp as last pulled
+    view         BLOB,                         -- JSON fields with pending edits applied
     view_deleted INTEGER,
     PRIMARY KEY (collection, id)
 );
-CREATE INDEX IF NOT EXISTS records_by_ward ON records (collection, ward_id);
 CREATE TABLE IF NOT EXISTS outbox (
-    n            INTEGER PRIMARY KEY,          -- order of first edit: records go out in this order
+    n            INTEGER PRIMARY KEY,          -- push order
     collection   TEXT NOT NULL,
     id           TEXT NOT NULL,
-    field        TEXT NOT NULL,                -- '' for a delete
-    element      TEXT NOT NULL DEFAULT '',     -- the element, for set fields
-    kind         TEXT NOT NULL,                -- 'value', 'set' or 'delete'
-    value        TEXT,                         -- JSON, for 'value'
-    present      INTEGER,                      -- 1 added, 0 removed, for 'set'
-    ts           TEXT NOT NULL,
-    base         TEXT,                         -- the stamp the device had seen when it first edited
-    changeset_id TEXT,                         -- the frozen change set carrying this edit; NULL: waiting
-    UNIQUE (collection, id, field, element)
+    change       BLOB NOT NULL,                -- the record's pending edits, coalesced (JSON)
+    top          TEXT NOT NULL,                -- their highest stamp
+    changeset_id TEXT                          -- frozen into this change set; NULL: open to more edits
 );
-CREATE INDEX IF NOT EXISTS outbox_by_changeset ON outbox (changeset_id);
-CREATE INDEX IF NOT EXISTS outbox_by_id ON outbox (id);
+CREATE INDEX IF NOT EXISTS outbox_by_record ON outbox (collection, id);
 CREATE TABLE IF NOT EXISTS changesets (
     n            INTEGER PRIMARY KEY,
     changeset_id TEXT NOT NULL UNIQUE,
     body         BLOB NOT NULL,
-    changes      INTEGER NOT NULL,
+    rows         BLOB NOT NULL,                -- JSON list of the outbox rows it carries
     created_at   TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -142,20 +134,32 @@ class LocalDB:
     # -- transactions ------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction (or, inside a batch, a part of the batch's)."""
+    async def transaction(self, durable: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction (or, inside a batch, a part of the batch's).
+
+        ``durable=False`` skips the fsync at commit, for what can be had again if a
+        power cut loses it: pulled pages (with their cursor) and applied answers (the
+        change set stays in flight and its resend gets the same answer). Such a
+        transaction is still atomic, and WAL keeps commits in order, so a power cut
+        loses at most a suffix of them, never an edit committed after."""
         if self._batch is not None and _current_batch.get() is self._batch:
             yield self.conn
             return
         async with self._lock:
             conn = self.conn
-            await conn.execute("BEGIN IMMEDIATE")
+            if not durable:
+                await conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield conn
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
+            finally:
+                if not durable:
+                    await conn.execute("PRAGMA synchronous = FULL")
 
     async def begin_batch(self) -> object:
         """Open a transaction held across calls; returns its token (see :meth:`bind`)."""
@@ -232,3 +236,15 @@ def chunks(items: Sequence[Any], size: int = 900) -> Iterable[Sequence[Any]]:
     """Slices small enough for one ``IN (...)`` list of bound parameters."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def by_collection(keys: Iterable[tuple[str, str]]) -> Iterable[tuple[str, Sequence[str], str]]:
+    """(collection, ids, "?,?,...") slices, for ``collection = ? AND id IN (...)``: the
+    one form of a key lookup SQLite answers from the primary-key index (a row-value
+    ``IN (VALUES ...)`` scans the table)."""
+    grouped: dict[str, list[str]] = {}
+    for collection, record_id in keys:
+        grouped.setdefault(collection, []).append(record_id)
+    for collection, ids in grouped.items():
+        for part in chunks(list(dict.fromkeys(ids))):
+            yield collection, part, ",".join("?" * len(part))

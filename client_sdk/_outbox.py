@@ -1,16 +1,15 @@
 """The outbox: edits stamped and queued durably, then frozen into change sets.
 
-An edit is one transaction: its stamp, its outbox rows and the record's new view
-are written together, so an app killed right after an edit keeps it. Rows are
-keyed by (record, field, set element): a field edited twice before a sync is one
-row (one change), with the newer value and stamp and the *first* edit's base (the
-server state the device had seen when the local edits began).
+An edit is one transaction: its stamp, the record's outbox row and its new view are
+written together, so an app killed right after an edit keeps it. A record has one
+*open* outbox row, holding its pending edits coalesced (see ``Pending``): a field
+edited twice before a sync goes out as one change, with the newer value and stamp.
 
-Sending goes through :meth:`Outbox.freeze`: whole records' rows are marked with a
-new change set id and the exact body is stored before the first attempt. An edit
-made while its change set is in flight replaces the row and clears the mark, so
-when the answer comes only the rows still marked are settled: the newer edit
-stays pending and goes out in a later change set.
+Sending goes through :meth:`Outbox.freeze`: the oldest open rows are marked with a
+new change set id and the exact body is stored before the first attempt. A row, once
+frozen, never changes: an edit made while its change set is in flight opens a new
+row for the record, which goes out in a later change set. So when the answer comes,
+the frozen rows are simply done, and nothing made meanwhile is lost with them.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from schemas import ChangeResult, Delete, ErrorItem, FieldEdit, PushResponse, Se
 
 from ._localdb import LocalDB, fetch_all, fetch_one, scalar
 from ._records import DeviceClock, Key, WireRecord, refresh_views, upsert_pulled
-from ._values import PendingRow, Values, apply_rows, utc_text
+from ._values import Pending, Values, apply_pending, decode_pending, encode_pending, utc_text
 from .errors import InvalidEdit, ProtocolError, RecordNotFound
 from .ids import new_id
 
@@ -35,12 +34,7 @@ __all__ = ["Frozen", "Outbox", "Settled"]
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
-
-_UPSERT_ROW = """
-INSERT INTO outbox (collection, id, field, element, kind, value, present, ts, base) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (collection, id, field, element) DO UPDATE SET
-    kind = excluded.kind, value = excluded.value, present = excluded.present, ts = excluded.ts, changeset_id = NULL
-"""
+_stamps = msgspec.json.Decoder(dict[str, str])
 
 
 class _OutChange(msgspec.Struct, omit_defaults=True):
@@ -71,6 +65,7 @@ class _Raws(msgspec.Struct):
 
 _heads = msgspec.json.Decoder(_Heads)
 _raws = msgspec.json.Decoder(_Raws)
+_rows = msgspec.json.Decoder(list[int])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,7 +74,12 @@ class Frozen:
 
     changeset_id: str
     body: bytes
-    changes: int
+    #: the outbox rows it carries, one per change
+    rows: list[int]
+
+    @property
+    def changes(self) -> int:
+        return len(self.rows)
 
 
 @dataclasses.dataclass(slots=True)
@@ -89,13 +89,20 @@ class Settled:
 
 
 @dataclasses.dataclass(slots=True)
-class Current:
-    """A record as the device reads it now, with what edits need to know."""
+class _Current:
+    """A record as the device reads it now, with what an edit needs."""
 
-    ward_id: str
     doc: dict[str, Any]
-    deleted: bool
     stamps: dict[str, str]
+    open_row: int | None
+    pending: Pending
+
+
+_CURRENT = """
+SELECT COALESCE(r.view, r.fields), COALESCE(r.view_deleted, r.deleted), r.stamps, o.n, o.change
+FROM records r LEFT JOIN outbox o ON o.collection = r.collection AND o.id = r.id AND o.changeset_id IS NULL
+WHERE r.collection = ? AND r.id = ? ORDER BY o.n DESC LIMIT 1
+"""
 
 
 class Outbox:
@@ -108,22 +115,18 @@ class Outbox:
     async def create(self, collection: str, record_id: str, ward_id: str, values: Values) -> None:
         async with self.db.transaction() as conn:
             ts = self.clock.now()
-            rows = values.rows(ts)
+            pending = Pending()
+            pending.add(values, ts, {})
             doc: dict[str, Any] = {}
-            apply_rows(doc, rows, False)
+            apply_pending(doc, [pending], False)
             try:
                 await conn.execute(
                     "INSERT INTO records (collection, id, ward_id, view, view_deleted) VALUES (?, ?, ?, ?, 0)",
-                    (collection, record_id, ward_id, _json.encode(doc).decode()),
+                    (collection, record_id, ward_id, _json.encode(doc)),
                 )
             except sqlite3.IntegrityError:
                 raise InvalidEdit(f"{collection}/{record_id} exists already") from None
-            await conn.executemany(_UPSERT_ROW, [(collection, record_id, r.field, r.element, r.kind, r.value, r.present, r.ts, None) for r in rows])
-
-    async def current(self, collection: str, record_id: str) -> Current:
-        """The record as read now; raises RecordNotFound when absent or deleted."""
-        async with self.db.transaction() as conn:
-            return await _current(conn, collection, record_id)
+            await _save(conn, collection, record_id, None, pending)
 
     async def edit(
         self,
@@ -140,32 +143,27 @@ class Outbox:
         against the record as it reads now."""
         async with self.db.transaction() as conn:
             current = await _current(conn, collection, record_id)
-            if assign:
-                values = values or Values()
-                for name, wanted in assign.items():
-                    have = set(current.doc.get(name) or [])
-                    diff = {e: True for e in wanted if e not in have}
-                    diff.update({e: False for e in have if e not in wanted})
-                    if diff:
-                        values.sets[name] = diff
+            values = values or Values()
+            for name, wanted in (assign or {}).items():
+                have = set(current.doc.get(name) or [])
+                diff = {e: True for e in wanted if e not in have}
+                diff.update({e: False for e in have if e not in wanted})
+                if diff:
+                    values.sets[name] = diff
             ts = self.clock.now()
-            rows = values.rows(ts) if values is not None else []
+            change = Pending()
+            change.add(values, ts, current.stamps)
             if delete:
-                rows.append(PendingRow("", "", "delete", None, None, ts))
-            stamps = current.stamps
-            top_seen = max(stamps.values(), default=None)
-            await conn.executemany(
-                _UPSERT_ROW,
-                [
-                    (collection, record_id, r.field, r.element, r.kind, r.value, r.present, r.ts, top_seen if r.kind == "delete" else stamps.get(r.field))
-                    for r in rows
-                ],
-            )
+                change.delete_at(ts, current.stamps)
+            current.pending.add(values, ts, current.stamps)
+            if delete:
+                current.pending.delete_at(ts, current.stamps)
+            await _save(conn, collection, record_id, current.open_row, current.pending)
             doc = current.doc
-            deleted = apply_rows(doc, rows, False)
+            deleted = apply_pending(doc, [change], False)
             await conn.execute(
                 "UPDATE records SET view = ?, view_deleted = ? WHERE collection = ? AND id = ?",
-                (_json.encode(doc).decode(), int(deleted), collection, record_id),
+                (_json.encode(doc), int(deleted), collection, record_id),
             )
         return doc
 
@@ -173,11 +171,6 @@ class Outbox:
         """Records with edits waiting to be pushed."""
         async with self.db.transaction() as conn:
             return int(await scalar(conn, "SELECT COUNT(*) FROM (SELECT DISTINCT collection, id FROM outbox)"))
-
-    async def top_stamp(self) -> str | None:
-        async with self.db.transaction() as conn:
-            value = await scalar(conn, "SELECT MAX(ts) FROM outbox")
-        return str(value) if value is not None else None
 
     # -- change sets -------------------------------------------------------------------
 
@@ -188,64 +181,48 @@ class Outbox:
     async def in_flight(self) -> list[Frozen]:
         """Change sets frozen earlier and not yet answered (a crash, a timeout)."""
         async with self.db.transaction() as conn:
-            rows = await fetch_all(conn, "SELECT changeset_id, body, changes FROM changesets ORDER BY n")
-        return [Frozen(c, bytes(b), n) for c, b, n in rows]
+            rows = await fetch_all(conn, "SELECT changeset_id, body, rows FROM changesets ORDER BY n")
+        return [Frozen(c, bytes(b), _rows.decode(r)) for c, b, r in rows]
 
     async def freeze(self, device_id: str, max_changes: int, max_bytes: int, upto: int) -> Frozen | None:
-        """Freeze the next change set: whole records, oldest first, within both bounds."""
-        async with self.db.transaction() as conn:
-            keys: list[Key] = []
-            seen: set[Key] = set()
-            async with conn.execute(
-                "SELECT collection, id FROM outbox WHERE changeset_id IS NULL AND n <= ? ORDER BY n", (upto,)
-            ) as cursor:
-                while len(keys) < max_changes:
-                    batch = await cursor.fetchmany(4096)
-                    if not batch:
-                        break
-                    for c, i in batch:
-                        if (c, i) not in seen:
-                            seen.add((c, i))
-                            keys.append((c, i))
-                            if len(keys) == max_changes:
-                                break
-            if not keys:
-                return None
-            changeset_id = new_id()
-            await conn.executemany(
-                "UPDATE outbox SET changeset_id = ? WHERE collection = ? AND id = ? AND changeset_id IS NULL",
-                [(changeset_id, c, i) for c, i in keys],
-            )
-            grouped: dict[Key, list[Any]] = {}
-            for row in await fetch_all(
+        """Freeze the next change set: the oldest open rows, within both bounds.
+
+        Not fsynced: were a power cut to lose it after it was sent, its edits would be
+        frozen again under another id, and the server ignores an edit it already has
+        (same stamp, same value), so nothing would apply twice."""
+        async with self.db.transaction(durable=False) as conn:
+            rows = await fetch_all(
                 conn,
-                "SELECT collection, id, field, element, kind, value, present, ts, base FROM outbox WHERE changeset_id = ?",
-                (changeset_id,),
-            ):
-                grouped.setdefault((row[0], row[1]), []).append(row)
+                "SELECT n, collection, id, change FROM outbox WHERE n <= ? AND changeset_id IS NULL ORDER BY n LIMIT ?",
+                (upto, max_changes),
+            )
+            if not rows:
+                return None
             parts: list[msgspec.Raw] = []
+            taken: list[int] = []
             size = 0
-            for n, key in enumerate(keys):
-                part = _json.encode(_change(key, grouped[key]))
+            for n, collection, record_id, change in rows:
+                part = _json.encode(_out_change(collection, record_id, decode_pending(change)))
                 if parts and size + len(part) > max_bytes:
-                    await conn.executemany(
-                        "UPDATE outbox SET changeset_id = NULL WHERE changeset_id = ? AND collection = ? AND id = ?",
-                        [(changeset_id, c, i) for c, i in keys[n:]],
-                    )
                     break
                 parts.append(msgspec.Raw(part))
+                taken.append(n)
                 size += len(part) + 1
+            changeset_id = new_id()
             body = _json.encode(_OutBody(device_id, changeset_id, parts))
+            await conn.executemany("UPDATE outbox SET changeset_id = ? WHERE n = ?", [(changeset_id, n) for n in taken])
             await conn.execute(
-                "INSERT INTO changesets (changeset_id, body, changes, created_at) VALUES (?, ?, ?, ?)",
-                (changeset_id, body, len(parts), utc_text(self.clock.wall())),
+                "INSERT INTO changesets (changeset_id, body, rows, created_at) VALUES (?, ?, ?, ?)",
+                (changeset_id, body, _json.encode(taken), utc_text(self.clock.wall())),
             )
-        return Frozen(changeset_id, body, len(parts))
+        return Frozen(changeset_id, body, taken)
 
     async def unfreeze(self, frozen: Frozen) -> None:
-        """Give a change set up unsent (refused whole): its edits wait again."""
+        """Give a change set up unsent (refused whole): its rows are open again.
+
+        A record edited meanwhile then has two open rows; they go out oldest first."""
         async with self.db.transaction() as conn:
-            await conn.execute("UPDATE outbox SET changeset_id = NULL WHERE changeset_id = ?", (frozen.changeset_id,))
+            await conn.executemany("UPDATE outbox SET changeset_id = NULL WHERE n = ?", [(n,) for n in frozen.rows])
             await conn.execute("DELETE FROM changesets WHERE changeset_id = ?", (frozen.changeset_id,))
 
     async def dead_letter_whole(self, frozen: Frozen, errors: list[ErrorItem]) -> int:
@@ -253,11 +230,13 @@ class Outbox:
         heads = _heads.decode(frozen.body).changes
         results = [ChangeResult[WireRecord](collection=h.collection, id=h.id, status="rejected", errors=errors) for h in heads]
         answer = PushResponse[WireRecord](changeset_id=frozen.changeset_id, cursor="", results=results)
-        settled = await self.settle(frozen, answer)
-        return settled.rejected
+        return (await self.settle(frozen, answer)).rejected
 
     async def settle(self, frozen: Frozen, answer: PushResponse[WireRecord]) -> Settled:
-        """Apply the server's answer: bases updated, rejections to dead letters, rows done."""
+        """Apply the server's answer: bases updated, rejections to dead letters, rows done.
+
+        Not fsynced: lost to a power cut, the change set would still be in flight, and
+        its resend would get the same answer."""
         heads = _heads.decode(frozen.body).changes
         results = answer.results
         if len(results) != len(heads):
@@ -273,7 +252,7 @@ class Outbox:
                 change.pop("id", None)
                 errors = _json.encode(result.errors).decode()
                 dead.append((head.collection, head.id, _json.encode(change).decode(), errors, frozen.changeset_id, now))
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(durable=False) as conn:
             await upsert_pulled(conn, applied, self.clock)
             if dead:
                 await conn.executemany(
@@ -285,7 +264,7 @@ class Outbox:
                     "INSERT OR IGNORE INTO conflicts (id, collection, record_id, body) VALUES (?, ?, ?, ?)",
                     [(c.id, c.collection, c.record_id, _json.encode(c).decode()) for c in answer.conflicts],
                 )
-            await conn.execute("DELETE FROM outbox WHERE changeset_id = ?", (frozen.changeset_id,))
+            await conn.executemany("DELETE FROM outbox WHERE n = ?", [(n,) for n in frozen.rows])
             await refresh_views(conn, [(h.collection, h.id) for h in heads])
             await conn.execute("DELETE FROM changesets WHERE changeset_id = ?", (frozen.changeset_id,))
             await self.db.set_meta(conn, {"hlc": self.clock.state_text})
@@ -299,56 +278,53 @@ class Outbox:
             if not await scalar(conn, "SELECT EXISTS (SELECT 1 FROM dead_letters WHERE n = ?)", (letter,)):
                 raise RecordNotFound(f"no dead letter {letter}")
             await conn.execute("DELETE FROM dead_letters WHERE n = ?", (letter,))
-            ts = self.clock.now()
-            rows: list[tuple[Any, ...]] = []
             fields: Mapping[str, Any] = change.get("fields") or {}
+            bases = {name: edit["base"] for name, edit in fields.items() if edit.get("base")}
+            again = Values()
             for name, edit in fields.items():
-                base = edit.get("base")
-                if name in fixes.values:
-                    rows.append((name, "", "value", fixes.values[name], None, base))
-                elif "value" in edit:
-                    rows.append((name, "", "value", _json.encode(edit["value"]).decode(), None, base))
+                if "value" in edit:
+                    again.values[name] = _json.encode(edit["value"]).decode()
                 else:
-                    rows += [(name, str(e), "set", None, 1, base) for e in edit.get("add", [])]
-                    rows += [(name, str(e), "set", None, 0, base) for e in edit.get("remove", [])]
-            for name, value in fixes.values.items():
-                if name not in fields:
-                    rows.append((name, "", "value", value, None, None))
+                    again.sets[name] = {str(e): True for e in edit.get("add", [])} | {str(e): False for e in edit.get("remove", [])}
+            again.values.update(fixes.values)
+            row = await fetch_one(
+                conn, "SELECT n, change FROM outbox WHERE collection = ? AND id = ? AND changeset_id IS NULL ORDER BY n DESC", (collection, record_id)
+            )
+            pending = decode_pending(row[1]) if row else Pending()
+            ts = self.clock.now()
+            pending.add(again, ts, bases)
             if change.get("delete"):
-                rows.append(("", "", "delete", None, None, change["delete"].get("base")))
-            await conn.executemany(_UPSERT_ROW, [(collection, record_id, f, e, k, v, p, ts, b) for f, e, k, v, p, b in rows])
+                pending.delete_at(ts, {"": change["delete"]["base"]} if change["delete"].get("base") else {})
+            await _save(conn, collection, record_id, row[0] if row else None, pending)
             await refresh_views(conn, [(collection, record_id)])
 
 
-async def _current(conn: aiosqlite.Connection, collection: str, record_id: str) -> Current:
-    row = await fetch_one(
-        conn,
-        "SELECT ward_id, COALESCE(view, fields), COALESCE(view_deleted, deleted), stamps FROM records WHERE collection = ? AND id = ?",
-        (collection, record_id),
-    )
+async def _save(conn: aiosqlite.Connection, collection: str, record_id: str, row: int | None, pending: Pending) -> None:
+    if row is None:
+        await conn.execute(
+            "INSERT INTO outbox (collection, id, change, top) VALUES (?, ?, ?, ?)",
+            (collection, record_id, encode_pending(pending), pending.top()),
+        )
+    else:
+        await conn.execute("UPDATE outbox SET change = ?, top = ? WHERE n = ?", (encode_pending(pending), pending.top(), row))
+
+
+async def _current(conn: aiosqlite.Connection, collection: str, record_id: str) -> _Current:
+    row = await fetch_one(conn, _CURRENT, (collection, record_id))
     if row is None:
         raise RecordNotFound(f"{collection}/{record_id} is not on this device")
-    if row[2]:
+    doc, deleted, stamps, open_row, change = row
+    if deleted:
         raise RecordNotFound(f"{collection}/{record_id} is deleted")
-    return Current(row[0], _decode.decode(row[1]), False, _decode.decode(row[3]) if row[3] else {})
+    return _Current(_decode.decode(doc), _stamps.decode(stamps) if stamps else {}, open_row, decode_pending(change) if change else Pending())
 
 
-def _change(key: Key, rows: list[Any]) -> _OutChange:
-    """One record's frozen rows as the change to push."""
-    fields: dict[str, FieldEdit] = {}
-    sets: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {}
-    delete = None
-    for _, _, field, element, kind, value, present, ts, base in rows:
-        if kind == "value":
-            fields[field] = ValueEdit(value=msgspec.Raw(value.encode()), ts=ts, base=base)
-        elif kind == "set":
-            add, remove, stamps, bases = sets.setdefault(field, ([], [], [], []))
-            (add if present else remove).append(element)
-            stamps.append(ts)
-            if base is not None:
-                bases.append(base)
-        else:
-            delete = Delete(ts=ts, base=base)
-    for field, (add, remove, stamps, bases) in sets.items():
-        fields[field] = SetEdit(add=sorted(add), remove=sorted(remove), ts=max(stamps), base=min(bases) if bases else None)
-    return _OutChange(collection=key[0], id=key[1], fields=fields, delete=delete)
+def _out_change(collection: str, record_id: str, pending: Pending) -> _OutChange:
+    """One record's pending edits as the change to push."""
+    fields: dict[str, FieldEdit] = {name: ValueEdit(value=v.value, ts=v.ts, base=v.base) for name, v in pending.values.items()}
+    for name, s in pending.sets.items():
+        add = sorted(e for e, (present, _) in s.elements.items() if present)
+        remove = sorted(e for e, (present, _) in s.elements.items() if not present)
+        fields[name] = SetEdit(add=add, remove=remove, ts=max(ts for _, ts in s.elements.values()), base=s.base)
+    delete = Delete(ts=pending.delete.ts, base=pending.delete.base) if pending.delete is not None else None
+    return _OutChange(collection=collection, id=record_id, fields=fields, delete=delete)

@@ -16,8 +16,8 @@ import msgspec
 
 from schemas import HLC
 
-from ._localdb import chunks, fetch_all
-from ._values import PendingRow, apply_rows
+from ._localdb import by_collection, fetch_all
+from ._values import Pending, apply_pending, decode_pending
 
 __all__ = ["DeviceClock", "Key", "WireRecord", "refresh_views", "upsert_pulled"]
 
@@ -27,7 +27,8 @@ _decode = msgspec.json.Decoder()
 
 
 class WireRecord(msgspec.Struct):
-    """A record as pulled (PROTOCOL section 5); ``fields`` kept as raw JSON for the store."""
+    """A record as pulled (PROTOCOL section 5); fields and stamps kept as the raw JSON
+    received, stored as they came (a pull of 100,000 records decodes only what it must)."""
 
     collection: str
     id: str
@@ -35,7 +36,10 @@ class WireRecord(msgspec.Struct):
     seq: int
     deleted: bool
     fields: msgspec.Raw
-    stamps: dict[str, str]
+    stamps: msgspec.Raw
+
+
+_stamps = msgspec.json.Decoder(dict[str, str])
 
 
 class DeviceClock:
@@ -84,19 +88,20 @@ async def upsert_pulled(conn: aiosqlite.Connection, records: Sequence[WireRecord
     rows = []
     top = ""
     for r in records:
-        rows.append((r.collection, r.id, r.ward_id, r.seq, int(r.deleted), bytes(r.fields).decode(), _json.encode(r.stamps).decode()))
-        if r.stamps:
-            top = max(top, max(r.stamps.values()))
+        rows.append((r.collection, r.id, r.ward_id, r.seq, int(r.deleted), r.fields, r.stamps))  # Raw binds as a BLOB
+        stamps = _stamps.decode(r.stamps)
+        if stamps:
+            top = max(top, max(stamps.values()))
     await conn.executemany(_UPSERT, rows)
     clock.observe(top)
 
 
-async def pending_keys(conn: aiosqlite.Connection, ids: Sequence[str]) -> list[Key]:
+async def pending_keys(conn: aiosqlite.Connection, keys: Iterable[Key]) -> list[Key]:
     """Which of these records have edits waiting in the outbox."""
     found: list[Key] = []
-    for part in chunks(list(dict.fromkeys(ids))):
-        marks = ",".join("?" * len(part))
-        found += [(c, i) for c, i in await fetch_all(conn, f"SELECT DISTINCT collection, id FROM outbox WHERE id IN ({marks})", part)]
+    for collection, ids, marks in by_collection(keys):
+        sql = f"SELECT DISTINCT id FROM outbox WHERE collection = ? AND id IN ({marks})"
+        found += [(collection, i) for (i,) in await fetch_all(conn, sql, (collection, *ids))]
     return found
 
 
@@ -108,43 +113,32 @@ async def refresh_views(conn: aiosqlite.Connection, keys: Iterable[Key]) -> None
     wanted = list(dict.fromkeys(keys))
     if not wanted:
         return
-    ids = [i for _, i in wanted]
-    bases: dict[Key, tuple[str, str | None, int]] = {}
-    pending: dict[Key, list[PendingRow]] = {}
-    for part in chunks(list(dict.fromkeys(ids))):
-        marks = ",".join("?" * len(part))
-        for c, i, ward, fields, deleted in await fetch_all(
-            conn, f"SELECT collection, id, ward_id, fields, deleted FROM records WHERE id IN ({marks})", part
-        ):
-            bases[(c, i)] = (ward, fields, deleted)
-        for c, i, *rest in await fetch_all(
-            conn,
-            f"SELECT collection, id, field, element, kind, value, present, ts FROM outbox WHERE id IN ({marks}) ORDER BY n",
-            part,
-        ):
-            pending.setdefault((c, i), []).append(PendingRow(*rest))
-    cleared: list[Key] = []
-    gone: list[Key] = []
-    views: list[tuple[str, str, str, str, int]] = []
-    for key in wanted:
-        rows = pending.get(key)
+    pending: dict[Key, list[Pending]] = {}
+    for collection, ids, marks in by_collection(wanted):
+        sql = f"SELECT id, change FROM outbox WHERE collection = ? AND id IN ({marks}) ORDER BY n"
+        for i, change in await fetch_all(conn, sql, (collection, *ids)):
+            pending.setdefault((collection, i), []).append(decode_pending(change))
+    done = [key for key in wanted if key not in pending]
+    if done:  # nothing pending: reads go back to the base; a record never pulled is gone
+        await conn.executemany("UPDATE records SET view = NULL, view_deleted = NULL WHERE collection = ? AND id = ? AND view IS NOT NULL", done)
+        await conn.executemany("DELETE FROM records WHERE collection = ? AND id = ? AND fields IS NULL", done)
+    redo = [key for key in wanted if key in pending]
+    if not redo:
+        return
+    bases: dict[Key, tuple[str, bytes | None, int]] = {}
+    for collection, ids, marks in by_collection(redo):
+        sql = f"SELECT id, ward_id, fields, deleted FROM records WHERE collection = ? AND id IN ({marks})"
+        for i, ward, fields, deleted in await fetch_all(conn, sql, (collection, *ids)):
+            bases[(collection, i)] = (ward, fields, deleted)
+    views: list[tuple[str, str, str, bytes, int]] = []
+    for key in redo:
         base = bases.get(key)
-        if not rows:
-            if base is not None:
-                (gone if base[1] is None else cleared).append(key)
-            continue
         doc = _decode.decode(base[1]) if base is not None and base[1] is not None else {}
-        deleted = apply_rows(doc, rows, bool(base[2]) if base is not None else False)
+        deleted = apply_pending(doc, pending[key], bool(base[2]) if base is not None else False)
         ward = base[0] if base is not None else doc.get("ward_id")
         if not isinstance(ward, str):
             continue  # edits of a record this device never held: nothing to show
-        views.append((key[0], key[1], ward, _json.encode(doc).decode(), int(deleted)))
-    if cleared:
-        await conn.executemany(
-            "UPDATE records SET view = NULL, view_deleted = NULL WHERE collection = ? AND id = ? AND view IS NOT NULL", cleared
-        )
-    if gone:
-        await conn.executemany("DELETE FROM records WHERE collection = ? AND id = ? AND fields IS NULL", gone)
+        views.append((key[0], key[1], ward, _json.encode(doc), int(deleted)))
     if views:
         await conn.executemany(
             """INSERT INTO records (collection, id, ward_id, view, view_deleted) VALUES (?, ?, ?, ?, ?)

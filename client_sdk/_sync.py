@@ -25,6 +25,7 @@ from ._http import Http, decode
 from ._localdb import SCHEMA_VERSION, LocalDB, fetch_all, scalar
 from ._outbox import Frozen, Outbox
 from ._records import DeviceClock, WireRecord, pending_keys, refresh_views, upsert_pulled
+from ._values import decode_pending
 from .errors import ConflictError, InvalidRequestError, ProtocolError, ServerResetError, SyncError
 from .types import SyncProgress, SyncReport
 
@@ -92,12 +93,13 @@ class Syncer:
         if self.upload_blob is None:
             return
         async with self.db.transaction() as conn:
-            rows = await fetch_all(
-                conn,
-                """SELECT DISTINCT b.id FROM blobs b JOIN outbox o ON o.kind = 'set' AND o.present = 1 AND o.element = b.id
-                   WHERE b.uploaded = 0""",
-            )
-        for (blob_id,) in rows:
+            waiting = {blob_id for (blob_id,) in await fetch_all(conn, "SELECT id FROM blobs WHERE uploaded = 0")}
+            named = set()
+            if waiting:
+                for (change,) in await fetch_all(conn, "SELECT change FROM outbox"):
+                    pending = decode_pending(change)
+                    named |= {e for s in pending.sets.values() for e, (present, _) in s.elements.items() if present}
+        for blob_id in sorted(waiting & named):
             async with self.db.transaction() as conn:
                 data = await scalar(conn, "SELECT data FROM blobs WHERE id = ?", (blob_id,))
             await self.upload_blob(blob_id, bytes(data))
@@ -109,23 +111,47 @@ class Syncer:
     async def _push(self, report: SyncReport, progress: Progress | None) -> None:
         to_push = self._pending_hint = await self.outbox.pending_count()
         upto = await self.outbox.last_row()  # edits made during this sync wait for the next
-        for frozen in await self.outbox.in_flight():
-            await self._send(frozen, report, progress, to_push)
-        max_changes = self.max_changes
-        while True:
-            fresh = await self.outbox.freeze(self.device_id, max_changes, self.max_bytes, upto)
-            if fresh is None:
-                return
-            max_changes = await self._send(fresh, report, progress, to_push) or max_changes
+        for stale in await self.outbox.in_flight():  # from a sync cut short: resent as they were
+            outcome = await self._post(stale, report)
+            if isinstance(outcome, PushResponse):
+                await self._settle(stale, outcome, report, progress, to_push)
+        # one change set on the wire at a time (a record's later edits never overtake its
+        # creation), but the next one is frozen, and the last answer applied, meanwhile
+        size = self.max_changes
+        settling: asyncio.Task[None] | None = None
+        frozen: Frozen | None = await self.outbox.freeze(self.device_id, size, self.max_bytes, upto)
+        try:
+            while frozen is not None:
+                sending = asyncio.create_task(self._post(frozen, report))
+                try:
+                    following = await self.outbox.freeze(self.device_id, size, self.max_bytes, upto)
+                finally:
+                    outcome = await sending
+                if settling is not None:
+                    await settling
+                    settling = None
+                if isinstance(outcome, PushResponse):
+                    settling = asyncio.create_task(self._settle(frozen, outcome, report, progress, to_push))
+                elif outcome is not None:  # given up unsent: freeze again, in order
+                    size = outcome
+                    if following is not None:
+                        await self.outbox.unfreeze(following)
+                    following = await self.outbox.freeze(self.device_id, size, self.max_bytes, upto)
+                frozen = following
+        finally:
+            if settling is not None:
+                await settling
 
-    async def _send(self, frozen: Frozen, report: SyncReport, progress: Progress | None, to_push: int) -> int | None:
-        """Send one change set and apply its answer; returns a smaller size to use when
-        the server refused it whole for its size or content."""
+    async def _post(self, frozen: Frozen, report: SyncReport) -> PushResponse[WireRecord] | int | None:
+        """Send one change set. Returns the answer; or, when it was given up unsent, the
+        size to freeze change sets at from now on (smaller when the server refused it
+        whole: to isolate the change that breaks it); or None for a lone poison change,
+        dead-lettered here."""
         headers = {"Content-Type": "application/json", "X-Client": self._client_header()}
         try:
             response = await self.http.send("POST", "/v1/sync/push", content=frozen.body, headers=headers, safe=True)
         except InvalidRequestError as exc:
-            if frozen.changes > 1:  # find the change that breaks it: halve until it stands alone
+            if frozen.changes > 1:  # halve until the change that breaks it stands alone
                 await self.outbox.unfreeze(frozen)
                 return max(1, frozen.changes // 2)
             errors = exc.problem.errors or [ErrorItem(code=exc.problem.type.rsplit(":", 1)[-1], detail=exc.problem.detail)]
@@ -136,13 +162,19 @@ class Syncer:
         except ConflictError as exc:  # this id was used with another body: the server never applied ours
             await self.outbox.unfreeze(frozen)
             report.warnings.append(Warning(code="changeset_reused", detail=f"{exc.problem.detail}; its edits are sent again under a new id"))
-            return None
+            return max(frozen.changes, 1)
         try:
             answer = _push_answer.decode(response.content)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ProtocolError(f"push of change set {frozen.changeset_id}: unreadable answer: {exc}") from None
         if answer.changeset_id != frozen.changeset_id:
             raise ProtocolError(f"sent change set {frozen.changeset_id}, the answer is for {answer.changeset_id}")
+        self._pending_hint -= frozen.changes
+        return answer
+
+    async def _settle(
+        self, frozen: Frozen, answer: PushResponse[WireRecord], report: SyncReport, progress: Progress | None, to_push: int
+    ) -> None:
         settled = await self.outbox.settle(frozen, answer)
         report.changesets += 1
         report.pushed += settled.applied
@@ -151,10 +183,8 @@ class Syncer:
         for warning in answer.warnings:
             if warning not in report.warnings:
                 report.warnings.append(warning)
-        self._pending_hint -= frozen.changes
         if progress is not None:
             progress(SyncProgress(phase="push", pushed=report.pushed + report.rejected, to_push=to_push, pulled=report.pulled))
-        return None
 
     # -- pull ----------------------------------------------------------------------------
 
@@ -199,10 +229,10 @@ class Syncer:
             page = await following
 
     async def _apply(self, page: PullResponse[WireRecord]) -> None:
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(durable=False) as conn:
             await upsert_pulled(conn, page.records, self.clock)
             if page.records and await scalar(conn, "SELECT EXISTS (SELECT 1 FROM outbox)"):
-                await refresh_views(conn, await pending_keys(conn, [r.id for r in page.records]))
+                await refresh_views(conn, await pending_keys(conn, [(r.collection, r.id) for r in page.records]))
             await self.db.set_meta(conn, {"cursor": page.cursor, "hlc": self.clock.state_text})
 
     async def reset(self) -> None:

@@ -21,23 +21,84 @@ from schemas.collections import CollectionSpec, FieldSpec, Policy
 
 from .errors import InvalidEdit
 
-__all__ = ["PendingRow", "Values", "apply_rows", "encode_record", "encode_value", "nfc", "spec_for", "utc_text"]
+__all__ = [
+    "Pending",
+    "Values",
+    "apply_pending",
+    "decode_pending",
+    "encode_pending",
+    "encode_record",
+    "encode_value",
+    "nfc",
+    "spec_for",
+    "utc_text",
+]
 
 R = TypeVar("R", bound=Record)
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 
 
-@dataclasses.dataclass(slots=True)
-class PendingRow:
-    """One outbox row: a field's new value, a set element's presence, or a delete."""
-
-    field: str
-    element: str
-    kind: str  # 'value' | 'set' | 'delete'
-    value: str | None
-    present: int | None
+class PendingValue(msgspec.Struct, array_like=True):
+    value: msgspec.Raw
     ts: str
+    base: str | None
+
+
+class PendingSet(msgspec.Struct, array_like=True):
+    #: element -> (present, stamp)
+    elements: dict[str, tuple[bool, str]]
+    base: str | None
+
+
+class PendingDelete(msgspec.Struct, array_like=True):
+    ts: str
+    base: str | None
+
+
+class Pending(msgspec.Struct, omit_defaults=True):
+    """One record's edits waiting in the outbox, coalesced: per field the newest value
+    and its stamp, per set element the newest add or remove, and the *first* edit's
+    base (the server state the device had seen when its local edits began)."""
+
+    values: dict[str, PendingValue] = {}
+    sets: dict[str, PendingSet] = {}
+    delete: PendingDelete | None = None
+
+    def top(self) -> str:
+        stamps = [v.ts for v in self.values.values()]
+        stamps += [ts for s in self.sets.values() for _, ts in s.elements.values()]
+        if self.delete is not None:
+            stamps.append(self.delete.ts)
+        return max(stamps, default="")
+
+    def add(self, edits: Values, ts: str, stamps: Mapping[str, str]) -> None:
+        """Coalesce new edits stamped ``ts``; ``stamps``: the fields' stamps as last pulled."""
+        for name, value in edits.values.items():
+            old = self.values.get(name)
+            self.values[name] = PendingValue(msgspec.Raw(value.encode()), ts, old.base if old else stamps.get(name))
+        for name, elements in edits.sets.items():
+            pending = self.sets.get(name)
+            if pending is None:
+                pending = self.sets[name] = PendingSet({}, stamps.get(name))
+            for element, present in elements.items():
+                pending.elements[element] = (present, ts)
+
+    def delete_at(self, ts: str, stamps: Mapping[str, str]) -> None:
+        base = self.delete.base if self.delete else max(stamps.values(), default=None)
+        self.delete = PendingDelete(ts, base)
+
+
+_pending_encoder = msgspec.json.Encoder()
+_pending_decoder = msgspec.json.Decoder(Pending)
+
+
+def encode_pending(pending: Pending) -> bytes:
+    return _pending_encoder.encode(pending)
+
+
+def decode_pending(data: bytes) -> Pending:
+    return _pending_decoder.decode(data)
 
 
 @dataclasses.dataclass(slots=True)
@@ -47,12 +108,6 @@ class Values:
     values: dict[str, str] = dataclasses.field(default_factory=dict)
     #: field -> element -> present
     sets: dict[str, dict[str, bool]] = dataclasses.field(default_factory=dict)
-
-    def rows(self, ts: str) -> list[PendingRow]:
-        out = [PendingRow(name, "", "value", value, None, ts) for name, value in self.values.items()]
-        for name, elements in self.sets.items():
-            out += [PendingRow(name, e, "set", None, int(p), ts) for e, p in elements.items()]
-        return out
 
 
 def spec_for(kind: type[Record] | str) -> CollectionSpec:
@@ -125,33 +180,30 @@ def nfc_map(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: nfc(v) for k, v in values.items()}
 
 
-def apply_rows(doc: dict[str, Any], rows: Iterable[PendingRow], deleted: bool) -> bool:
-    """Apply pending rows to ``doc`` (the fields as pulled, modified in place).
+def apply_pending(doc: dict[str, Any], pendings: Iterable[Pending], deleted: bool) -> bool:
+    """Apply pending edits, oldest first, to ``doc`` (the fields as pulled, modified in place).
 
     Returns whether the record reads as deleted: a pending delete hides it unless a
     pending edit is stamped after it (that edit restores it); otherwise the pulled
     state stands, until the server has ordered this device's edits against it."""
     delete_ts: str | None = None
     top = ""
-    working: dict[str, set[str]] = {}
-    for row in rows:
-        if row.kind == "delete":
-            delete_ts = row.ts
-            continue
-        top = max(top, row.ts)
-        if row.kind == "value":
-            doc[row.field] = _decode.decode(row.value or "null")
-        else:
-            elements = working.get(row.field)
-            if elements is None:
-                current = doc.get(row.field)
-                elements = working[row.field] = set(current) if isinstance(current, list) else set()
-            if row.present:
-                elements.add(row.element)
-            else:
-                elements.discard(row.element)
-    for name, elements in working.items():
-        doc[name] = sorted(elements)
+    for pending in pendings:
+        for name, edit in pending.values.items():
+            doc[name] = _decode.decode(edit.value)
+            top = max(top, edit.ts)
+        for name, edits in pending.sets.items():
+            current = doc.get(name)
+            elements = set(current) if isinstance(current, list) else set()
+            for element, (present, ts) in edits.elements.items():
+                if present:
+                    elements.add(element)
+                else:
+                    elements.discard(element)
+                top = max(top, ts)
+            doc[name] = sorted(elements)
+        if pending.delete is not None:
+            delete_ts = max(delete_ts or "", pending.delete.ts)
     if delete_ts is not None:
         return delete_ts > top
     return deleted
