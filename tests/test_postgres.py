@@ -185,3 +185,37 @@ def test_bootstrap_on_postgresql_works_once(fresh_url: str) -> None:
     assert again.returncode == 1 and "bootstrapped already" in again.stderr
     listed = run("admin", "user", "list", "--db", fresh_url)
     assert '"id":"admin"' in listed.stdout
+
+
+async def test_rebuilt_projections_answer_the_same_reports_on_postgresql(store: PostgresStore, fresh_url: str) -> None:
+    from schemas import Ward
+    from sync_server.stores.postgres import _projections
+
+    await store.create(Ward(id="lam-son", name="Phường Lam Sơn"))
+    ts = "1686200000000-0000-lamson-h01"
+    place = _state("p1", name="Nhà trọ Lê Lợi")
+    place.fields["kind"], place.stamps["kind"] = "boarding_house", ts
+    check = RecordState(
+        "checks",
+        "c1",
+        "lam-son",
+        {"ward_id": "lam-son", "premises_id": "p1", "kind": "residence", "started_at": "2023-06-08T23:30:00+00:00", "created_by": "u1"},
+        {name: ts for name in ("ward_id", "premises_id", "kind", "started_at", "created_by")},
+    )
+    await _write(store, place, check)
+
+    async def reports() -> list[object]:
+        return [
+            await store.summary(["lam-son"], None, None),
+            await store.check_rows(["lam-son"], "premises_kind", None, None),
+            await store.check_rows(["lam-son"], "day", None, None),
+            await store.search_premises(["lam-son"], ["nha", "tro"], None, 10),
+        ]
+
+    before = await reports()
+    assert before[1] and before[3]
+    assert before[2][0].key == "2023-06-09"  # the ward's local day (UTC+7)
+    await storedb.execute(fresh_url, "DELETE FROM p_premises; DELETE FROM p_checks")
+    async with store._acquire() as conn:
+        await _projections.rebuild(conn)
+    assert await reports() == before
