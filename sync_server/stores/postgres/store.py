@@ -268,7 +268,9 @@ class PostgresStore(Store):
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[WriteTx]:
         async with self._acquire() as conn:
-            async with conn.transaction():  # commits at the end, rolls back on any exception
+            # READ COMMITTED whatever the server's default: after waiting for a key lock, the
+            # next statement must see what the lock holder committed
+            async with conn.transaction(isolation="read_committed"):  # commits at the end, rolls back on any exception
                 yield _Tx(conn, self)
 
     # -- pull -----------------------------------------------------------------
