@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from sync_server.engine.state import RecordState, encode_crdt, encode_doc
-from sync_server.stores import RecordRow, StoreUnavailable, store_for
+from sync_server.stores import CursorExpired, RecordRow, StoreUnavailable, store_for
 from sync_server.stores.postgres import PostgresStore
 
 from . import storedb
@@ -129,6 +129,7 @@ async def test_several_workers_starting_at_once_migrate_once(fresh_url: str) -> 
 
 async def test_new_positions_stay_above_positions_restored_from_another_cluster(store: PostgresStore, fresh_url: str) -> None:
     await _write(store, _state("old"))
+    _, before = await _ids(store)
     await store.close()
     # a logical restore into a younger cluster: stored positions from far higher transaction ids
     await storedb.execute(fresh_url, "UPDATE records SET pos = pos + (10000000000::bigint << 20)")
@@ -137,6 +138,8 @@ async def test_new_positions_stay_above_positions_restored_from_another_cluster(
     await _write(store, _state("new"))
     ids, _ = await _ids(store, cursor)
     assert ids == ["new"]
+    with pytest.raises(CursorExpired):  # a restored backup: cursors of before start over
+        await store.pull(None, before, 10, None)
 
 
 async def test_a_long_open_transaction_holds_pulls_back_but_loses_nothing(store: PostgresStore, fresh_url: str) -> None:

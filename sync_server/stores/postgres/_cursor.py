@@ -48,11 +48,15 @@ long.  A long transaction of another program in the same cluster holds pulls
 back the same way.  Rows above the horizon do not set ``more``: a client that
 caught up gets them on its next pass.
 
-**Restores.**  A physical backup keeps transaction ids with the data.  A logical
-one (``pg_dump``) restored into a new cluster does not: new ids could be lower
-than the stored positions and new versions would land behind readers.  At
-start-up, under the migration lock, the store raises ``xid_base`` so that every
-new position is above every stored one (``_schema.rebase``).
+**Restores.**  A logical backup (``pg_dump``) restored into another cluster
+brings positions made from the old cluster's transaction ids, and the new
+cluster's ids may be lower: new versions would land behind readers.  At start-up,
+under the migration lock, the store notices, raises ``xid_base`` so that every new
+position is above every stored one, and takes a new epoch (clients holding
+cursors from after the backup get 410 and pull again) (``_schema.rebase``).  A
+physical backup (``pg_basebackup``, point-in-time recovery) keeps the ids with the
+data, so the store cannot tell; whoever restores one should give the store a new
+epoch: ``UPDATE meta SET value = md5(random()::text) WHERE key = 'epoch'``.
 
 **Cursor.**  ``base64url("<epoch>:<pos>")``, as in the SQLite store: 400 when
 unreadable, 410 when the epoch differs or the position is ahead of every stored

@@ -64,7 +64,9 @@ async def rebase(conn: Any) -> int:
 
     Transaction ids only grow in one cluster, but a logical restore into another
     cluster brings positions made from the old cluster's ids; new ones must not
-    land below them. Answers the xid base to use."""
+    land below them. Such a store is a restored backup: it also takes a new epoch,
+    so that clients holding cursors from after the backup start over (410), as
+    after the SQLite store's restore. Answers the xid base to use."""
     async with conn.transaction():
         row = await conn.fetchrow(
             "SELECT (SELECT max(pos) FROM records) AS top, "
@@ -75,4 +77,5 @@ async def rebase(conn: Any) -> int:
         if row["top"] is not None and (int(row["next_xid"]) + base) << RANK_BITS <= int(row["top"]):
             base = (int(row["top"]) >> RANK_BITS) - int(row["next_xid"]) + 1
             await conn.execute("UPDATE meta SET value = $1 WHERE key = 'xid_base'", str(base))
+            await conn.execute("UPDATE meta SET value = substr(replace(gen_random_uuid()::text, '-', ''), 1, 16) WHERE key = 'epoch'")
         return base
