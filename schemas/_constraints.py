@@ -50,12 +50,14 @@ Longitude = Annotated[float, Meta(ge=-180, le=180)]
 
 # Text limits count characters here; the 64 KiB UTF-8 byte limit of field values
 # is a server setting checked after decoding (the engine's `too_large`).
-Name = Annotated[str, Meta(min_length=1, max_length=500)]
-ShortText = Annotated[str, Meta(max_length=500)]
-LongText = Annotated[str, Meta(max_length=65536)]
+#: Text never holds NUL: no store keeps it the same (PostgreSQL refuses it), and no person types it.
+_NO_NUL = r"^[^\x00]*$"
+Name = Annotated[str, Meta(min_length=1, max_length=500, pattern=_NO_NUL)]
+ShortText = Annotated[str, Meta(max_length=500, pattern=_NO_NUL)]
+LongText = Annotated[str, Meta(max_length=65536, pattern=_NO_NUL)]
 Phone = Annotated[str, Meta(max_length=32, pattern=r"^[0-9+() .-]*$")]
 #: One element of a `set` field: a blob id, an officer id, a tag.
-Element = Annotated[str, Meta(min_length=1, max_length=200)]
+Element = Annotated[str, Meta(min_length=1, max_length=200, pattern=_NO_NUL)]
 
 Timestamp = Annotated[dt.datetime, Meta(tz=True, description="RFC 3339 with an offset")]
 Day = dt.date

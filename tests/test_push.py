@@ -316,3 +316,17 @@ async def test_two_changes_to_one_record_in_a_changeset_apply_in_order(world: Wo
 
 
 _ = new_id
+
+
+@pytest.mark.parametrize("field", ["name", "address"])
+async def test_a_nul_character_in_text_is_rejected_alone(world: World, field: str) -> None:
+    change = premises("p-nul", "lam-son", "lamson-h01")
+    change["fields"][field] = edit("Nhà trọ\x00Lê Lợi", stamp("lamson-h01"))
+    answer = await world.officer_a.push_ok([change, premises("p-ok", "lam-son", "lamson-h01")])
+    assert [r["status"] for r in answer["results"]] == ["rejected", "applied"]
+    assert answer["results"][0]["errors"][0]["field"] == field
+
+
+async def test_a_nul_character_in_an_admin_name_is_a_400(world: World) -> None:
+    response = await world.admin.http.post("/v1/admin/wards", json={"id": "w-nul", "name": "Phường\x00X"})
+    assert response.status_code == 400
