@@ -38,6 +38,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from .identity import TOKEN_PREFIX
 from .writer import GroupStats, PushWriter
 
 __all__ = [
@@ -53,6 +54,8 @@ log = logging.getLogger("patrol_sync.access")
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("patrol_sync_request_id", default=None)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _SECRET_PARAM = re.compile(r"token|auth|key|secret|passw|sig", re.IGNORECASE)
+#: a patrol-sync token (``identity.TOKEN_PREFIX`` and 43 characters) wherever it shows up in a URL
+_TOKEN_LIKE = re.compile(rf"{TOKEN_PREFIX}[A-Za-z0-9_-]{{8,}}")
 #: the fields a log line may carry besides the message (``extra={...}``)
 _FIELDS = ("method", "path", "route", "status", "ms", "device", "client", "bytes_in", "changeset_id")
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -139,11 +142,13 @@ def logging_config(level: str = "info", fmt: str = "json") -> dict[str, Any]:
     }
 
 
-def _safe_query(raw: bytes) -> str | None:
-    if not raw:
-        return None
-    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-    return urlencode([(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*")
+def _safe_url(path: str, query: bytes) -> str:
+    """The path and query to log: secret-looking parameters and anything shaped like a
+    token masked (tokens never travel in URLs, but a careless client may put one there)."""
+    if query:
+        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        path += "?" + urlencode([(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*/")
+    return _TOKEN_LIKE.sub(TOKEN_PREFIX + "***", path)
 
 
 # -- metrics ----------------------------------------------------------------------
@@ -249,7 +254,7 @@ class RequestContext:
                 status,
                 extra={
                     "method": method,
-                    "path": scope["path"] + (f"?{q}" if (q := _safe_query(scope.get("query_string", b""))) else ""),
+                    "path": _safe_url(scope["path"], scope.get("query_string", b"")),
                     "route": route,
                     "status": status,
                     "ms": round(seconds * 1000, 2),
