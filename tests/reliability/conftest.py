@@ -35,3 +35,7 @@ def make_server(tmp_path: Path) -> Iterator[type[ServerProcess]]:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=30) as client:
         yield client
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "settings(**values): server settings for this test (tests/reliability)")
