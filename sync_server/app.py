@@ -95,7 +95,8 @@ class _WireDocument(JsonRenderPlugin):
     """Serves ``/schema/openapi.json``, completed with the wire types (see ``openapi``)."""
 
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        return super().render(request, openapi.complete(openapi_schema))
+        settings: Settings = request.app.state.settings
+        return super().render(request, openapi.complete(openapi_schema, settings.max_page))
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Litestar:
@@ -139,7 +140,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             DevicesController,
         ],
         lifespan=[lifespan],
-        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema", "^/metrics$"])],
+        # OPTIONS too (Litestar exempts it by default): the role guards need a caller, and
+        # without one an OPTIONS on a guarded route was a 500; no browser preflights here
+        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema", "^/metrics$"], exclude_http_methods=[])],
         dependencies={
             "service": Provide(service, sync_to_thread=False),
             "supervision": Provide(supervision, sync_to_thread=False),

@@ -7,7 +7,8 @@ from typing import Any
 
 import msgspec
 
-from schemas import Problem, PulledRecord, PullResponse, PushRequest, PushResponse
+import schemas as schema_types
+from schemas import COLLECTIONS, Problem, PulledRecord, PullResponse, PushRequest, PushResponse
 
 from .codec import JSON, MSGPACK
 
@@ -25,21 +26,42 @@ def _content(ref: dict[str, Any]) -> dict[str, Any]:
     return {JSON: {"schema": ref}, MSGPACK: {"schema": ref}}
 
 
-def complete(document: dict[str, Any]) -> dict[str, Any]:
-    """Add wire bodies, problem answers and bearer auth to Litestar's document (in place)."""
-    types = [Problem] + [t for pair in _WIRE.values() for t in pair if t is not None]
-    refs, components = msgspec.json.schema_components(types, ref_template=_REF)
+def _parameters(max_page: int) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Query and path parameters whose handlers check more than their annotation says."""
+    names = sorted(COLLECTIONS)
+    one = "(" + "|".join(names) + ")"
+    return {
+        # absent or "null": a full page
+        ("/v1/sync/pull", "get", "limit"): {"oneOf": [{"type": "integer", "minimum": 1, "maximum": max_page}, {"type": "null"}]},
+        ("/v1/sync/pull", "get", "collections"): {"type": "string", "maxLength": 500, "pattern": f"^({one}(,{one})*)?$"},
+        ("/v1/conflicts", "get", "collection"): {"type": "string", "enum": names},
+        ("/v1/records/{collection}/{record_id}/history", "get", "collection"): {"type": "string", "enum": names},
+    }
+
+
+def complete(document: dict[str, Any], max_page: int = 1000) -> dict[str, Any]:
+    """Add wire bodies, problem answers and bearer auth to Litestar's document (in place);
+    the schemas of the wire vocabulary are msgspec's own, with every constraint."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    vocabulary = [t for t in (getattr(schema_types, n) for n in schema_types.__all__) if isinstance(t, type) and issubclass(t, msgspec.Struct)]
+    wire = [Problem] + [t for pair in _WIRE.values() for t in pair if t is not None]
+    types = wire + [t for t in vocabulary if t.__name__ in schemas and t not in wire]
+    refs, components = msgspec.json.schema_components(types, ref_template=_REF)
     schemas.update(components)
     by_type = dict(zip(types, refs))
+    parameters = _parameters(max_page)
     problem = {"description": "A problem document (RFC 9457)", "content": {"application/problem+json": {"schema": by_type[Problem]}}}
     for path, methods in document.get("paths", {}).items():
         for method, operation in methods.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            wire = _WIRE.get((path, method))
-            if wire is not None:
-                request_type, answer_type = wire
+            for parameter in operation.get("parameters", []):
+                patched = parameters.get((path, method, parameter.get("name", "")))
+                if patched is not None:
+                    parameter["schema"] = patched
+            pair = _WIRE.get((path, method))
+            if pair is not None:
+                request_type, answer_type = pair
                 if request_type is not None:
                     operation["requestBody"] = {"required": True, "content": _content(by_type[request_type])}
                 operation["responses"]["200"] = {"description": "OK", "content": _content(by_type[answer_type])}
