@@ -219,7 +219,9 @@ class AsyncPatrolClient(OnlineAPI):
     ) -> list[R]:
         """Live records of a collection, oldest id first: of a ward, with fields equal
         to ``equals``, dated in ``[since, until)`` by ``on`` (default: the field reports
-        date the collection by, e.g. a check's ``started_at``)."""
+        date the collection by, e.g. a check's ``started_at``). Times compare as
+        instants, whatever their offsets; a bare date is midnight UTC, so pass aware
+        datetimes (``+07:00``) to cut at the ward's midnight."""
         return await self._reader.find(kind, ward=ward, since=since, until=until, on=on, limit=limit, equals=equals)
 
     async def count(

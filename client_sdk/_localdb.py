@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS records (
     seq          INTEGER NOT NULL DEFAULT 0,   -- 0: never pulled (created here, not yet synced)
     deleted      INTEGER NOT NULL DEFAULT 0,
     fields       BLOB,                         -- JSON as last pulled (bytes as received); NULL: never pulled
-    stamps       BLOB,                         -- JSON field -> stamp as last pulled
+    stamps       BLOB,                         -- JSON field -> stamp as last pulled, or one stamp for all
     view         BLOB,                         -- JSON fields with pending edits applied
     view_deleted INTEGER,
     PRIMARY KEY (collection, id)
@@ -102,13 +102,14 @@ class LocalDB:
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._batch: object | None = None
+        self._durable = True  # the connection's synchronous setting: FULL (True) or NORMAL
 
     async def open(self) -> None:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = FULL")
-            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("PRAGMA cache_size = -16000")  # 16 MB: a pull into a large store stays in memory
             await conn.executescript(_SCHEMA)
             version = await _one(conn, "SELECT value FROM meta WHERE key = 'schema'")
             if version is None:
@@ -147,19 +148,16 @@ class LocalDB:
             return
         async with self._lock:
             conn = self.conn
-            if not durable:
-                await conn.execute("PRAGMA synchronous = NORMAL")
+            if durable != self._durable:  # switched only when it changes: a pull's pages run unswitched
+                await conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
+            await conn.execute("BEGIN IMMEDIATE")
             try:
-                await conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    await conn.execute("ROLLBACK")
-                    raise
-                await conn.execute("COMMIT")
-            finally:
-                if not durable:
-                    await conn.execute("PRAGMA synchronous = FULL")
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
 
     async def begin_batch(self) -> object:
         """Open a transaction held across calls; returns its token (see :meth:`bind`)."""
@@ -167,6 +165,9 @@ class LocalDB:
             raise RuntimeError("batches do not nest")
         await self._lock.acquire()
         try:
+            if not self._durable:
+                await self.conn.execute("PRAGMA synchronous = FULL")
+                self._durable = True
             await self.conn.execute("BEGIN IMMEDIATE")
         except BaseException:
             self._lock.release()
@@ -213,19 +214,20 @@ class LocalDB:
 
 
 async def _one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
-    async with conn.execute(sql, params) as cursor:
-        row = await cursor.fetchone()
-    return None if row is None else row[0]
+    rows = await conn.execute_fetchall(sql, params)
+    return next(iter(rows), (None,))[0]
+
+
+# One round trip to the connection's thread each (a cursor opened, read and closed
+# one call at a time would cost three, each waiting for the GIL when busy).
 
 
 async def fetch_all(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-    async with conn.execute(sql, params) as cursor:
-        return list(await cursor.fetchall())
+    return list(await conn.execute_fetchall(sql, params))
 
 
 async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
-    async with conn.execute(sql, params) as cursor:
-        return await cursor.fetchone()
+    return next(iter(await conn.execute_fetchall(sql, params)), None)
 
 
 async def scalar(conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> Any:

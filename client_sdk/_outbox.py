@@ -25,7 +25,7 @@ import msgspec
 from schemas import ChangeResult, Delete, ErrorItem, FieldEdit, PushResponse, SetEdit, ValueEdit
 
 from ._localdb import LocalDB, fetch_all, fetch_one, scalar
-from ._records import DeviceClock, Key, WireRecord, refresh_views, upsert_pulled
+from ._records import DeviceClock, WireRecord, refresh_views, stamps_of, upsert_pulled
 from ._values import Pending, Values, apply_pending, decode_pending, encode_pending, utc_text
 from .errors import InvalidEdit, ProtocolError, RecordNotFound
 from .ids import new_id
@@ -34,7 +34,6 @@ __all__ = ["Frozen", "Outbox", "Settled"]
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
-_stamps = msgspec.json.Decoder(dict[str, str])
 
 
 class _OutChange(msgspec.Struct, omit_defaults=True):
@@ -99,7 +98,7 @@ class _Current:
 
 
 _CURRENT = """
-SELECT COALESCE(r.view, r.fields), COALESCE(r.view_deleted, r.deleted), r.stamps, o.n, o.change
+SELECT COALESCE(r.view, r.fields), COALESCE(r.view_deleted, r.deleted), r.stamps, r.fields, o.n, o.change
 FROM records r LEFT JOIN outbox o ON o.collection = r.collection AND o.id = r.id AND o.changeset_id IS NULL
 WHERE r.collection = ? AND r.id = ? ORDER BY o.n DESC LIMIT 1
 """
@@ -109,6 +108,9 @@ class Outbox:
     def __init__(self, db: LocalDB, clock: DeviceClock) -> None:
         self.db = db
         self.clock = clock
+        #: bumped by every edit: a pull that began with an empty outbox and sees it
+        #: unchanged need not look for pending edits to replay
+        self.edits = 0
 
     # -- edits -----------------------------------------------------------------------
 
@@ -127,6 +129,7 @@ class Outbox:
             except sqlite3.IntegrityError:
                 raise InvalidEdit(f"{collection}/{record_id} exists already") from None
             await _save(conn, collection, record_id, None, pending)
+            self.edits += 1
 
     async def edit(
         self,
@@ -159,6 +162,7 @@ class Outbox:
             if delete:
                 current.pending.delete_at(ts, current.stamps)
             await _save(conn, collection, record_id, current.open_row, current.pending)
+            self.edits += 1
             doc = current.doc
             deleted = apply_pending(doc, [change], False)
             await conn.execute(
@@ -296,6 +300,7 @@ class Outbox:
             if change.get("delete"):
                 pending.delete_at(ts, {"": change["delete"]["base"]} if change["delete"].get("base") else {})
             await _save(conn, collection, record_id, row[0] if row else None, pending)
+            self.edits += 1
             await refresh_views(conn, [(collection, record_id)])
 
 
@@ -313,10 +318,10 @@ async def _current(conn: aiosqlite.Connection, collection: str, record_id: str) 
     row = await fetch_one(conn, _CURRENT, (collection, record_id))
     if row is None:
         raise RecordNotFound(f"{collection}/{record_id} is not on this device")
-    doc, deleted, stamps, open_row, change = row
+    doc, deleted, stamps, pulled, open_row, change = row
     if deleted:
         raise RecordNotFound(f"{collection}/{record_id} is deleted")
-    return _Current(_decode.decode(doc), _stamps.decode(stamps) if stamps else {}, open_row, decode_pending(change) if change else Pending())
+    return _Current(_decode.decode(doc), stamps_of(stamps, pulled), open_row, decode_pending(change) if change else Pending())
 
 
 def _out_change(collection: str, record_id: str, pending: Pending) -> _OutChange:

@@ -18,6 +18,7 @@ from schemas import Conflict, ErrorItem, PulledRecord, Record
 from schemas.collections import CollectionSpec, Policy
 
 from ._localdb import LocalDB, fetch_all, fetch_one, scalar
+from ._records import stamps_of
 from ._values import spec_for
 from .errors import InvalidEdit
 from .types import DeadLetter
@@ -45,7 +46,6 @@ _conflict = msgspec.json.Decoder(Conflict)
 _errors = msgspec.json.Decoder(list[ErrorItem])
 _any = msgspec.json.Decoder()
 _pulled_fields = msgspec.json.Decoder(dict[str, Any])
-_stamps = msgspec.json.Decoder(dict[str, str])
 
 
 def _decoder(kind: type[R]) -> msgspec.json.Decoder[R]:
@@ -111,7 +111,7 @@ class Reader:
                 (*after, page),
             )
         return [
-            PulledRecord(c, i, ward, seq, bool(deleted), _pulled_fields.decode(fields), _stamps.decode(stamps))
+            PulledRecord(c, i, ward, seq, bool(deleted), _pulled_fields.decode(fields), stamps_of(stamps, fields))
             for c, i, ward, seq, deleted, fields, stamps in rows
         ]
 

@@ -62,6 +62,7 @@ class Syncer:
         self.page_size = page_size
         self.upload_blob = upload_blob
         self._pending_hint = 0
+        self._quiet: int | None = None
 
     async def run(self, progress: Progress | None, push: bool, pull: bool) -> SyncReport:
         report = SyncReport()
@@ -190,6 +191,7 @@ class Syncer:
 
     async def _pull(self, report: SyncReport, progress: Progress | None) -> None:
         self._pending_hint = await self.outbox.pending_count()
+        self._quiet = self.outbox.edits if self._pending_hint == 0 else None
         try:
             await self._pull_pages(report, progress)
         except ServerResetError:
@@ -231,7 +233,7 @@ class Syncer:
     async def _apply(self, page: PullResponse[WireRecord]) -> None:
         async with self.db.transaction(durable=False) as conn:
             await upsert_pulled(conn, page.records, self.clock)
-            if page.records and await scalar(conn, "SELECT EXISTS (SELECT 1 FROM outbox)"):
+            if page.records and self._quiet != self.outbox.edits:  # edits may wait: replay them on the new bases
                 await refresh_views(conn, await pending_keys(conn, [(r.collection, r.id) for r in page.records]))
             await self.db.set_meta(conn, {"cursor": page.cursor, "hlc": self.clock.state_text})
 

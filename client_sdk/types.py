@@ -21,7 +21,7 @@ class SyncReport(msgspec.Struct, kw_only=True):
     changes (kept on the device too, see ``reported_conflicts()``); ``pulled``: records
     received; ``warnings``: the server's (``clock_skew``) and the SDK's own
     (``server_reset``, ``changeset_reused``); ``retries``: requests sent again after
-    a network error or a 5xx.
+    a network error or a 5xx; ``changesets``: change sets the server answered.
     """
 
     pushed: int = 0
