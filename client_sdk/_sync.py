@@ -5,10 +5,16 @@ server's verdict on this device's own edits; pulling last leaves every base as
 fresh as it can be for the edits made after. Each step commits on its own, so a
 sync cut short at any point (network, crash, kill) resumes with the next one:
 
-- a change set is frozen (id and body on disk) before its first attempt and only
-  forgotten once its answer is applied, so a resend is byte-identical and the
-  server's idempotency answers it without applying anything twice;
+- a change set is frozen (id and exact body written to the device's store) before
+  its first attempt and only forgotten once its answer is applied, so a resend is
+  byte-identical and the server's idempotency answers it without applying anything
+  twice;
 - a pull page and the cursor after it are written in one transaction.
+
+Only one change set is on the wire at a time, so a record's later edits never
+overtake its creation; the local work around it (freezing the next one, applying
+the last answer, writing a pulled page) runs while the server works on the current
+request.
 """
 
 from __future__ import annotations
@@ -20,12 +26,12 @@ import msgspec
 
 from schemas import ErrorItem, PullResponse, PushResponse, Warning
 
-from ._version import __version__ as _version
 from ._http import Http, decode
 from ._localdb import SCHEMA_VERSION, LocalDB, fetch_all, scalar
 from ._outbox import Frozen, Outbox
 from ._records import DeviceClock, WireRecord, pending_keys, refresh_views, upsert_pulled
 from ._values import decode_pending
+from ._version import __version__ as _version
 from .errors import ConflictError, InvalidRequestError, ProtocolError, ServerResetError, SyncError
 from .types import SyncProgress, SyncReport
 
@@ -116,8 +122,7 @@ class Syncer:
             outcome = await self._post(stale, report)
             if isinstance(outcome, PushResponse):
                 await self._settle(stale, outcome, report, progress, to_push)
-        # one change set on the wire at a time (a record's later edits never overtake its
-        # creation), but the next one is frozen, and the last answer applied, meanwhile
+        # one change set on the wire; the next one is frozen, and the last answer applied, meanwhile
         size = self.max_changes
         settling: asyncio.Task[None] | None = None
         frozen: Frozen | None = await self.outbox.freeze(self.device_id, size, self.max_bytes, upto)
