@@ -129,6 +129,11 @@ async def settle(client: AsyncPatrolClient, deadline: float) -> None:
 async def test_sigkilled_server_loses_no_answered_change_set_half_applies_none_and_devices_converge(
     sqlite_url: str, make_server: type[ServerProcess], tmp_path: Path
 ) -> None:
+    async with asyncio.timeout(420):  # whatever happens, the suite goes on
+        await crash_run(sqlite_url, make_server, tmp_path)
+
+
+async def crash_run(sqlite_url: str, make_server: type[ServerProcess], tmp_path: Path) -> None:
     rng = random.Random(20260611)
     db = path_from_url(sqlite_url)
     admin_token = cli("admin", "bootstrap", "--db", sqlite_url)
