@@ -54,6 +54,7 @@ class Recorder(httpx.AsyncBaseTransport):
         if push:
             body = json.loads(request.content)
             self.log["sent"][body["changeset_id"]] = body
+            self.log["pushing"].set()
         response = await self.inner.handle_async_request(request)
         if push:
             content = await response.aread()
@@ -71,17 +72,19 @@ def created_ids(body: dict[str, Any]) -> list[str]:
     return [c["id"] for c in body["changes"] if c["id"] not in SHARED.values()]
 
 
-def check_all_or_nothing(db: Path, sent: dict[str, dict[str, Any]]) -> tuple[int, int]:
-    """Each change set sent so far is in the store whole (records, edit log, answer) or not at all."""
+def check_all_or_nothing(db: Path, sent: dict[str, dict[str, Any]]) -> set[str]:
+    """Each change set sent so far is in the store whole (records, edit log, answer) or
+    not at all; returns those in it."""
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        whole = 0
+        whole: set[str] = set()
         for changeset_id, body in sent.items():
             answered = conn.execute(
                 "SELECT count(*) FROM changesets WHERE device_id = ? AND changeset_id = ?", (body["device_id"], changeset_id)
             ).fetchone()[0]
-            whole += answered
+            if answered:
+                whole.add(changeset_id)
             ids = created_ids(body)
             if not ids:
                 continue
@@ -91,7 +94,7 @@ def check_all_or_nothing(db: Path, sent: dict[str, dict[str, Any]]) -> tuple[int
                 f"SELECT count(*) FROM edits WHERE changeset_id = ? AND record_id IN ({marks})", [changeset_id, *ids]
             ).fetchone()[0]
             assert (present, logged, answered) in ((0, 0, 0), (len(ids), len(ids), 1)), f"change set {changeset_id} is half-applied"
-        return whole, len(sent)
+        return whole
     finally:
         conn.close()
 
@@ -157,7 +160,7 @@ async def crash_run(sqlite_url: str, make_server: type[ServerProcess], tmp_path:
             body = {"device_id": "admin-cli", "changeset_id": f"seed-{ward}", "changes": [change]}
             assert (await admin.post("/v1/sync/push", json=body)).status_code == 200
 
-    log: dict[str, Any] = {"sent": {}, "answers": defaultdict(list)}
+    log: dict[str, Any] = {"sent": {}, "answers": defaultdict(list), "pushing": asyncio.Event()}
     clients: list[tuple[AsyncPatrolClient, str]] = []
     https: list[httpx.AsyncClient] = []
     made: list[str] = []
@@ -175,12 +178,22 @@ async def crash_run(sqlite_url: str, make_server: type[ServerProcess], tmp_path:
     stop = asyncio.Event()
     loops = [asyncio.create_task(device_loop(c, w, random.Random(rng.random()), stop, made)) for c, w in clients]
     snapshots: list[tuple[int, int]] = []
+    lost_answers: set[str] = set()  # committed, but killed before the answer was read
     started = time.monotonic()
     try:
-        for _ in range(KILLS):
-            await asyncio.sleep(rng.uniform(0.2, 1.2))  # a random moment of a busy server's life
+        for kill in range(KILLS):
+            if kill % 2:
+                await asyncio.sleep(rng.uniform(0.2, 1.2))  # a random moment of a busy server's life
+            else:  # a push on the wire: most likely between its commit and its answer
+                await asyncio.sleep(0.2)
+                log["pushing"].clear()
+                await log["pushing"].wait()
+                await asyncio.sleep(rng.uniform(0, 0.02))
+            answered = set(log["answers"])
             server.kill()
-            snapshots.append(check_all_or_nothing(db, dict(log["sent"])))
+            whole = check_all_or_nothing(db, dict(log["sent"]))
+            lost_answers |= whole - answered - set(log["answers"])
+            snapshots.append((len(whole), len(log["sent"])))
             await asyncio.sleep(rng.uniform(0, 0.3))  # the devices find it down meanwhile
             await server.start()
     finally:
@@ -206,8 +219,8 @@ async def crash_run(sqlite_url: str, make_server: type[ServerProcess], tmp_path:
             if not page["more"]:
                 break
     server.stop()
-    whole, sent = check_all_or_nothing(db, log["sent"])
-    assert whole == sent, "every change set sent was answered in the end"
+    assert check_all_or_nothing(db, log["sent"]) == set(log["sent"]), "every change set sent was answered in the end"
+    assert lost_answers <= set(log["answers"])  # their retries got the stored answer
 
     # every 200 is fully present, with what it said; retries got the same bytes
     conn = sqlite3.connect(db)
@@ -247,7 +260,7 @@ async def crash_run(sqlite_url: str, make_server: type[ServerProcess], tmp_path:
     changesets = len(log["answers"])
     print(
         f"\ncrash: {KILLS} SIGKILLs in {chaos_s:.0f} s, {server.starts} starts; {changesets} change sets answered 200 "
-        f"({retried} answered more than once), {len(made)} records made, {len(server_records)} on the server; "
+        f"({retried} answered more than once, {len(lost_answers)} committed with their answer lost to a kill, then answered on retry), {len(made)} records made, {len(server_records)} on the server; "
         f"after each kill, change sets whole/sent: {snapshots}"
     )
     assert len(snapshots) >= 20 and changesets > 100
