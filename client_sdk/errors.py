@@ -99,15 +99,20 @@ class ProtocolError(SyncError):
 class APIError(SyncError):
     """The server answered with an error; ``problem`` is its RFC 9457 document."""
 
+    #: what to do about it, added to the message
+    hint = ""
+
     def __init__(self, problem: Problem, method: str = "", path: str = "") -> None:
         where = f" ({method} {path})" if method else ""
-        super().__init__(f"{problem.status} {problem.title}: {problem.detail}{where}")
+        super().__init__(f"{problem.status} {problem.title}: {problem.detail}{where}{self.hint}")
         self.problem = problem
         self.status = problem.status
 
 
 class AuthError(APIError):
     """401: the token is unknown or revoked; the device must be registered again."""
+
+    hint = ". This device's token is no longer valid (revoked, or never issued): ask an admin to register the device again; its unsynced edits stay on the device."
 
 
 class ForbiddenError(APIError):
@@ -124,6 +129,8 @@ class ConflictError(APIError):
 
 class ServerResetError(APIError):
     """410: the server's store was restored from a backup (its epoch changed)."""
+
+    hint = ". The server was restored from a backup and keeps refusing this device's cursor."
 
 
 class InvalidRequestError(APIError):
