@@ -168,7 +168,11 @@ class SupervisionService:
     async def fleet_health(self, principal: Principal, ward: str | None) -> FleetHealth:
         await self.fleet.flush()
         wards = None if ward is None and principal.is_admin else self.wards(principal, ward)
-        return FleetHealth(devices=await self.store.fleet_health(wards))
+        devices = await self.store.fleet_health(wards)
+        if not principal.is_admin:  # a colleague's other wards are not the caller's business
+            for device in devices:
+                device.wards = [w for w in device.wards if principal.may_see(w)]
+        return FleetHealth(devices=devices)
 
 
 def _check_period(start: dt.date | None, end: dt.date | None) -> None:

@@ -73,3 +73,17 @@ async def test_a_malformed_client_header_never_fails_a_request(world: World, hea
 async def test_officers_get_403_on_fleet_health(world: World) -> None:
     response = await world.officer_a.http.get("/v1/devices/health")
     assert response.status_code == 403 and response.headers["content-type"].startswith(PROBLEM)
+
+
+async def test_a_supervisor_sees_only_the_wards_of_his_own_scope_on_a_device(world: World) -> None:
+    from .helpers import Api
+
+    await world.admin.http.post("/v1/admin/users", json={"id": "u-ps", "name": "Giám sát Phú Sơn", "role": "supervisor", "ward_ids": ["phu-son"]})
+    token = (await world.admin.http.post("/v1/admin/devices", json={"device_id": "ps-laptop", "user_id": "u-ps"})).json()["token"]
+    other = Api(world.base_url, token, "ps-laptop")
+    try:
+        devices = {d["device_id"]: d for d in (await other.http.get("/v1/devices/health")).json()["devices"]}
+    finally:
+        await other.aclose()
+    assert devices["sup-laptop"]["wards"] == ["phu-son"]  # u-minh also oversees lam-son
+    assert "lamson-h01" not in devices
