@@ -1,8 +1,10 @@
 """The one wire vocabulary of patrol-sync, shared by the server and the SDK."""
 
-from ._constraints import STAMP_PATTERN, ChangesetId, Day, DeviceId, Element, Id, Stamp, Timestamp
+from ._constraints import BLOB_ID_PATTERN, STAMP_PATTERN, BlobId, ChangesetId, Day, DeviceId, Element, Id, Stamp, Timestamp
+from .blobs import BlobReceipt, MissingBlobs
 from .admin import Device, DeviceToken, NewDevice, NewTeam, NewUser, NewWard, Role, Team, User, Ward
 from .collections import (
+    BLOB_FIELDS,
     COLLECTIONS,
     Check,
     CollectionSpec,
@@ -59,12 +61,16 @@ from .wire import (
 )
 
 __all__ = [
+    "BLOB_FIELDS",
+    "BLOB_ID_PATTERN",
     "CHANGE_TYPES",
     "COLLECTIONS",
     "HLC",
     "SERVER_NODE",
     "STAMP_PATTERN",
     "AnyChange",
+    "BlobId",
+    "BlobReceipt",
     "Change",
     "ChangeResult",
     "ChangesetId",
@@ -93,6 +99,7 @@ __all__ = [
     "Health",
     "HistoryEntry",
     "Id",
+    "MissingBlobs",
     "NewDevice",
     "NewTeam",
     "NewUser",

@@ -8,6 +8,8 @@ from typing import Annotated
 from msgspec import Meta
 
 __all__ = [
+    "BLOB_ID_PATTERN",
+    "BlobId",
     "ChangesetId",
     "Day",
     "DeviceId",
@@ -56,8 +58,16 @@ Name = Annotated[str, Meta(min_length=1, max_length=500, pattern=_NO_NUL)]
 ShortText = Annotated[str, Meta(max_length=500, pattern=_NO_NUL)]
 LongText = Annotated[str, Meta(max_length=65536, pattern=_NO_NUL)]
 Phone = Annotated[str, Meta(max_length=32, pattern=r"^[0-9+() .-]*$")]
-#: One element of a `set` field: a blob id, an officer id, a tag.
+#: One element of a `set` field: an officer id, a tag (photos are :data:`BlobId` elements).
 Element = Annotated[str, Meta(min_length=1, max_length=200, pattern=_NO_NUL)]
+
+#: A blob's id is its content's SHA-256: ``sha256:`` and 64 lowercase hex digits, nothing else
+#: (no other shape ever reaches a file name on the server or the device). The length is
+#: stated too: a pattern's ``$`` also matches before a final newline.
+BLOB_ID_PATTERN = r"^sha256:[0-9a-f]{64}$"
+BlobId = Annotated[
+    str, Meta(min_length=71, max_length=71, pattern=BLOB_ID_PATTERN, description="sha256:<64 lowercase hex digits> of the blob's bytes")
+]
 
 Timestamp = Annotated[dt.datetime, Meta(tz=True, description="RFC 3339 with an offset")]
 Day = dt.date

@@ -25,6 +25,7 @@ import msgspec
 from msgspec import Struct
 
 from ._constraints import (
+    BlobId,
     Day,
     Element,
     Id,
@@ -40,6 +41,7 @@ from ._constraints import (
 )
 
 __all__ = [
+    "BLOB_FIELDS",
     "COLLECTIONS",
     "FIRST",
     "SET",
@@ -169,7 +171,7 @@ class Check(Record, kw_only=True):
     residents_present: NonNegInt | None = None
     unregistered_residents: NonNegInt | None = None
     notes: LongText | None = None
-    photos: Annotated[list[Element], SET] = []
+    photos: Annotated[list[BlobId], SET] = []
     officers: Annotated[list[Element], SET] = []
 
 
@@ -182,7 +184,7 @@ class Violation(Record, kw_only=True):
     description: LongText | None = None
     fine_vnd: NonNegInt | None = None
     record_no: ShortText | None = None
-    photos: Annotated[list[Element], SET] = []
+    photos: Annotated[list[BlobId], SET] = []
 
 
 class Patrol(Record, kw_only=True):
@@ -312,6 +314,15 @@ def _spec(struct: type[Record]) -> CollectionSpec:
 COLLECTIONS: Mapping[str, CollectionSpec] = {
     spec.name: spec
     for spec in (_spec(s) for s in (Premises, Check, Violation, Patrol, Tip, SafetyGroup, FirePoint, Target))
+}
+
+
+#: The ``set`` fields whose elements name blobs (PROTOCOL.md section 6b), by collection:
+#: the server keeps which records name which blob from them (read scope, missing list).
+BLOB_FIELDS: Mapping[str, tuple[str, ...]] = {
+    name: names
+    for name, spec in COLLECTIONS.items()
+    if (names := tuple(f.name for f in spec.fields.values() if f.policy is Policy.SET and typing.get_args(f.type) == (BlobId,)))
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from .admin import Device, DeviceToken, NewDevice, NewTeam, NewUser, NewWard, Team, User, Ward
+from .blobs import BlobReceipt, MissingBlobs
 from .collections import COLLECTIONS
 from .supervision import ChecksReport, ConflictList, FleetHealth, RecordHistory, Resolution, SearchResults, SummaryReport, TargetsReport
 from .wire import Conflict, Health, Problem, PulledRecord, PullResponse, PushRequest, PushResponse
@@ -30,6 +31,8 @@ WIRE_TYPES: tuple[Any, ...] = (
     RecordHistory,
     SearchResults,
     FleetHealth,
+    BlobReceipt,
+    MissingBlobs,
     Problem,
     Health,
     NewWard,

@@ -10,11 +10,13 @@ and splices each stored record into the answer without decoding it.
 
 The push format is derived from ``schemas.collections``: each collection gets a
 change type tagged by ``collection``, whose ``fields`` hold one typed edit per field
-(:class:`SetEdit` for ``set`` fields, a :class:`ValueEdit` subclass for the rest).
+(:class:`SetEdit` for ``set`` fields, a subclass of it where the elements have a type of
+their own, such as the blob ids of ``photos``; a :class:`ValueEdit` subclass for the rest).
 """
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union
 
 import msgspec
@@ -98,13 +100,30 @@ def _pascal(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
+def _set_edit_type(prefix: str, name: str, annotation: Any) -> type[Struct]:
+    """:class:`SetEdit`, or a subclass whose ``add`` and ``remove`` hold the field's own
+    element type (``photos``: blob ids), so that a malformed element rejects the change."""
+    (element,) = typing.get_args(annotation)
+    if element == Element:
+        return SetEdit
+    elements = Annotated[list[element], Meta(max_length=1000)]  # type: ignore[valid-type]
+    return msgspec.defstruct(
+        f"{prefix}{_pascal(name)}Edit",
+        [("add", elements, msgspec.field(default_factory=list)), ("remove", elements, msgspec.field(default_factory=list))],
+        bases=(SetEdit,),
+        kw_only=True,
+        forbid_unknown_fields=True,
+        module=__name__,
+    )
+
+
 def _change_type(spec: CollectionSpec) -> type[Change]:
     prefix = _pascal(spec.name)
     edit_fields = []
     for f in spec.fields.values():
         edit: type[Struct]
         if f.policy is Policy.SET:
-            edit = SetEdit
+            edit = _set_edit_type(prefix, f.name, f.type)
         else:
             edit = msgspec.defstruct(
                 f"{prefix}{_pascal(f.name)}Edit",

@@ -31,7 +31,7 @@ DEVICES = ["lamson-h01", "lamson-h02", "sup-laptop"]
 USERS = {"lamson-h01": "u-ngoc", "lamson-h02": "u-hung", "sup-laptop": "u-minh"}
 RECORDS = ["v1", "v2", "v3"]
 SEED_TS = f"{T0:013d}-0000-lamson-h01"
-ELEMENTS = ["sha256:a", "sha256:b", "sha256:c"]
+ELEMENTS = ["sha256:" + c * 64 for c in "abc"]  # photos are blob ids
 
 
 def _seed() -> tuple[str, list[dict[str, Any]]]:

@@ -150,23 +150,23 @@ async def test_rank_equal_ranks_are_ordered_by_stamp(world: World) -> None:
 async def test_set_adds_and_removes_of_different_elements_both_survive(world: World) -> None:
     ts = stamp(A, 1_686_200_000_000)
     created = violation("v1", "lam-son", A, ms=1_686_200_000_000)
-    created["fields"]["photos"] = {"add": ["sha256:aa", "sha256:bb"], "remove": [], "ts": ts}
+    created["fields"]["photos"] = {"add": ["sha256:" + "a" * 64, "sha256:" + "b" * 64], "remove": [], "ts": ts}
     answer = await world.officer_a.push_ok([created])
     base = answer["results"][0]["record"]["stamps"]["photos"]
-    await world.officer_a.push_ok([fields_change("violations", "v1", photos={"add": ["sha256:cc"], "remove": ["sha256:aa"], "ts": stamp(A, 1_686_300_000_000), "base": base})])
-    answer = await world.officer_b.push_ok([fields_change("violations", "v1", photos={"add": ["sha256:dd"], "remove": ["sha256:bb"], "ts": stamp(B, 1_686_300_000_100), "base": base})])
+    await world.officer_a.push_ok([fields_change("violations", "v1", photos={"add": ["sha256:" + "c" * 64], "remove": ["sha256:" + "a" * 64], "ts": stamp(A, 1_686_300_000_000), "base": base})])
+    answer = await world.officer_b.push_ok([fields_change("violations", "v1", photos={"add": ["sha256:" + "d" * 64], "remove": ["sha256:" + "b" * 64], "ts": stamp(B, 1_686_300_000_100), "base": base})])
     assert answer["conflicts"] == []
-    assert (await _record(world))["fields"]["photos"] == ["sha256:cc", "sha256:dd"]
+    assert (await _record(world))["fields"]["photos"] == ["sha256:" + "c" * 64, "sha256:" + "d" * 64]
 
 
 async def test_set_for_one_element_the_higher_stamp_wins_in_either_order(world: World) -> None:
     created = violation("v1", "lam-son", A, ms=1_686_200_000_000)
-    created["fields"]["photos"] = {"add": ["sha256:aa"], "ts": stamp(A, 1_686_200_000_000)}
+    created["fields"]["photos"] = {"add": ["sha256:" + "a" * 64], "ts": stamp(A, 1_686_200_000_000)}
     answer = await world.officer_a.push_ok([created])
     base = answer["results"][0]["record"]["stamps"]["photos"]
     # B removes (later stamp) first; A re-adds with an earlier stamp afterwards: the remove stands
-    await world.officer_b.push_ok([fields_change("violations", "v1", photos={"remove": ["sha256:aa"], "ts": stamp(B, 1_686_300_000_500), "base": base})])
-    answer = await world.officer_a.push_ok([fields_change("violations", "v1", photos={"add": ["sha256:aa"], "ts": stamp(A, 1_686_300_000_000), "base": base})])
+    await world.officer_b.push_ok([fields_change("violations", "v1", photos={"remove": ["sha256:" + "a" * 64], "ts": stamp(B, 1_686_300_000_500), "base": base})])
+    answer = await world.officer_a.push_ok([fields_change("violations", "v1", photos={"add": ["sha256:" + "a" * 64], "ts": stamp(A, 1_686_300_000_000), "base": base})])
     assert (await _record(world))["fields"]["photos"] == []
     assert answer["conflicts"][0]["kind"] == "concurrent_edit" and answer["conflicts"][0]["winner"] == "server"
 
