@@ -46,6 +46,7 @@ from ..engine.state import RecordState
 from ..principal import Principal
 
 __all__ = [
+    "BlobAccess",
     "ConflictRow",
     "EditRow",
     "HealthUpdate",
@@ -145,6 +146,16 @@ class HealthUpdate:
     pending: int | None = None
     clock_offset_ms: int | None = None
     rejected: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BlobAccess:
+    """What the store knows of one blob, for one caller (PROTOCOL.md section 6b)."""
+
+    #: a record of the caller's wards names it (see ``stores/blobrefs.py``)
+    named: bool
+    #: its size once the blob store holds it (uploaded), else None
+    size: int | None
 
 
 @dataclasses.dataclass(slots=True)
@@ -287,3 +298,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def fleet_health(self, wards: Sequence[str] | None) -> list[DeviceHealth]:
         """Devices whose user works in one of ``wards`` (None: every device)."""
+
+    # -- attachments (PROTOCOL.md section 6b) ---------------------------------------------
+    # The bytes are in the blob store (``sync_server/blobs``); the record store keeps which
+    # blobs are uploaded and which records name which blob, the latter written with each
+    # record in the same transaction (``stores/blobrefs.py``).
+
+    @abc.abstractmethod
+    async def blob_access(self, blob_id: str, wards: Sequence[str]) -> BlobAccess:
+        """Whether a record of ``wards`` names the blob, and its size if it is uploaded."""
+
+    @abc.abstractmethod
+    async def blob_stored(self, blob_id: str, size: int) -> None:
+        """Note that the blob store now holds this blob (idempotent)."""
+
+    @abc.abstractmethod
+    async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
+        """Blob ids named by records of ``wards`` and not uploaded, after ``after``, in id order."""

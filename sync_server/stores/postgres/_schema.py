@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
-from . import _projections
+from . import _blobs, _projections
 from ._cursor import RANK_BITS
 
 __all__ = ["MIGRATION_LOCK", "migrate", "rebase"]
@@ -23,6 +23,7 @@ MIGRATION_LOCK = 7_326_530_001
 #: Python steps run after a migration's SQL, in its transaction (what SQL alone cannot compute)
 _STEPS: dict[int, Callable[[Any], Awaitable[None]]] = {
     2: _projections.rebuild,
+    3: _blobs.rebuild,  # references of the records written before blobs were served
 }
 
 

@@ -54,6 +54,7 @@ from schemas import (
 from ...engine.state import RecordState
 from ...principal import Principal
 from ..base import (
+    BlobAccess,
     ConflictRow,
     EditRow,
     HealthUpdate,
@@ -68,7 +69,7 @@ from ..base import (
     WriteTx,
 )
 from ..errors import CursorExpired, StoreUnavailable
-from . import _cursor, _identity, _projections, _schema, _sql, _supervision
+from . import _blobs, _cursor, _identity, _projections, _schema, _sql, _supervision
 
 __all__ = ["PostgresStore"]
 
@@ -203,7 +204,9 @@ class _Tx(_Reads, WriteTx):
             return
         rows = [(r.state, self._position(r.state.seq), r.doc, r.crdt) for r in records]
         await self._conn.execute(_sql.SAVE, *_sql.save_args(rows, edits, conflicts, answers, _now()))
-        await _projections.write(self._conn, self._store.zones, [r.state for r in records])
+        states = [r.state for r in records]
+        await _projections.write(self._conn, self._store.zones, states)
+        await _blobs.write_refs(self._conn, states)
 
 
 class PostgresStore(Store):
@@ -356,3 +359,17 @@ class PostgresStore(Store):
     async def fleet_health(self, wards: Sequence[str] | None) -> list[DeviceHealth]:
         async with self._acquire() as conn:
             return await _supervision.fleet_health(conn, wards)
+
+    # -- attachments ------------------------------------------------------------------
+
+    async def blob_access(self, blob_id: str, wards: Sequence[str]) -> BlobAccess:
+        async with self._acquire() as conn:
+            return await _blobs.access(conn, blob_id, wards)
+
+    async def blob_stored(self, blob_id: str, size: int) -> None:
+        async with self._acquire() as conn:
+            await _blobs.stored(conn, blob_id, size, _now())
+
+    async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
+        async with self._acquire() as conn:
+            return await _blobs.missing(conn, wards, after, limit)

@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from importlib import resources
 
-from . import _projections
+from . import _blobs, _projections
 
 __all__ = ["migrate"]
 
@@ -22,6 +22,7 @@ def _set_epoch(conn: sqlite3.Connection) -> None:
 _STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _set_epoch,
     2: _projections.rebuild,
+    3: _blobs.rebuild,  # references of the records written before blobs were served
 }
 
 

@@ -11,7 +11,7 @@ from schemas import DeviceToken, Team, User, Ward
 from ...engine.state import RecordState, decode_state
 from ..base import ConflictRow, EditRow, RecordRow, ResolvedConflict, StoredChangeset
 from ..errors import AlreadyExists, NotFound, UnknownReference
-from . import _projections, _supervision
+from . import _blobs, _projections, _supervision
 from ._migrate import migrate
 
 __all__ = [
@@ -107,7 +107,9 @@ def save_and_commit(
                 "deleted = excluded.deleted, doc = excluded.doc, crdt = excluded.crdt",
                 [(r.state.seq, r.state.collection, r.state.id, r.state.ward_id, int(r.state.deleted), r.doc, r.crdt) for r in rows],
             )
-            _projections.write(conn, [r.state for r in rows])
+            states = [r.state for r in rows]
+            _projections.write(conn, states)
+            _blobs.write_refs(conn, states)
         if edits:
             conn.executemany(
                 "INSERT INTO edits (collection, record_id, ward_id, seq, at, user_id, device_id, changeset_id, diff) "

@@ -47,6 +47,7 @@ from schemas import (
 from ...engine.state import RecordState
 from ...principal import Principal
 from ..base import (
+    BlobAccess,
     ConflictRow,
     EditRow,
     HealthUpdate,
@@ -61,7 +62,7 @@ from ..base import (
     WriteTx,
 )
 from ..errors import CursorExpired, CursorInvalid, StoreUnavailable
-from . import _sql, _supervision
+from . import _blobs, _sql, _supervision
 from ._writer import PRAGMAS, ThreadConnection
 
 __all__ = ["SqliteStore", "path_from_url"]
@@ -383,3 +384,14 @@ class SqliteStore(Store):
 
     async def fleet_health(self, wards: Sequence[str] | None) -> list[DeviceHealth]:
         return cast(list[DeviceHealth], await self._query(_supervision.fleet_health, wards))
+
+    # -- attachments ------------------------------------------------------------------
+
+    async def blob_access(self, blob_id: str, wards: Sequence[str]) -> BlobAccess:
+        return cast(BlobAccess, await self._query(_blobs.access, blob_id, wards))
+
+    async def blob_stored(self, blob_id: str, size: int) -> None:
+        await self._on_writer(_blobs.stored, blob_id, size, _now())
+
+    async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
+        return cast(list[str], await self._query(_blobs.missing, wards, after, limit))

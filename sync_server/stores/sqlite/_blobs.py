@@ -1,0 +1,81 @@
+"""Attachment metadata in SQLite: which blobs are stored, which records name which
+(``stores/blobrefs.py``). Plain functions of a sqlite3 connection, run on its thread."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from ...engine.state import RecordState, decode_state
+from ..base import BlobAccess
+from ..blobrefs import BLOB_COLLECTIONS, refs
+
+__all__ = ["access", "missing", "rebuild", "stored", "write_refs"]
+
+_CHUNK = 400
+
+
+def write_refs(conn: sqlite3.Connection, states: Sequence[RecordState]) -> None:
+    """Rewrite the blob references of these record versions (inside the caller's transaction)."""
+    touched, rows = [], []
+    for state, named in refs(states):
+        touched.append((state.collection, state.id))
+        rows += named
+    if touched:
+        conn.executemany("DELETE FROM blob_refs WHERE collection = ? AND record_id = ?", touched)
+    if rows:
+        conn.executemany("INSERT OR IGNORE INTO blob_refs (blob_id, ward_id, collection, record_id) VALUES (?, ?, ?, ?)", rows)
+
+
+def rebuild(conn: sqlite3.Connection) -> None:
+    """Derive every record's references again (migration 3: records written before it)."""
+    marks = ",".join("?" * len(BLOB_COLLECTIONS))
+    cursor = conn.execute(f"SELECT doc, crdt FROM records WHERE collection IN ({marks}) ORDER BY seq", BLOB_COLLECTIONS)
+    while batch := cursor.fetchmany(2000):
+        write_refs(conn, [decode_state(doc, crdt) for doc, crdt in batch])
+
+
+def access(conn: sqlite3.Connection, blob_id: str, wards: Sequence[str]) -> BlobAccess:
+    """Whether a record of ``wards`` names the blob, and its size if it is stored."""
+    named = False
+    for start in range(0, len(wards), _CHUNK):
+        chunk = list(wards[start : start + _CHUNK])
+        sql = f"SELECT 1 FROM blob_refs WHERE blob_id = ? AND ward_id IN ({','.join('?' * len(chunk))}) LIMIT 1"
+        if conn.execute(sql, (blob_id, *chunk)).fetchone() is not None:
+            named = True
+            break
+    row = conn.execute("SELECT size FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+    return BlobAccess(named=named, size=None if row is None else int(row[0]))
+
+
+def missing(conn: sqlite3.Connection, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
+    """Blob ids named by records of ``wards`` and not stored, after ``after``, in id order."""
+    if not wards:
+        return []
+    # one index range per ward (ward_id, blob_id), merged; a blob stored is skipped by its key
+    part = (
+        "SELECT * FROM (SELECT r.blob_id FROM blob_refs r WHERE r.ward_id = ? AND r.blob_id > ? "
+        "AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.id = r.blob_id) ORDER BY r.blob_id LIMIT ?)"
+    )
+    found: set[str] = set()
+    for start in range(0, len(wards), _CHUNK // 3):
+        chunk = sorted(wards[start : start + _CHUNK // 3])
+        args: list[object] = []
+        for ward in chunk:
+            args += [ward, after or "", limit]
+        found.update(r[0] for r in conn.execute(" UNION ".join([part] * len(chunk)), args))
+    return sorted(found)[:limit]
+
+
+def stored(conn: sqlite3.Connection, blob_id: str, size: int, now: str) -> None:
+    """Note that the blob store holds this blob (idempotent)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("INSERT OR IGNORE INTO blobs (id, size, stored_at) VALUES (?, ?, ?)", (blob_id, size, now))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
