@@ -47,6 +47,7 @@ from .errors import ChangesetReused, Forbidden, Unavailable
 from .principal import Principal
 from .settings import Settings
 from .stores import ConflictRow, EditRow, ReadTx, RecordRow, ResolvedConflict, Store, StoredChangeset, WriteTx
+from .stores._rows import encode_diff
 
 __all__ = ["GroupStats", "PushOutcome", "PushWriter"]
 
@@ -61,13 +62,6 @@ _GROUP_CHANGES = 20_000
 #: planning yields to the event loop this often (changes), so that the write
 #: running beside it is never kept waiting for long
 _YIELD_EVERY = 25
-
-
-class _EditDiff(msgspec.Struct, omit_defaults=True):
-    """An edit-log entry's body: each changed field's old and new value."""
-
-    fields: dict[str, tuple[Any, Any]]
-    deleted: tuple[bool, bool] | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -375,7 +369,7 @@ def _log(m: _Merged, working: dict[Key, RecordState], now: str, edits: list[Edit
                     user_id=principal.user_id,
                     device_id=principal.device_id,
                     changeset_id=push.changeset_id,
-                    diff=_json.encode(_EditDiff(fields=outcome.diff, deleted=outcome.deleted)),
+                    diff=encode_diff(outcome.diff, outcome.deleted),
                 )
             )
         for c in outcome.conflicts:

@@ -13,16 +13,14 @@ import msgspec
 from schemas import (
     CheckRow,
     Conflict,
-    ConflictSide,
     DeviceHealth,
-    FieldChange,
     GroupBy,
-    HistoryEntry,
     PremisesHit,
     RecordHistory,
     SummaryReport,
 )
 
+from .._rows import CONFLICT_COLUMNS, conflict_from_row, history_entry
 from ..base import HealthUpdate, ResolvedConflict, TargetRow
 
 __all__ = [
@@ -38,15 +36,7 @@ __all__ = [
     "targets",
 ]
 
-_side = msgspec.json.Decoder(ConflictSide)
 
-
-class _Diff(msgspec.Struct):
-    fields: dict[str, tuple[Any, Any]] = {}
-    deleted: tuple[bool, bool] | None = None
-
-
-_diff = msgspec.json.Decoder(_Diff)
 
 
 class _Args:
@@ -166,32 +156,8 @@ async def targets(conn: Any, wards: Sequence[str], period: str | None) -> list[T
 
 # -- conflicts -------------------------------------------------------------------------
 
-_CONFLICT_COLUMNS = (
-    "id, collection, record_id, field, kind, winner, server, client, ward_id, device_id, user_id, "
-    "changeset_id, created_at, status, resolved_by, resolved_at, resolution"
-)
 
 
-def _conflict(row: Any) -> Conflict:
-    return Conflict(
-        id=f"c-{row[0]}",
-        collection=row[1],
-        record_id=row[2],
-        field=row[3],
-        kind=row[4],
-        winner=row[5],
-        server=_side.decode(row[6]),
-        client=_side.decode(row[7]),
-        ward_id=row[8],
-        device_id=row[9],
-        user_id=row[10],
-        changeset_id=row[11],
-        created_at=row[12],
-        status=row[13],
-        resolved_by=row[14],
-        resolved_at=row[15],
-        resolution=msgspec.json.decode(row[16]) if row[16] is not None else None,
-    )
 
 
 async def conflicts(conn: Any, wards: Sequence[str], status: str | None, collection: str | None, after: int | None, limit: int) -> list[Conflict]:
@@ -204,13 +170,13 @@ async def conflicts(conn: Any, wards: Sequence[str], status: str | None, collect
             where += f" AND {column} = {a(value, '::text')}"
     if after is not None:
         where += f" AND id > {a(after, '::bigint')}"
-    sql = f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE {where} ORDER BY id LIMIT {a(limit, '::bigint')}"
-    return [_conflict(row) for row in await conn.fetch(sql, *a.values)]
+    sql = f"SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE {where} ORDER BY id LIMIT {a(limit, '::bigint')}"
+    return [conflict_from_row(row) for row in await conn.fetch(sql, *a.values)]
 
 
 async def conflict(conn: Any, conflict_id: int) -> Conflict | None:
-    row = await conn.fetchrow(f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE id = $1", conflict_id)
-    return _conflict(row) if row else None
+    row = await conn.fetchrow(f"SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE id = $1", conflict_id)
+    return conflict_from_row(row) if row else None
 
 
 async def resolve_conflicts(conn: Any, resolved: Sequence[ResolvedConflict]) -> None:
@@ -237,18 +203,7 @@ async def history(conn: Any, collection: str, record_id: str) -> RecordHistory |
         collection,
         record_id,
     ):
-        body = _diff.decode(diff)
-        entries.append(
-            HistoryEntry(
-                seq=seq,
-                at=at,
-                user_id=user_id,
-                device_id=device_id,
-                changeset_id=changeset_id,
-                changes={name: FieldChange(old=old, new=new) for name, (old, new) in body.fields.items()},
-                deleted=FieldChange(old=body.deleted[0], new=body.deleted[1]) if body.deleted else None,
-            )
-        )
+        entries.append(history_entry(seq, at, user_id, device_id, changeset_id, diff))
     return RecordHistory(collection=collection, id=record_id, ward_id=ward, edits=entries)
 
 

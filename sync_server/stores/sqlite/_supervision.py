@@ -13,16 +13,14 @@ import msgspec
 from schemas import (
     CheckRow,
     Conflict,
-    ConflictSide,
     DeviceHealth,
-    FieldChange,
     GroupBy,
-    HistoryEntry,
     PremisesHit,
     RecordHistory,
     SummaryReport,
 )
 
+from .._rows import CONFLICT_COLUMNS, conflict_from_row, history_entry
 from ..base import HealthUpdate, ResolvedConflict, TargetRow
 from ..projections import ENUMS
 from . import _projections
@@ -40,15 +38,7 @@ __all__ = [
     "targets",
 ]
 
-_side = msgspec.json.Decoder(ConflictSide)
 
-
-class _Diff(msgspec.Struct):
-    fields: dict[str, tuple[Any, Any]] = {}
-    deleted: tuple[bool, bool] | None = None
-
-
-_diff = msgspec.json.Decoder(_Diff)
 
 
 def _in(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -222,32 +212,8 @@ def targets(conn: sqlite3.Connection, wards: Sequence[str], period: str | None) 
 
 # -- conflicts -------------------------------------------------------------------------
 
-_CONFLICT_COLUMNS = (
-    "id, collection, record_id, field, kind, winner, server, client, ward_id, device_id, user_id, "
-    "changeset_id, created_at, status, resolved_by, resolved_at, resolution"
-)
 
 
-def _conflict(row: sqlite3.Row | tuple[Any, ...]) -> Conflict:
-    return Conflict(
-        id=f"c-{row[0]}",
-        collection=row[1],
-        record_id=row[2],
-        field=row[3],
-        kind=row[4],
-        winner=row[5],
-        server=_side.decode(row[6]),
-        client=_side.decode(row[7]),
-        ward_id=row[8],
-        device_id=row[9],
-        user_id=row[10],
-        changeset_id=row[11],
-        created_at=row[12],
-        status=row[13],
-        resolved_by=row[14],
-        resolved_at=row[15],
-        resolution=msgspec.json.decode(row[16]) if row[16] is not None else None,
-    )
 
 
 def conflicts(
@@ -263,13 +229,13 @@ def conflicts(
     if after is not None:
         where += " AND id > ?"
         args.append(after)
-    sql = f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE {where} ORDER BY id LIMIT ?"
-    return [_conflict(row) for row in conn.execute(sql, [*args, limit])]
+    sql = f"SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE {where} ORDER BY id LIMIT ?"
+    return [conflict_from_row(row) for row in conn.execute(sql, [*args, limit])]
 
 
 def conflict(conn: sqlite3.Connection, conflict_id: int) -> Conflict | None:
-    row = conn.execute(f"SELECT {_CONFLICT_COLUMNS} FROM conflicts WHERE id = ?", (conflict_id,)).fetchone()
-    return _conflict(row) if row else None
+    row = conn.execute(f"SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE id = ?", (conflict_id,)).fetchone()
+    return conflict_from_row(row) if row else None
 
 
 def resolve_conflicts(conn: sqlite3.Connection, resolved: Sequence[ResolvedConflict]) -> None:
@@ -291,18 +257,7 @@ def history(conn: sqlite3.Connection, collection: str, record_id: str) -> Record
         "SELECT seq, at, user_id, device_id, changeset_id, diff FROM edits WHERE collection = ? AND record_id = ? ORDER BY id",
         (collection, record_id),
     ):
-        body = _diff.decode(diff)
-        entries.append(
-            HistoryEntry(
-                seq=seq,
-                at=at,
-                user_id=user_id,
-                device_id=device_id,
-                changeset_id=changeset_id,
-                changes={name: FieldChange(old=old, new=new) for name, (old, new) in body.fields.items()},
-                deleted=FieldChange(old=body.deleted[0], new=body.deleted[1]) if body.deleted else None,
-            )
-        )
+        entries.append(history_entry(seq, at, user_id, device_id, changeset_id, diff))
     return RecordHistory(collection=collection, id=record_id, ward_id=row[0], edits=entries)
 
 
