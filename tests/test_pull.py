@@ -154,3 +154,50 @@ async def test_a_reader_paging_while_writers_commit_misses_nothing(world: World,
     final = {row[0]: row[1] for row in await storedb.rows(db_url, "SELECT id, seq FROM records")}
     assert {k: v["seq"] for k, v in seen.items()} == final
     assert len(final) > 100
+
+
+
+async def test_pulls_never_read_an_older_snapshot_than_the_last_answer(world: World, db_url: str) -> None:
+    """Every pull starts from a snapshot at least as new as the one before it.
+
+    Token lookups share the SQLite store's reader connections with the pulls; if one of
+    them held its statement open across an await, a pull on that connection would read
+    that older snapshot, find its own cursor ahead of the store and answer 410 as if the
+    store had been restored from a backup.  Three round-robin readers and many lookups make
+    the interleaving frequent; the server writes meanwhile.
+    """
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite reader connections; PostgreSQL reads through its own pool")
+    from sync_server.identity import hash_token
+    from sync_server.stores.sqlite.store import SqliteStore
+
+    assert world.officer_b.token is not None
+    token_hash = hash_token(world.officer_b.token)
+    store = SqliteStore(db_url, readers=3)
+    await store.open()
+    stop = asyncio.Event()
+
+    async def write() -> None:
+        try:
+            for i in range(80):
+                await world.officer_a.push_ok([premises(f"s{i}", "lam-son", "lamson-h01")])
+        finally:
+            stop.set()
+
+    async def chase() -> int:
+        cursor, pulls = None, 0
+        while not stop.is_set():
+            page = await store.pull(None, cursor, 3, None)  # raised CursorExpired on a stale snapshot
+            cursor, pulls = page.cursor, pulls + 1
+            await asyncio.sleep(0)
+        return pulls
+
+    async def lookups() -> None:
+        while not stop.is_set():
+            assert await store.principal(token_hash) is not None
+
+    try:
+        _, pulls, *_ = await asyncio.gather(write(), chase(), *(lookups() for _ in range(20)))
+    finally:
+        await store.close()
+    assert pulls > 10

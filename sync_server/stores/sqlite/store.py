@@ -199,7 +199,7 @@ class SqliteStore(Store):
             while True:
                 await asyncio.sleep(every_s)
                 with contextlib.suppress(sqlite3.Error):
-                    await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.shield(conn.close())
@@ -221,12 +221,19 @@ class SqliteStore(Store):
 
     async def ping(self) -> bool:
         try:
-            async with self._reader().execute("SELECT 1") as cur:
-                return await cur.fetchone() is not None
+            return bool(await self._reader().execute_fetchall("SELECT 1"))
         except (sqlite3.Error, ValueError, StoreUnavailable):
             return False
 
     def _reader(self) -> aiosqlite.Connection:
+        """One of the shared reader connections, round robin.
+
+        Every read on them is one ``execute_fetchall``: the statement runs to its end in
+        one hop on the connection's thread.  A cursor held open across an ``await`` would
+        keep a read transaction open on a connection other requests share, and they would
+        read that old snapshot: a pull would then see its own cursor ahead of the store
+        and answer 410 as if the store had been restored.
+        """
         if not self._readers:
             raise StoreUnavailable("the store is closed")
         return self._readers[next(self._next_reader) % len(self._readers)]
@@ -291,9 +298,8 @@ class SqliteStore(Store):
             rows = list(await conn.execute_fetchall(sql, args))
         if not rows and after:
             # nothing newer: is the cursor from the future of a store restored from a backup?
-            async with conn.execute("SELECT coalesce(max(seq), 0) FROM records") as cur:
-                row = await cur.fetchone()
-            if row is not None and after > int(row[0]):
+            head = await conn.execute_fetchall("SELECT coalesce(max(seq), 0) FROM records")
+            if after > int(next(iter(head))[0]):
                 raise CursorExpired("the cursor is ahead of this store (restored from a backup?); pull again from the start")
         more = len(rows) > limit
         rows = rows[:limit]
@@ -312,10 +318,10 @@ class SqliteStore(Store):
                             UNION SELECT ward_id FROM user_wards WHERE user_id = u.id)) END
               FROM devices d JOIN users u ON u.id = d.user_id
              WHERE d.token_hash = ? AND d.revoked_at IS NULL"""
-        async with self._reader().execute(sql, (token_hash,)) as cur:
-            row = await cur.fetchone()
-        if row is None:
+        rows = list(await self._reader().execute_fetchall(sql, (token_hash,)))
+        if not rows:
             return None
+        row = rows[0]
         wards = frozenset(row[3].split(",")) if row[3] else frozenset()
         return Principal(user_id=row[1], device_id=row[0], role=row[2], wards=wards)
 
