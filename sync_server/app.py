@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
@@ -21,10 +21,12 @@ from schemas import ErrorItem, Problem
 
 from . import errors, openapi
 from .auth import TokenAuthMiddleware
+from .blobs import BlobService, blob_store_for
 from .limits import Limiter
 from .observability import Metrics, RequestContext, metrics_endpoint
 from .controllers import (
     AdminController,
+    BlobsController,
     ConflictsController,
     DevicesController,
     RecordsController,
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     settings = settings or Settings.from_env()
     the_store = store or store_for(settings.db_url)
     metrics = Metrics()
+    blob_service = BlobService(the_store, blob_store_for(settings), settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -115,9 +118,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         await service.start()
         app.state.service = service
         app.state.supervision = SupervisionService(the_store, service.writer, service.hlc, service.fleet)
+        await blob_service.start()
         try:
             yield
         finally:
+            await blob_service.stop()
             await service.stop()
             await the_store.close()
 
@@ -126,6 +131,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     def supervision(request: Request[Any, Any, Any]) -> SupervisionService:
         return request.app.state.supervision  # type: ignore[no-any-return]
+
+    def blobs() -> BlobService:
+        return blob_service
 
     app = Litestar(
         route_handlers=[
@@ -138,6 +146,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             RecordsController,
             SearchController,
             DevicesController,
+            # blob bodies have their own limit (streamed to the blob store, never held whole)
+            Router(path="/", route_handlers=[BlobsController], request_max_body_size=settings.max_blob_bytes),
         ],
         lifespan=[lifespan],
         # OPTIONS too (Litestar exempts it by default): the role guards need a caller, and
@@ -146,6 +156,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         dependencies={
             "service": Provide(service, sync_to_thread=False),
             "supervision": Provide(supervision, sync_to_thread=False),
+            "blobs": Provide(blobs, sync_to_thread=False),
         },
         exception_handlers={
             errors.ProblemError: _on_problem,

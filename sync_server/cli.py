@@ -62,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from .observability import logging_config
 
-    settings = Settings.from_env(db_url=args.db)
+    settings = Settings.from_env(db_url=args.db, blob_dir=args.blobs)
     try:
         probe = store_for(settings.db_url)
     except ValueError as exc:
@@ -176,6 +176,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--blobs", default=None, metavar="DIR",
+        help="folder for attachments (default: beside the SQLite file, x.db -> x.blobs; required with PostgreSQL: a volume every worker shares)",
+    )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(run=cmd_serve)
 

@@ -7,10 +7,13 @@
     ├── NotFound (404)
     ├── AlreadyExists (409)         an entity with that id exists
     ├── ChangesetReused (409)       a change set id sent again with another body
+    ├── UploadOffsetMismatch (409)  a blob chunk not starting where the staged part ends
     ├── CursorExpired (410)         a cursor from an older epoch of the store
     ├── PayloadTooLarge (413)       body, change set or blob over its limit
     ├── UnsupportedMediaType (415)
+    ├── RangeNotSatisfiable (416)   a Range none of whose bytes exist
     ├── Unprocessable (422)         well-formed but invalid, or a limit exceeded
+    │   └── HashMismatch (422)      a blob's bytes do not hash to its id
     ├── TooManyRequests (429)
     └── Unavailable (503)           the store cannot be reached
 
@@ -30,14 +33,17 @@ __all__ = [
     "ChangesetReused",
     "CursorExpired",
     "Forbidden",
+    "HashMismatch",
     "NotFound",
     "PayloadTooLarge",
     "ProblemError",
+    "RangeNotSatisfiable",
     "TooManyRequests",
     "Unauthorized",
     "Unavailable",
     "Unprocessable",
     "UnsupportedMediaType",
+    "UploadOffsetMismatch",
     "problem_type",
 ]
 
@@ -88,6 +94,10 @@ class ChangesetReused(ProblemError):
     status, slug, title = 409, "changeset-reused", "Change set id reused with another body"
 
 
+class UploadOffsetMismatch(ProblemError):
+    status, slug, title = 409, "upload-offset", "Upload offset mismatch"
+
+
 class CursorExpired(ProblemError):
     status, slug, title = 410, "cursor-expired", "Cursor from an older server epoch"
 
@@ -100,8 +110,16 @@ class UnsupportedMediaType(ProblemError):
     status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
+class RangeNotSatisfiable(ProblemError):
+    status, slug, title = 416, "range-not-satisfiable", "Range not satisfiable"
+
+
 class Unprocessable(ProblemError):
     status, slug, title = 422, "invalid", "Invalid request"
+
+
+class HashMismatch(Unprocessable):
+    slug, title = "hash-mismatch", "Blob does not match its id"
 
 
 class TooManyRequests(ProblemError):

@@ -8,9 +8,10 @@ from typing import Any
 import msgspec
 
 import schemas as schema_types
-from schemas import COLLECTIONS, Problem, PulledRecord, PullResponse, PushRequest, PushResponse
+from schemas import COLLECTIONS, BlobReceipt, Problem, PulledRecord, PullResponse, PushRequest, PushResponse
 
 from .codec import JSON, MSGPACK
+from .controllers import blobs
 
 __all__ = ["complete"]
 
@@ -44,7 +45,7 @@ def complete(document: dict[str, Any], max_page: int = 1000) -> dict[str, Any]:
     the schemas of the wire vocabulary are msgspec's own, with every constraint."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     vocabulary = [t for t in (getattr(schema_types, n) for n in schema_types.__all__) if isinstance(t, type) and issubclass(t, msgspec.Struct)]
-    wire = [Problem] + [t for pair in _WIRE.values() for t in pair if t is not None]
+    wire = [Problem, BlobReceipt] + [t for pair in _WIRE.values() for t in pair if t is not None]
     types = wire + [t for t in vocabulary if t.__name__ in schemas and t not in wire]
     refs, components = msgspec.json.schema_components(types, ref_template=_REF)
     schemas.update(components)
@@ -71,5 +72,6 @@ def complete(document: dict[str, Any], max_page: int = 1000) -> dict[str, Any]:
             operation["responses"].setdefault("default", problem)
             if path != "/healthz":
                 operation["security"] = [{"bearer": []}]
+    blobs.document(document.get("paths", {}), by_type[BlobReceipt], problem)  # raw bodies, ranges, resumable uploads
     document["components"].setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
     return document

@@ -20,6 +20,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_page: int = 1_000  # records per pull page
     max_text_bytes: int = 64 * 1024  # one field value string, UTF-8
     max_blob_bytes: int = 20 * MiB
+    #: the blob store's folder (``sync_server/blobs``); empty: beside the SQLite file
+    #: (``x.db`` -> ``x.blobs``). Required with PostgreSQL (a volume every worker shares).
+    blob_dir: str = ""
+    blob_staging_ttl_s: float = 7 * 86400.0  # a resumable upload untouched this long is dropped
     max_clock_skew_ms: int = 10 * 60 * 1000
     default_timezone: str = "Asia/Ho_Chi_Minh"
     # -- backpressure (sync_server/limits.py): past these, 503 or 429 with Retry-After

@@ -82,8 +82,9 @@ def db_url(new_db_url: Callable[[], str]) -> str:
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
-    return Settings(db_url=db_url)
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """SQLite keeps its blobs beside the file; PostgreSQL gets a folder (the shared volume)."""
+    return Settings(db_url=db_url, blob_dir="" if db_url.startswith("sqlite:") else str(tmp_path / "blobs"))
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """HTTP controllers, one module per resource. They never touch a database driver."""
 
 from .admin import AdminController
+from .blobs import BlobsController
 from .conflicts import ConflictsController
 from .devices import DevicesController
 from .health import health
@@ -11,6 +12,7 @@ from .sync import SyncController
 
 __all__ = [
     "AdminController",
+    "BlobsController",
     "ConflictsController",
     "DevicesController",
     "RecordsController",

@@ -113,7 +113,7 @@ OTHER_CASES: list[tuple[str, str, str, int]] = [
     ("history of an unknown collection", "GET", "/v1/records/..%2Fusers/x/history", 404),
     ("resolve a conflict id with a path", "POST", "/v1/conflicts/..%2F..%2Fx/resolve", 404),
     ("search with a 10,000-character query", "GET", "/v1/search/premises?q=" + "a" * 10_000, 400),
-    # blobs (issue 5) are not served yet: traversal in their ids must be a clean 404 now
+    # a blob id is sha256: and 64 hex digits; anything else is 404 before any file is touched
     ("blob id with an encoded traversal", "GET", "/v1/blobs/..%2F..%2Fetc%2Fpasswd", 404),
     ("blob id with a raw traversal", "GET", "/v1/blobs/sha256:../../../etc/passwd", 404),
     ("blob upload over a traversal", "PUT", "/v1/blobs/..%2F..%2Fpatrol-sync.db", 404),
