@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import os
 import random
 import time
@@ -18,13 +17,14 @@ import msgspec
 from schemas import Conflict, PulledRecord, Record
 from schemas.collections import Policy
 
+from ._blobs import Blobs
 from ._http import Http, Sleep
 from ._localdb import LocalDB, scalar
 from ._online import OnlineAPI
 from ._outbox import Outbox
 from ._reads import Reader
 from ._records import DeviceClock
-from ._sync import BlobUploader, Progress, Syncer
+from ._sync import Progress, Syncer
 from ._values import Values, check_elements, encode_record, encode_value, spec_for, utc_text
 from .errors import InvalidEdit, RecordNotFound, StoreMismatch
 from .types import DeadLetter, RetryPolicy, SyncReport
@@ -55,7 +55,9 @@ class AsyncPatrolClient(OnlineAPI):
     ``http``: an ``httpx.AsyncClient`` to send requests with (the caller closes it);
     by default one is made for ``base_url``. ``clock``: the device's wall clock in
     milliseconds (tests and the demo set a handheld a day ahead). ``max_changes`` and
-    ``max_body_bytes`` bound each change set; ``page_size`` each pull page.
+    ``max_body_bytes`` bound each change set; ``page_size`` each pull page;
+    ``blob_chunk_bytes`` each piece of a large attachment on the wire (larger blobs go
+    up resumably, in pieces; downloads come in ranges of this size).
     """
 
     def __init__(
@@ -73,7 +75,7 @@ class AsyncPatrolClient(OnlineAPI):
         max_changes: int = 500,
         max_body_bytes: int = 4 * MiB,
         page_size: int = 1000,
-        upload_blob: BlobUploader | None = None,
+        blob_chunk_bytes: int = 4 * MiB,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -88,6 +90,7 @@ class AsyncPatrolClient(OnlineAPI):
         self._clock = DeviceClock(device_id, clock or _wall_ms)
         self._outbox = Outbox(self._db, self._clock)
         self._reader = Reader(self._db)
+        self._blobs = Blobs(self._db, self._http, chunk_bytes=blob_chunk_bytes)
         self._syncer = Syncer(
             self._db,
             self._outbox,
@@ -97,7 +100,7 @@ class AsyncPatrolClient(OnlineAPI):
             max_changes=max_changes,
             max_bytes=max_body_bytes,
             page_size=page_size,
-            upload_blob=upload_blob,
+            blobs=self._blobs,
         )
         self._syncing = False
 
@@ -304,13 +307,32 @@ class AsyncPatrolClient(OnlineAPI):
             else:
                 await conn.executemany("DELETE FROM conflicts WHERE id = ?", [(i,) for i in ids])
 
+    # -- attachments (see ``client_sdk._blobs``) -----------------------------------------
+
     async def put_blob(self, data: bytes) -> str:
         """Keep an attachment on the device; returns its id (``sha256:<hex>``) to add to a
-        ``photos`` field. Uploaded by ``sync()`` once the blob API exists (issue 5)."""
-        blob_id = "sha256:" + hashlib.sha256(data).hexdigest()
-        async with self._db.transaction() as conn:
-            await conn.execute("INSERT OR IGNORE INTO blobs (id, data) VALUES (?, ?)", (blob_id, data))
-        return blob_id
+        ``photos`` field. ``sync()`` uploads it before the edit that names it."""
+        return await self._blobs.put(data)
+
+    async def put_blob_file(self, path: str | os.PathLike[str]) -> str:
+        """:meth:`put_blob` with a file's bytes (a photo the camera saved)."""
+        return await self._blobs.put_file(path)
+
+    async def get_blob(self, blob_id: str, *, fetch: bool = True) -> bytes:
+        """An attachment's bytes: the device's copy, or (``fetch``, online) the server's,
+        checked against its id and kept on the device. RecordNotFound when not on the
+        device and ``fetch`` is False; ForbiddenError / NotFoundError from the server
+        when no record of your wards names it / nobody uploaded it yet."""
+        return await self._blobs.get(blob_id, fetch=fetch)
+
+    async def unsent_blobs(self) -> list[str]:
+        """Attachments kept on the device that the server has not confirmed yet."""
+        return await self._blobs.not_uploaded()
+
+    async def missing_blobs(self, *, ward: str | None = None) -> list[str]:
+        """Online: blob ids that the server's records of your wards name and that nobody
+        has uploaded (a handheld lost before its sync, or a refused upload)."""
+        return await self._blobs.missing(ward)
 
 
 def _typed(kind: type[R], record_id: str, doc: dict[str, Any]) -> R:

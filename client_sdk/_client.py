@@ -45,7 +45,7 @@ from schemas import (
 
 from ._async_client import MiB, AsyncPatrolClient
 from ._localdb import LocalDB
-from ._sync import BlobUploader, Progress
+from ._sync import Progress
 from .types import DeadLetter, RetryPolicy, SyncReport
 
 __all__ = ["PatrolClient"]
@@ -109,7 +109,7 @@ class PatrolClient:
         max_changes: int = 500,
         max_body_bytes: int = 4 * MiB,
         page_size: int = 1000,
-        upload_blob: BlobUploader | None = None,
+        blob_chunk_bytes: int = 4 * MiB,
         rng: random.Random | None = None,
     ) -> None:
         self._portal = _Portal()
@@ -129,7 +129,7 @@ class PatrolClient:
                 max_changes=max_changes,
                 max_body_bytes=max_body_bytes,
                 page_size=page_size,
-                upload_blob=upload_blob,
+                blob_chunk_bytes=blob_chunk_bytes,
                 rng=rng,
             )
             client._owns_http = True  # the transport's client is ours to close
@@ -262,6 +262,18 @@ class PatrolClient:
 
     def put_blob(self, data: bytes) -> str:
         return self._call(self._client.put_blob(data))
+
+    def put_blob_file(self, path: str | os.PathLike[str]) -> str:
+        return self._call(self._client.put_blob_file(path))
+
+    def get_blob(self, blob_id: str, *, fetch: bool = True) -> bytes:
+        return self._call(self._client.get_blob(blob_id, fetch=fetch))
+
+    def unsent_blobs(self) -> list[str]:
+        return self._call(self._client.unsent_blobs())
+
+    def missing_blobs(self, *, ward: str | None = None) -> list[str]:
+        return self._call(self._client.missing_blobs(ward=ward))
 
     # -- online: supervision and administration ----------------------------------------
 

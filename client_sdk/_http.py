@@ -88,8 +88,10 @@ class Http:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         safe: bool = True,
+        expect: frozenset[int] = frozenset(),
     ) -> Reply:
-        """The answer to a request, once it is a 2xx; raises the SDK's errors otherwise."""
+        """The answer to a request, once it is a 2xx (or a status in ``expect``, which the
+        caller handles itself); raises the SDK's errors otherwise."""
         url = self.base_url + path
         all_headers = {**self._auth, **(headers or {})}
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
@@ -109,7 +111,7 @@ class Http:
                 await self._pause(attempt, None)
                 continue
             status = response.status_code
-            if status < 400:
+            if status < 400 or status in expect:
                 return Reply(status, response.headers, body, method, path)
             if status in _RETRY_STATUS and safe and not last:
                 await self._pause(attempt, _retry_after(response.headers.get("retry-after")))

@@ -1,5 +1,8 @@
 """``sync()``: blobs, then push the outbox in change sets, then pull until caught up.
 
+Blobs first: the server then holds every photo an edit names before the edit
+arrives (``_blobs.py``).
+
 The order matters. Pushing first means the pull that follows brings back the
 server's verdict on this device's own edits; pulling last leaves every base as
 fresh as it can be for the edits made after. Each step commits on its own, so a
@@ -20,26 +23,24 @@ request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import msgspec
 
 from schemas import ErrorItem, PullResponse, PushResponse, Warning
 
+from ._blobs import Blobs
 from ._http import Http, decode
-from ._localdb import SCHEMA_VERSION, LocalDB, fetch_all, scalar
+from ._localdb import SCHEMA_VERSION, LocalDB
 from ._outbox import Frozen, Outbox
 from ._records import DeviceClock, WireRecord, pending_keys, refresh_views, upsert_pulled
-from ._values import decode_pending
 from ._version import __version__ as _version
 from .errors import ConflictError, InvalidRequestError, ProtocolError, ServerResetError, SyncError
 from .types import SyncProgress, SyncReport
 
-__all__ = ["BlobUploader", "Progress", "Syncer"]
+__all__ = ["Progress", "Syncer"]
 
 Progress = Callable[[SyncProgress], None]
-#: uploads one blob (``sha256:<hex>``, bytes); the blob API comes with issue 5
-BlobUploader = Callable[[str, bytes], Awaitable[None]]
 SDK_NAME = "patrol-sync-py"
 _push_answer = msgspec.json.Decoder(PushResponse[WireRecord])
 
@@ -56,7 +57,7 @@ class Syncer:
         max_changes: int,
         max_bytes: int,
         page_size: int,
-        upload_blob: BlobUploader | None = None,
+        blobs: Blobs,
     ) -> None:
         self.db = db
         self.outbox = outbox
@@ -66,7 +67,7 @@ class Syncer:
         self.max_changes = max_changes
         self.max_bytes = max_bytes
         self.page_size = page_size
-        self.upload_blob = upload_blob
+        self.blobs = blobs
         self._pending_hint = 0
         self._quiet: int | None = None
 
@@ -75,7 +76,7 @@ class Syncer:
         retries_before = self.http.retries
         try:
             if push:
-                await self._upload_blobs()
+                report.blobs = await self.blobs.upload_named(report.warnings, self._blob_progress(report, progress))
                 await self._push(report, progress)
             if pull:
                 await self._pull(report, progress)
@@ -90,28 +91,13 @@ class Syncer:
         clock = f"{self.clock.wall():013d}-0000-{self.device_id}"
         return f"{SDK_NAME}/{_version}; schema={SCHEMA_VERSION}; pending={max(0, self._pending_hint)}; clock={clock}"
 
-    # -- blobs (issue 5) ----------------------------------------------------------------
+    # -- blobs --------------------------------------------------------------------------
 
-    async def _upload_blobs(self) -> None:
-        """Upload the blobs that pending edits name, before the edits that name them.
-
-        A no-op until the blob API exists (issue 5) and an uploader is given: the
-        server accepts a change naming a blob it does not have yet (PROTOCOL 6b)."""
-        if self.upload_blob is None:
-            return
-        async with self.db.transaction() as conn:
-            waiting = {blob_id for (blob_id,) in await fetch_all(conn, "SELECT id FROM blobs WHERE uploaded = 0")}
-            named = set()
-            if waiting:
-                for (change,) in await fetch_all(conn, "SELECT change FROM outbox"):
-                    pending = decode_pending(change)
-                    named |= {e for s in pending.sets.values() for e, (present, _) in s.elements.items() if present}
-        for blob_id in sorted(waiting & named):
-            async with self.db.transaction() as conn:
-                data = await scalar(conn, "SELECT data FROM blobs WHERE id = ?", (blob_id,))
-            await self.upload_blob(blob_id, bytes(data))
-            async with self.db.transaction() as conn:
-                await conn.execute("UPDATE blobs SET uploaded = 1 WHERE id = ?", (blob_id,))
+    @staticmethod
+    def _blob_progress(report: SyncReport, progress: Progress | None) -> Callable[[int], None] | None:
+        if progress is None:
+            return None
+        return lambda done: progress(SyncProgress(phase="blobs", pushed=0, to_push=0, pulled=0, blobs=done))
 
     # -- push ----------------------------------------------------------------------------
 
@@ -190,7 +176,7 @@ class Syncer:
             if warning not in report.warnings:
                 report.warnings.append(warning)
         if progress is not None:
-            progress(SyncProgress(phase="push", pushed=report.pushed + report.rejected, to_push=to_push, pulled=report.pulled))
+            progress(SyncProgress(phase="push", pushed=report.pushed + report.rejected, to_push=to_push, pulled=report.pulled, blobs=report.blobs))
 
     # -- pull ----------------------------------------------------------------------------
 
@@ -230,7 +216,7 @@ class Syncer:
                 raise
             report.pulled += len(page.records)
             if progress is not None:
-                progress(SyncProgress(phase="pull", pushed=report.pushed + report.rejected, to_push=0, pulled=report.pulled))
+                progress(SyncProgress(phase="pull", pushed=report.pushed + report.rejected, to_push=0, pulled=report.pulled, blobs=report.blobs))
             if following is None:
                 return
             page = await following

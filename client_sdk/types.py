@@ -20,8 +20,9 @@ class SyncReport(msgspec.Struct, kw_only=True):
     the dead letters; ``conflicts``: the conflicts the server logged for this device's
     changes (kept on the device too, see ``reported_conflicts()``); ``pulled``: records
     received; ``warnings``: the server's (``clock_skew``) and the SDK's own
-    (``server_reset``, ``changeset_reused``); ``retries``: requests sent again after
-    a network error or a 5xx; ``changesets``: change sets the server answered.
+    (``server_reset``, ``changeset_reused``, ``blob_refused``); ``retries``: requests
+    sent again after a network error or a 5xx; ``changesets``: change sets the server
+    answered; ``blobs``: attachments uploaded before the push.
     """
 
     pushed: int = 0
@@ -31,18 +32,21 @@ class SyncReport(msgspec.Struct, kw_only=True):
     warnings: list[Warning] = msgspec.field(default_factory=list)
     retries: int = 0
     changesets: int = 0
+    blobs: int = 0
 
 
 class SyncProgress(msgspec.Struct, frozen=True, kw_only=True):
-    """Handed to a ``sync(progress=...)`` callback after each change set and each page.
+    """Handed to a ``sync(progress=...)`` callback after each blob, change set and page.
 
     ``to_push`` counts the records that had edits waiting when the sync began; the
-    number of records to pull is not known in advance."""
+    number of records to pull is not known in advance; ``blobs``: attachments
+    uploaded so far."""
 
-    phase: Literal["push", "pull"]
+    phase: Literal["blobs", "push", "pull"]
     pushed: int
     to_push: int
     pulled: int
+    blobs: int = 0
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):

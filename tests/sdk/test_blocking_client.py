@@ -50,12 +50,15 @@ def test_the_blocking_client_works_offline_and_syncs(threaded_server: str, admin
             c = h01.create(Check(id=new_id(), ward_id="lam-son", premises_id=p.id, kind="fire_safety", started_at=dt.datetime(2023, 6, 2, 14, tzinfo=VN)))
         h01.update(Check, c.id, result="ok")
         h01.add(Check, c.id, "officers", "u-ngoc")
+        (tmp_path / "camera.jpg").write_bytes(b"\xff\xd8 a fire extinguisher past its date")
+        photo = h01.put_blob_file(tmp_path / "camera.jpg")
+        h01.add(Check, c.id, "photos", photo)
         with pytest.raises(InvalidEdit):
             h01.update(Check, c.id, result="maybe")
         assert [x.id for x in h01.find(Check, kind="fire_safety")] == [c.id]
         assert h01.count(Premises) == 1 and h01.pending_count() == 2
         report = h01.sync(progress=progress.append)
-        assert (report.pushed, report.pulled) == (2, 2)
+        assert (report.pushed, report.pulled, report.blobs) == (2, 2, 1)
         assert {r.id for r in h01.pulled_records(page=1)} == {p.id, c.id}
         assert h01.dead_letters() == [] and h01.reported_conflicts() == []
     assert progress[-1].pulled == 2
@@ -63,6 +66,8 @@ def test_the_blocking_client_works_offline_and_syncs(threaded_server: str, admin
         sup.sync()
         assert sup.get(Check, c.id) == h01_check(tmp_path, threaded_server, token, c.id)
         assert sup.summary_report(ward="lam-son").checks == 1
+        assert sup.get_blob(photo) == (tmp_path / "camera.jpg").read_bytes()
+        assert sup.missing_blobs() == [] and sup.unsent_blobs() == []
 
 
 def h01_check(tmp_path: Path, url: str, token: str, check_id: str) -> Check | None:

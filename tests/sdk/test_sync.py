@@ -212,29 +212,3 @@ async def test_a_handheld_whose_clock_runs_behind_still_stamps_its_edits_after_w
         await h01.sync()
         got = await h01.get(Premises, p.id)
         assert got is not None and got.rooms == 2
-
-
-async def test_blobs_named_by_pending_edits_are_uploaded_before_the_push(
-    make_client: MakeClient, world: World, forward: Callable[[Fault | None], httpx.AsyncClient]
-) -> None:
-    events: list[str] = []
-
-    async def upload(blob_id: str, data: bytes) -> None:
-        events.append(f"upload {blob_id} {len(data)}")
-
-    async def note_push(request: httpx.Request, n: int) -> str | None:
-        if request.url.path == "/v1/sync/push":
-            events.append("push")
-        return None
-
-    async with make_client(world.officer_a, upload_blob=upload, http=forward(note_push)) as h01:
-        c = await h01.create(Check(id=new_id(), ward_id="lam-son", premises_id="p-1", kind="fire_safety", started_at=dt.datetime(2023, 6, 1, 9, tzinfo=VN)))
-        jpeg = b"\xff\xd8 a photo of the fire exit"
-        photo = await h01.put_blob(jpeg)
-        unused = await h01.put_blob(b"never attached")
-        await h01.add(Check, c.id, "photos", photo)
-        await h01.sync()
-        await h01.sync()  # uploaded once only
-    assert events == [f"upload {photo} {len(jpeg)}", "push"]
-    assert unused not in " ".join(events)
-
