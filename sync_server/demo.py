@@ -3,8 +3,8 @@
 A real server (uvicorn on a free loopback port, embedded SQLite in a temporary
 directory), ward Lam Sơn with two patrol teams, three officers' handhelds and the
 supervisor's laptop, each an SDK client with its own store file. Day one, the
-handhelds work offline (84 premises checked, 47 violations recorded) and sync in a
-random order, one of them over a flaky link. Day two, more offline work (64 fire-
+handhelds work offline (84 premises checked, 47 violations recorded, nine of them
+with a photo as evidence) and sync in a random order, one of them over a flaky link. Day two, more offline work (64 fire-
 safety groups, 23 public fire points) and edits that collide; one handheld's clock
 runs a day ahead. The supervisor then reads the server's reports, reviews and
 resolves the conflicts, and the run ends by checking that every device holds
@@ -17,9 +17,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import random
+import struct
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,24 @@ def run_demo(seed: int = 2023) -> int:
     """Run the scenario; 0 when every device ends with the server's data."""
     console = Console(width=None if sys.stdout.isatty() else 110, highlight=False)
     return asyncio.run(_Demo(seed, console).run())
+
+
+#: each officer photographs the first violations he records
+PHOTOS_PER_OFFICER = 3
+
+
+def _photo(rng: random.Random, width: int = 240, height: int = 180) -> bytes:
+    """A PNG of a photo's size order (a noisy gradient, ~100 KiB), made with the stdlib."""
+    rows = []
+    for y in range(height):
+        noise = rng.randbytes(width * 3)
+        rows.append(b"\x00" + bytes((noise[i] & 0x3F) + (y * 190 // height if i % 3 else i * 60 // (width * 3)) for i in range(width * 3)))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows), 6)) + chunk(b"IEND", b"")
 
 
 class _Flaky(httpx.AsyncBaseTransport):
@@ -176,7 +196,7 @@ class _Demo:
         categories, statuses = CATEGORIES[:], STATUSES[:]
         self.rng.shuffle(categories)
         self.rng.shuffle(statuses)
-        table = Table("device", "officer", "premises", "checks", "violations")
+        table = Table("device", "officer", "premises", "checks", "violations", "photos")
         self.checks: dict[str, list[Check]] = {}
         self.violations: list[Violation] = []
         for n, (device, user, name, team) in enumerate(OFFICERS):
@@ -205,16 +225,17 @@ class _Demo:
                 for k in range(share):
                     check = checks[4 + (k * 5) % 24]  # first visits only, a few with two violations
                     status = statuses.pop()
+                    photos = [await client.put_blob(_photo(self.rng))] if k < PHOTOS_PER_OFFICER else []
                     self.violations.append(await client.create(Violation(
                         id=new_id(), ward_id=WARD, check_id=check.id, premises_id=check.premises_id,
                         category=categories.pop(), status=status,  # type: ignore[arg-type]
                         fine_vnd=self.rng.choice([500_000, 1_000_000, 2_500_000, 5_000_000]) if status in ("fined", "resolved") else None,
                         record_no=f"{100 + len(self.violations)}/BB-CAP", created_at=check.started_at + dt.timedelta(hours=1),
-                        description="Lập hồ sơ xử lý theo quy định",
+                        description="Lập hồ sơ xử lý theo quy định", photos=photos,
                     )))
                     await client.update(Check, check.id, result="violations_found")
             self.checks[device] = checks
-            table.add_row(device, name, "28", str(len(checks)), str(share))
+            table.add_row(device, name, "28", str(len(checks)), str(share), str(PHOTOS_PER_OFFICER))
         sup = self.devices["sup-laptop"]
         await sup.create(Target(id=new_id(), ward_id=WARD, metric="fire_safety_groups", period="2023", target=20))
         await sup.create(Target(id=new_id(), ward_id=WARD, metric="public_fire_points", period="2023", target=5))
@@ -271,18 +292,20 @@ class _Demo:
                 task = bar.add_task(f"{device}: push", total=max(1, await client.pending_count()), note="")
 
                 def show(p: Any, task: Any = task, device: str = device) -> None:
-                    if p.phase == "push":
-                        bar.update(task, completed=p.pushed, total=max(1, p.to_push))
+                    if p.phase == "blobs":
+                        bar.update(task, description=f"{device}: photos {p.blobs}")
+                    elif p.phase == "push":
+                        bar.update(task, description=f"{device}: push", completed=p.pushed, total=max(1, p.to_push))
                     else:
                         bar.update(task, description=f"{device}: pulled {p.pulled}")
 
                 report = await client.sync(progress=show)
                 bar.update(task, completed=bar.tasks[task].total, note=f"{report.retries} retries" if report.retries else "")
                 self.sync_log.append((title, device, report))
-        table = Table("order", "device", "pushed", "pulled", "rejected", "conflicts", "retries", "warnings", title=f"Syncs, {title} (random order)")
+        table = Table("order", "device", "photos", "pushed", "pulled", "rejected", "conflicts", "retries", "warnings", title=f"Syncs, {title} (random order)")
         for n, (_, device, r) in enumerate(x for x in self.sync_log if x[0] == title):
             warnings = "; ".join(w.code for w in r.warnings)
-            table.add_row(str(n + 1), device, str(r.pushed), str(r.pulled), str(r.rejected), str(len(r.conflicts)), str(r.retries), warnings)
+            table.add_row(str(n + 1), device, str(r.blobs), str(r.pushed), str(r.pulled), str(r.rejected), str(len(r.conflicts)), str(r.retries), warnings)
         self.console.print(table)
         for _, device, r in (x for x in self.sync_log if x[0] == title):
             for w in r.warnings:
@@ -324,6 +347,7 @@ class _Demo:
                 table.add_row(key, str(count))
             table.add_row("[bold]total", f"[bold]{total}")
         self.console.print(Columns([kinds, categories, statuses]))
+        await self._evidence(sup)
         targets = Table("target", "period", "target", "achieved", "per cent", title="Fire-safety targets")
         for t in (await sup.targets_report(ward=WARD, period="2023")).targets:
             targets.add_row(t.metric, t.period, str(t.target), f"{t.achieved:g}", f"[bold]{t.percent:g} %")
@@ -332,6 +356,19 @@ class _Demo:
             offset = _offset(d.clock_offset_ms)
             fleet.add_row(d.device_id, f"{d.client or '-'} {d.client_version or ''}", str(d.pending if d.pending is not None else "-"), offset, str(d.rejected))
         self.console.print(Columns([targets, fleet]))
+
+    async def _evidence(self, sup: AsyncPatrolClient) -> None:
+        """The photos reached the server intact; the supervisor opens one on demand."""
+        named = [(v, photo) for v in self.violations for photo in v.photos]
+        uploaded = sum(r.blobs for _, _, r in self.sync_log)
+        missing = await sup.missing_blobs(ward=WARD)
+        violation, photo = named[0]
+        data = await sup.get_blob(photo)  # fetched from the server, checked against its sha256 id
+        self.console.print(
+            f"Evidence: {len(named)} violation photos attached on the handhelds, {uploaded} uploaded before their records, "
+            f"{len(missing)} missing on the server. The supervisor opens the photo of violation {violation.record_no}: "
+            f"{len(data):,} bytes, {photo[:19]}…, checksum verified."
+        )
 
     # -- the end: every device holds the server's data ----------------------------------------
 
