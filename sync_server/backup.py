@@ -16,6 +16,13 @@ The new epoch is what makes every pull cursor handed out before the restore
 answer 410, so each device drops its pulled state and pulls again from scratch
 instead of silently missing the writes the backup does not hold.
 
+**Blobs** (attachments) are files beside the store (``sync_server/blobs``). They are
+immutable and never deleted, so copying the ones the destination lacks *after* the
+database copy is consistent: every blob stored when the snapshot was taken is in
+the copy (a few later ones too, harmlessly). ``backup`` copies them to the folder
+beside the backup file (``x.backup`` -> ``x.blobs``), ``restore`` back beside the
+store; each file is written to a temporary name, fsync-ed and renamed.
+
 PostgreSQL has its own tools (``pg_dump``/``pg_basebackup``); its store notices a
 restore from the positions it stores (``stores/postgres/_cursor.py``).
 """
@@ -28,10 +35,13 @@ import datetime as dt
 import fcntl
 import os
 import secrets
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from .blobs import blob_dir_for
+from .settings import Settings
 from .stores.sqlite.store import path_from_url
 
 __all__ = ["BackupError", "StoreInfo", "backup", "in_use", "restore", "sqlite_path"]
@@ -55,11 +65,12 @@ class StoreInfo:
     records: int
     last_seq: int
     changesets: int
+    blobs_copied: int = 0
 
     def line(self) -> str:
         return (
             f"{self.path}: epoch {self.epoch}, schema {self.schema_version}, {self.records} records "
-            f"(last seq {self.last_seq}), {self.changesets} change sets"
+            f"(last seq {self.last_seq}), {self.changesets} change sets, {self.blobs_copied} blob files copied"
         )
 
 
@@ -130,8 +141,43 @@ def in_use(path: Path) -> bool:
         os.close(fd)
 
 
-def backup(db_url: str, to: str | os.PathLike[str]) -> StoreInfo:
-    """Copy the store to ``to``, consistent as of one commit, while the server runs."""
+def _blob_folder(db_file: Path, configured: str | os.PathLike[str] | None = None) -> Path:
+    if configured:
+        return Path(configured)
+    folder = blob_dir_for(Settings(db_url=f"sqlite:///{db_file.resolve()}"))
+    assert folder is not None
+    return folder
+
+
+def copy_blobs(source: Path, target: Path) -> int:
+    """Copy the stored blobs of ``source`` that ``target`` lacks (same layout); how many."""
+    stored = source / "sha256"
+    if not stored.is_dir():
+        return 0
+    copied = 0
+    for path in sorted(stored.glob("??/??/*")):
+        name = path.name
+        if len(name) != 64 or any(c not in "0123456789abcdef" for c in name) or not path.is_file():
+            continue  # not a blob (a stray file): never copied
+        final = target / "sha256" / name[:2] / name[2:4] / name
+        if final.exists():
+            continue
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.with_name(f".{name}.{secrets.token_hex(4)}.copying")
+        try:
+            shutil.copyfile(path, temp)
+            _fsync(temp)
+            os.replace(temp, final)
+        finally:
+            temp.unlink(missing_ok=True)
+        _fsync(final.parent)
+        copied += 1
+    return copied
+
+
+def backup(db_url: str, to: str | os.PathLike[str], *, blob_dir: str | os.PathLike[str] | None = None) -> StoreInfo:
+    """Copy the store to ``to``, consistent as of one commit, while the server runs; then
+    the blobs it lacks to the folder beside ``to``."""
     source = sqlite_path(db_url)
     target = Path(to)
     if not source.exists():
@@ -153,11 +199,16 @@ def backup(db_url: str, to: str | os.PathLike[str]) -> StoreInfo:
         raise BackupError(f"backup of {source} failed: {exc}") from None
     finally:
         partial.unlink(missing_ok=True)
-    return info
+    try:  # after the snapshot: every blob it names is stored by now
+        copied = copy_blobs(_blob_folder(source, blob_dir), _blob_folder(target))
+    except OSError as exc:
+        raise BackupError(f"the database is backed up in {target}, but copying the blobs failed: {exc}") from None
+    return dataclasses.replace(info, blobs_copied=copied)
 
 
-def restore(source: str | os.PathLike[str], db_url: str, *, force: bool = False) -> StoreInfo:
-    """Replace the store with a backup, under a new epoch (clients then get 410 and resync)."""
+def restore(source: str | os.PathLike[str], db_url: str, *, force: bool = False, blob_dir: str | os.PathLike[str] | None = None) -> StoreInfo:
+    """Replace the store with a backup, under a new epoch (clients then get 410 and resync);
+    then bring back the blobs beside the backup that the store's folder lacks."""
     backup_file = Path(source)
     target = sqlite_path(db_url)
     if not backup_file.is_file():
@@ -186,8 +237,13 @@ def restore(source: str | os.PathLike[str], db_url: str, *, force: bool = False)
                 dst.execute("PRAGMA journal_mode = WAL")
                 dst.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 _check(dst, target)
-                return _info(dst, target)
+                info = _info(dst, target)
     except sqlite3.Error as exc:
         raise BackupError(f"restore of {target} from {backup_file} failed: {exc}") from None
     finally:
         staging.unlink(missing_ok=True)
+    try:
+        copied = copy_blobs(_blob_folder(backup_file), _blob_folder(target, blob_dir))
+    except OSError as exc:
+        raise BackupError(f"the database is restored, but copying the blobs back failed: {exc}; run the restore again") from None
+    return dataclasses.replace(info, blobs_copied=copied)

@@ -86,7 +86,7 @@ def cmd_backup(args: argparse.Namespace) -> None:
     from .backup import BackupError, backup
 
     try:
-        info = backup(args.db, args.to)
+        info = backup(args.db, args.to, blob_dir=Settings.from_env(db_url=args.db).blob_dir or None)
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     print(f"backed up {info.line()}")
@@ -96,7 +96,7 @@ def cmd_restore(args: argparse.Namespace) -> None:
     from .backup import BackupError, restore
 
     try:
-        info = restore(args.source, args.db, force=args.force)
+        info = restore(args.source, args.db, force=args.force, blob_dir=Settings.from_env(db_url=args.db).blob_dir or None)
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     print(f"restored {info.line()}; clients holding older cursors get 410 and pull again")

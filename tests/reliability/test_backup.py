@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -85,6 +86,9 @@ async def test_a_restored_backup_is_consistent_and_devices_get_410_then_converge
     for client in clients:
         await client.open()
     place = await clients[0].create(Premises(id=new_id(), ward_id="lam-son", name="Nhà trọ Lê Lợi", kind="boarding_house"))
+    photo_bytes = b"\xff\xd8 the fire exit, locked" * 1000
+    photo = await clients[0].put_blob(photo_bytes)
+    await clients[0].create(Check(id=new_id(), ward_id="lam-son", premises_id=place.id, kind="fire_safety", started_at="2023-06-01T08:00:00+07:00", photos=[photo]))  # type: ignore[arg-type]
     await clients[0].sync()
 
     # devices sync while the backup is taken
@@ -96,22 +100,26 @@ async def test_a_restored_backup_is_consistent_and_devices_get_410_then_converge
     backup.parent.mkdir()
     done = await asyncio.to_thread(run_cli, "admin", "backup", "--db", sqlite_url, "--to", str(backup))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("backed up")
+    assert done.stdout.startswith("backed up") and "1 blob files copied" in done.stdout
     await asyncio.sleep(1.5)  # more writes, which the backup does not hold
     stop.set()
     made = sum(await asyncio.gather(*writers))
     for client in clients:
         await client.sync()
     before, old_cursor = await pull_everything(server.url, admin_token)
-    assert len(before) == made + 1
+    assert len(before) == made + 2  # and the premises and the check with the photo
 
     # restore: refused while the server has the store open
     refused = run_cli("admin", "restore", "--from", str(backup), "--db", sqlite_url)
     assert refused.returncode == 1 and "open in another process" in refused.stderr
     server.stop()
     assert not in_use(path_from_url(sqlite_url))
+    blobs = path_from_url(sqlite_url).with_suffix(".blobs")
+    assert blobs.is_dir()
+    shutil.rmtree(blobs)  # the disk that held them is lost too: the backup brings them back
     restored = run_cli("admin", "restore", "--from", str(backup), "--db", sqlite_url)
     assert restored.returncode == 0, restored.stderr
+    assert "1 blob files copied" in restored.stdout
     await server.start()
 
     # the store is the backup, whole
@@ -131,6 +139,8 @@ async def test_a_restored_backup_is_consistent_and_devices_get_410_then_converge
         summary = (await h1.get("/v1/reports/summary", params={"ward": "lam-son"})).json()
         assert summary["checks"] == sum(1 for r in after.values() if r["collection"] == "checks" and not r["deleted"])
         assert (await h1.get("/v1/sync/pull", params={"cursor": old_cursor})).status_code == 410
+        assert (await h1.get(f"/v1/blobs/{photo}")).content == photo_bytes
+        assert (await h1.get("/v1/blobs/missing")).json()["ids"] == []
 
     # every device starts over and converges
     for client in clients:
