@@ -40,7 +40,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from .blobs import blob_dir_for
+from .blobs import FileBlobStore, blob_dir_for
+from .blobs.files import fsync_path
 from .settings import Settings
 from .stores.sqlite.store import path_from_url
 
@@ -116,14 +117,6 @@ def _check(conn: sqlite3.Connection, path: Path) -> None:
         raise BackupError(f"{path} fails its integrity check: {'; '.join(problems[:5])}")
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def in_use(path: Path) -> bool:
     """Whether a process (other than this one) has the store open."""
     try:
@@ -151,26 +144,21 @@ def _blob_folder(db_file: Path, configured: str | os.PathLike[str] | None = None
 
 def copy_blobs(source: Path, target: Path) -> int:
     """Copy the stored blobs of ``source`` that ``target`` lacks (same layout); how many."""
-    stored = source / "sha256"
-    if not stored.is_dir():
-        return 0
+    source_store, target_store = FileBlobStore(source), FileBlobStore(target)
     copied = 0
-    for path in sorted(stored.glob("??/??/*")):
-        name = path.name
-        if len(name) != 64 or any(c not in "0123456789abcdef" for c in name) or not path.is_file():
-            continue  # not a blob (a stray file): never copied
-        final = target / "sha256" / name[:2] / name[2:4] / name
+    for blob_id, path in source_store.stored():  # blobs only: a stray file is never copied
+        final = target_store.path(blob_id)
         if final.exists():
             continue
         final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(f".{name}.{secrets.token_hex(4)}.copying")
+        temp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.copying")
         try:
             shutil.copyfile(path, temp)
-            _fsync(temp)
+            fsync_path(temp)
             os.replace(temp, final)
         finally:
             temp.unlink(missing_ok=True)
-        _fsync(final.parent)
+        fsync_path(final.parent)
         copied += 1
     return copied
 
@@ -192,9 +180,9 @@ def backup(db_url: str, to: str | os.PathLike[str], *, blob_dir: str | os.PathLi
             dst.execute("PRAGMA journal_mode = DELETE")  # a single self-contained file
             _check(dst, target)
             info = _info(dst, target)
-        _fsync(partial)
+        fsync_path(partial)
         os.replace(partial, target)
-        _fsync(target.parent)
+        fsync_path(target.parent)
     except sqlite3.Error as exc:
         raise BackupError(f"backup of {source} failed: {exc}") from None
     finally:

@@ -41,17 +41,21 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from schemas import BLOB_ID_PATTERN
+
 from .base import BlobMismatch, BlobStore, BlobTooLarge, ChunkTooLong, OffsetMismatch, Stored, UploadBusy, blob_hex
 
-__all__ = ["FileBlobStore"]
+__all__ = ["FileBlobStore", "fsync_path"]
 
 T = TypeVar("T")
+_BLOB_ID = re.compile(BLOB_ID_PATTERN)
 _STEP = 1024 * 1024  # bytes handed to a thread at a time
 _READ = 256 * 1024  # bytes read at a time for a download
 
@@ -113,8 +117,17 @@ class _Sink:
         assert self.hash is not None
         return self.hash.hexdigest()
 
+    async def drain(self, chunks: AsyncIterable[bytes], blob_id: str) -> None:
+        """Take the whole body, then check that it hashes to ``blob_id`` (BlobMismatch)."""
+        async for chunk in chunks:
+            await self.feed(chunk)
+        await self.flush()
+        if self.hexdigest() != blob_hex(blob_id):
+            raise BlobMismatch(f"the {self.size} bytes received hash to sha256:{self.hexdigest()}, not {blob_id}")
 
-def _fsync_dir(path: Path) -> None:
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder by name (a folder: so that the names in it survive a power cut)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -153,11 +166,18 @@ class FileBlobStore(BlobStore):
         self._ensure_dir(folder.parent)
         with contextlib.suppress(FileExistsError):
             folder.mkdir()
-            _fsync_dir(folder.parent)
+            fsync_path(folder.parent)
 
     def path(self, blob_id: str) -> Path:
         hex_ = blob_hex(blob_id)
         return self._blobs / hex_[:2] / hex_[2:4] / hex_
+
+    def stored(self) -> Iterator[tuple[str, Path]]:
+        """Every stored blob's id and file, in id order (blocking: for tools, not requests)."""
+        for path in sorted(self._blobs.glob("??/??/*")):
+            blob_id = f"sha256:{path.name}"
+            if path.is_file() and _BLOB_ID.fullmatch(blob_id) and path == self.path(blob_id):
+                yield blob_id, path
 
     def _part(self, blob_id: str, owner: str) -> Path:
         owner_key = hashlib.sha256(owner.encode("utf-8", "surrogatepass")).hexdigest()[:24]
@@ -196,22 +216,14 @@ class FileBlobStore(BlobStore):
         offload = _Offload()
         if await offload.run(final.exists):  # stored already: check the bytes, write nothing
             sink = _Sink(offload, None, start=0, limit=limit, too_much=BlobTooLarge)
-            async for chunk in chunks:
-                await sink.feed(chunk)
-            await sink.flush()
-            if sink.hexdigest() != hex_:
-                raise BlobMismatch(f"the {sink.size} bytes received hash to sha256:{sink.hexdigest()}, not {blob_id}")
+            await sink.drain(chunks, blob_id)
             return Stored(sink.size, complete=True, created=False)
         temp = self._tmp / f"{hex_}.{uuid.uuid4().hex}.tmp"
         fd = await offload.run(os.open, temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         published = False
         try:
             sink = _Sink(offload, fd, start=0, limit=limit, too_much=BlobTooLarge)
-            async for chunk in chunks:
-                await sink.feed(chunk)
-            await sink.flush()
-            if sink.hexdigest() != hex_:
-                raise BlobMismatch(f"the {sink.size} bytes received hash to sha256:{sink.hexdigest()}, not {blob_id}")
+            await sink.drain(chunks, blob_id)
             await offload.run(os.fsync, fd)
             created = await offload.run(self._publish, temp, final)
             published = True
@@ -230,7 +242,7 @@ class FileBlobStore(BlobStore):
             return False
         self._ensure_dir(final.parent)
         os.replace(source, final)
-        _fsync_dir(final.parent)
+        fsync_path(final.parent)
         return True
 
     # -- resumable uploads ------------------------------------------------------------------
