@@ -17,7 +17,7 @@ Tables::
                  before the first attempt so that a retry resends the same bytes
     dead_letters changes the server rejected, with its reasons
     conflicts    conflicts the server reported for this device's changes
-    blobs        attachments kept on the device until uploaded (issue 5)
+    blobs        attachments: kept until uploaded (uploaded = 0), or fetched from the server (1)
 """
 
 from __future__ import annotations
