@@ -16,6 +16,7 @@ test fails every time (three runs of three) when pulls ignore the horizon of
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import socket
 import subprocess
@@ -60,7 +61,8 @@ async def workers(pg_url: str, tmp_path: Any) -> AsyncIterator[str]:
     port = _free_port()
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sync_server", "serve", "--db", pg_url, "--port", str(port), "--workers", str(WORKERS), "--log-level", "warning"],
+        [sys.executable, "-m", "sync_server", "serve", "--db", pg_url, "--port", str(port), "--workers", str(WORKERS),
+         "--blobs", str(tmp_path / "blobs"), "--log-level", "warning"],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -219,3 +221,42 @@ async def test_four_workers_forty_devices_and_paging_readers_skip_nothing_and_co
     assert len(sent_twice) == DEVICES
     counts = await storedb.rows(pg_url, "SELECT changeset_id FROM changesets")
     assert len(counts) == DEVICES * ROUNDS == len({c for (c,) in counts})
+
+
+async def test_workers_sharing_a_blob_folder_store_each_photo_once_and_resume_across_workers(workers: str, pg_url: str, tmp_path: Any) -> None:
+    """Eight devices upload the same six photos at once, each request on a new connection
+    (any worker); one device uploads a large photo in chunks, each chunk on a new
+    connection too. Every photo is stored once, intact, and nothing is left half-made."""
+    devices, _ = await _setup(workers, pg_url)
+    lam_son = [t for d, t in sorted(devices.items()) if int(d[1:]) % 2 == 0][:8]
+    photos = [hashlib.shake_256(f"ảnh {i}".encode()).digest(300_000) for i in range(6)]
+    ids = ["sha256:" + hashlib.sha256(p).hexdigest() for p in photos]
+
+    async def put(token: str, blob_id: str, data: bytes, headers: dict[str, str] | None = None) -> int:
+        async with httpx.AsyncClient(base_url=workers, headers={"Authorization": f"Bearer {token}", **(headers or {})}, timeout=60) as http:
+            return (await http.put(f"/v1/blobs/{blob_id}", content=data)).status_code
+
+    statuses = await asyncio.gather(*(put(t, i, p) for t in lam_son for i, p in zip(ids, photos)))
+    assert set(statuses) <= {200, 201} and statuses.count(201) >= len(ids)
+    big = hashlib.shake_256(b"a scanned residence book").digest(1_000_000)
+    big_id = "sha256:" + hashlib.sha256(big).hexdigest()
+    step = 128 * 1024
+    for start in range(0, len(big), step):
+        end = min(len(big), start + step)
+        status = await put(lam_son[0], big_id, big[start:end], {"Content-Range": f"bytes {start}-{end - 1}/{len(big)}"})
+        assert status == (202 if end < len(big) else 201)
+    ts = stamp("h00")
+    change = {"collection": "violations", "id": new_id(), "fields": {
+        "ward_id": edit("lam-son", ts), "check_id": edit("c", ts), "premises_id": edit("p", ts), "category": edit("fire_safety", ts),
+        "status": edit("open", ts), "photos": {"add": [*ids, big_id], "ts": ts}}}
+    async with httpx.AsyncClient(base_url=workers, headers={"Authorization": f"Bearer {lam_son[0]}"}, timeout=60) as http:
+        answer = await http.post("/v1/sync/push", json={"device_id": "h00", "changeset_id": new_id(), "changes": [change]})
+        assert answer.json()["results"][0]["status"] == "applied", answer.text
+        assert (await http.get("/v1/blobs/missing")).json()["ids"] == []
+    for token in lam_son[:3]:  # read back through new connections
+        for blob_id, data in [*zip(ids, photos), (big_id, big)]:
+            async with httpx.AsyncClient(base_url=workers, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
+                assert (await http.get(f"/v1/blobs/{blob_id}")).content == data
+    folder = tmp_path / "blobs"
+    assert sorted(p.name for p in (folder / "sha256").glob("??/??/*")) == sorted(i[7:] for i in [*ids, big_id])
+    assert list((folder / "tmp").iterdir()) == [] and list((folder / "staging").iterdir()) == []
