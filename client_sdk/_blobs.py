@@ -32,14 +32,16 @@ with ``substr``) and by one blob on the way down.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
+from pathlib import Path
 from collections.abc import Callable
 
 from schemas import BLOB_ID_PATTERN, BlobReceipt, MissingBlobs, Warning
 
-from ._http import Http, decode
+from ._http import Http, Reply, decode
 from ._localdb import LocalDB, fetch_all, scalar
 from ._values import decode_pending
 from .errors import InvalidEdit, InvalidRequestError, ProtocolError, RecordNotFound
@@ -82,8 +84,7 @@ class Blobs:
         return blob_id
 
     async def put_file(self, path: str | os.PathLike[str]) -> str:
-        with open(path, "rb") as file:
-            return await self.put(file.read())
+        return await self.put(await asyncio.to_thread(Path(path).read_bytes))
 
     async def local(self, blob_id: str) -> bytes | None:
         async with self.db.transaction() as conn:
@@ -141,7 +142,7 @@ class Blobs:
         head = await self.http.send("HEAD", path, safe=True, expect=frozenset({403, 404}))
         if head.status_code == 200:  # stored already, and readable by this device
             return True
-        offset = _offset(head) if "upload-offset" in head.headers else 0
+        offset = _offset(head)
         busy = 0
         while True:
             if offset >= size:  # a full part the server did not publish (cannot happen): start over
@@ -225,10 +226,10 @@ class Blobs:
             after = page.next
 
 
-def _offset(reply: object) -> int:
-    headers = getattr(reply, "headers", {})
+def _offset(reply: Reply) -> int:
+    """``Upload-Offset``: the bytes of this device's upload the server holds (0: none)."""
     try:
-        return max(0, int(headers.get("upload-offset", "0")))
+        return max(0, int(reply.headers.get("upload-offset", "0")))
     except ValueError:
         raise ProtocolError("an Upload-Offset that is not a number") from None
 

@@ -76,7 +76,8 @@ class Syncer:
         retries_before = self.http.retries
         try:
             if push:
-                report.blobs = await self.blobs.upload_named(report.warnings, self._blob_progress(report, progress))
+                uploaded = None if progress is None else lambda done: progress(SyncProgress(phase="blobs", pushed=0, to_push=0, pulled=0, blobs=done))
+                report.blobs = await self.blobs.upload_named(report.warnings, uploaded)
                 await self._push(report, progress)
             if pull:
                 await self._pull(report, progress)
@@ -90,14 +91,6 @@ class Syncer:
     def _client_header(self) -> str:
         clock = f"{self.clock.wall():013d}-0000-{self.device_id}"
         return f"{SDK_NAME}/{_version}; schema={SCHEMA_VERSION}; pending={max(0, self._pending_hint)}; clock={clock}"
-
-    # -- blobs --------------------------------------------------------------------------
-
-    @staticmethod
-    def _blob_progress(report: SyncReport, progress: Progress | None) -> Callable[[int], None] | None:
-        if progress is None:
-            return None
-        return lambda done: progress(SyncProgress(phase="blobs", pushed=0, to_push=0, pulled=0, blobs=done))
 
     # -- push ----------------------------------------------------------------------------
 
