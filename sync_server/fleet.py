@@ -22,7 +22,7 @@ import time
 from schemas import STAMP_PATTERN, stamp_ms
 
 from .principal import Principal
-from .stores import HealthUpdate, Store
+from .stores import HealthUpdate, Store, StoreUnavailable
 
 __all__ = ["ClientInfo", "FleetMonitor", "parse_client_header"]
 
@@ -116,8 +116,11 @@ class FleetMonitor:
                 return
             try:
                 await self.store.record_health(updates)
-            except Exception:  # health is best effort: keep the notes for the next try
-                log.warning("could not record fleet health; will retry", exc_info=True)
+            except Exception as exc:  # health is best effort: keep the notes for the next try
+                if isinstance(exc, StoreUnavailable):  # expected now and then (a restart, a deadlock): one line
+                    log.warning("could not record fleet health; will retry: %s", exc)
+                else:
+                    log.warning("could not record fleet health; will retry", exc_info=True)
                 for update in updates:
                     newer = self._pending.get(update.device_id)
                     if newer is None:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
+
+from sync_server.fleet import FleetMonitor
+from sync_server.principal import Principal
+from sync_server.stores import HealthUpdate, StoreUnavailable
+from sync_server.stores.sqlite.store import SqliteStore
 
 from .helpers import World, edit, premises, stamp
 
@@ -87,3 +96,34 @@ async def test_a_supervisor_sees_only_the_wards_of_his_own_scope_on_a_device(wor
         await other.aclose()
     assert devices["sup-laptop"]["wards"] == ["phu-son"]  # u-minh also oversees lam-son
     assert "lamson-h01" not in devices
+
+
+async def test_a_failed_health_flush_keeps_the_notes_and_logs_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class Flaky(SqliteStore):
+        failures = 1
+
+        async def record_health(self, updates: Sequence[HealthUpdate]) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise StoreUnavailable("the database is unavailable: DeadlockDetectedError: deadlock detected")
+            await super().record_health(updates)
+
+    store = Flaky(f"sqlite:///{tmp_path / 'fleet.db'}")
+    await store.open()
+    try:
+        fleet = FleetMonitor(store)
+        officer = Principal(user_id="u-ngoc", device_id="lamson-h01", role="officer", wards=frozenset({"lam-son"}))
+        fleet.note(officer, "push", None, rejected=2)
+        with caplog.at_level(logging.WARNING, logger="patrol_sync.fleet"):
+            await fleet.flush()  # fails: the notes stay
+        assert [r.getMessage() for r in caplog.records] == [
+            "could not record fleet health; will retry: the database is unavailable: DeadlockDetectedError: deadlock detected"
+        ]
+        assert all(r.exc_info is None for r in caplog.records)  # an expected hiccup, not a traceback in the log
+        fleet.note(officer, "pull", None, rejected=1)
+        await fleet.flush()
+        with sqlite3.connect(tmp_path / "fleet.db") as conn:
+            row = conn.execute("SELECT rejected, last_push_at IS NOT NULL, last_pull_at IS NOT NULL FROM device_health").fetchall()
+        assert row == [(3, 1, 1)]
+    finally:
+        await store.close()

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from sync_server.engine.state import RecordState, encode_crdt, encode_doc
-from sync_server.stores import CursorExpired, RecordRow, StoreUnavailable, store_for
+from sync_server.stores import CursorExpired, HealthUpdate, RecordRow, StoreUnavailable, store_for
 from sync_server.stores.postgres import PostgresStore
 
 from . import storedb
@@ -168,6 +168,21 @@ async def test_the_edit_log_refuses_updates_and_deletes_on_postgresql(store: Pos
         with pytest.raises(asyncpg.RaiseError, match="append-only"):
             await storedb.execute(fresh_url, statement)
     assert await storedb.rows(fresh_url, "SELECT count(*) FROM edits") == [(1,)]
+
+
+async def test_workers_flushing_health_of_the_same_devices_at_once_never_deadlock(
+    store: PostgresStore, other_worker: PostgresStore, fresh_url: str
+) -> None:
+    # Each worker flushes its fleet-health notes on its own clock; two flushes naming the same
+    # devices in opposite orders deadlocked in CI until the upsert took its rows in one order.
+    devices = [f"thiet-bi-{i:03d}" for i in range(300)]
+    for _ in range(15):
+        await asyncio.gather(
+            store.record_health([HealthUpdate(d, last_push_at="2026-11-23T08:00:00.000Z", rejected=1) for d in devices]),
+            other_worker.record_health([HealthUpdate(d, last_pull_at="2026-11-23T08:00:01.000Z", rejected=1) for d in reversed(devices)]),
+        )
+    totals = "SELECT count(*), min(rejected), max(rejected), count(last_pull_at) FROM device_health"
+    assert await storedb.rows(fresh_url, totals) == [(300, 30, 30, 300)]
 
 
 async def test_an_unreachable_database_is_unavailable() -> None:

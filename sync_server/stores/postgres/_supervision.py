@@ -248,11 +248,14 @@ async def record_health(conn: Any, updates: Sequence[HealthUpdate]) -> None:
                 setattr(m, f, getattr(u, f))
         m.rejected += u.rejected
     rows = list(merged.values())
+    # ORDER BY 1: rows in one fixed order, so that workers flushing overlapping devices at once take
+    # their row locks in the same order and cannot deadlock (CI saw exactly that with four workers).
     await conn.execute(
         """INSERT INTO device_health AS h (device_id, last_push_at, last_pull_at, client, client_version, schema, pending,
                                            clock_offset_ms, rejected)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::bigint[],
-                                $8::bigint[], $9::bigint[])
+                                $8::bigint[], $9::bigint[]) AS u
+            ORDER BY 1
            ON CONFLICT (device_id) DO UPDATE SET
                last_push_at = coalesce(excluded.last_push_at, h.last_push_at),
                last_pull_at = coalesce(excluded.last_pull_at, h.last_pull_at),
