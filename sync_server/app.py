@@ -69,7 +69,11 @@ def _on_store_error(request: Request[Any, Any, Any], exc: StoreError) -> Respons
     kind = next((v for k, v in _STORE_ERRORS.items() if isinstance(exc, k)), errors.ProblemError)
     if kind is errors.ProblemError:
         return _on_crash(request, exc)
-    return _on_problem(request, kind(str(exc)))
+    headers = None
+    if kind is errors.Unavailable:  # the database restarts or is overloaded: come back shortly
+        settings: Settings = request.app.state.settings
+        headers = {"Retry-After": str(settings.retry_after_s)}
+    return _on_problem(request, kind(str(exc), headers=headers))
 
 
 def _on_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:

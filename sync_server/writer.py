@@ -46,7 +46,17 @@ from .engine.state import encode_crdt, encode_doc
 from .errors import ChangesetReused, Forbidden, Unavailable
 from .principal import Principal
 from .settings import Settings
-from .stores import ConflictRow, EditRow, ReadTx, RecordRow, ResolvedConflict, Store, StoredChangeset, WriteTx
+from .stores import (
+    ConflictRow,
+    EditRow,
+    ReadTx,
+    RecordRow,
+    ResolvedConflict,
+    Store,
+    StoreUnavailable,
+    StoredChangeset,
+    WriteTx,
+)
 from .stores._rows import encode_diff
 
 __all__ = ["GroupStats", "PushOutcome", "PushWriter"]
@@ -226,7 +236,9 @@ class PushWriter:
                 for job in group:  # find the one that fails; the others commit alone
                     await self._finish([job], None)
                 return None
-            if not isinstance(exc, (ChangesetReused, Forbidden)):
+            if isinstance(exc, StoreUnavailable):  # a restart, an overload, a deadlock: a 503, one line
+                log.warning("push of change set %s failed: %s", group[0].push.changeset_id, exc)
+            elif not isinstance(exc, (ChangesetReused, Forbidden)):
                 log.exception("push of change set %s failed", group[0].push.changeset_id)
             _settle(group[0].future, exc)
             return None

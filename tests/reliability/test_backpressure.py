@@ -4,6 +4,7 @@ Retry-After at once, and what was accepted is applied whole."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from sync_server.service import SyncService
 from sync_server.settings import Settings
+from sync_server.stores import StoreUnavailable
 from sync_server.writer import PushWriter
 
 from ..helpers import World, new_id, premises
@@ -124,3 +126,25 @@ async def test_a_request_with_no_answer_by_its_deadline_gets_503_not_a_hang(worl
     assert_shed(response, 503)
     monkeypatch.setattr(SyncService, "pull", pull)
     assert (await world.officer_a.http.get("/v1/sync/pull")).status_code == 200
+
+
+async def test_a_push_while_the_store_is_down_answers_503_logs_one_line_and_its_retry_applies(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    write = PushWriter._write
+
+    async def down(self: PushWriter, *args: Any) -> Any:
+        raise StoreUnavailable("the database is unavailable: DeadlockDetectedError: deadlock detected")
+
+    monkeypatch.setattr(PushWriter, "_write", down)
+    change = premises(new_id(), "lam-son", "lamson-h01")
+    with caplog.at_level(logging.WARNING, logger="patrol_sync"):
+        refused = await world.officer_a.push([change], changeset_id="down-1")
+    assert_shed(refused, 503)
+    assert "Traceback" not in refused.text
+    lines = [r for r in caplog.records if "down-1" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING and lines[0].exc_info is None  # expected, not a crash
+    monkeypatch.setattr(PushWriter, "_write", write)
+    assert (await world.officer_a.push([change], changeset_id="down-1")).status_code == 200
+    history = await world.supervisor.http.get(f"/v1/records/premises/{change['id']}/history")
+    assert len(history.json()["edits"]) == 1
