@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from client_sdk import ForbiddenError, RecordNotFound, TransportError, new_id
+from client_sdk import ForbiddenError, RecordNotFound, SyncProgress, TransportError, new_id
 from schemas import Violation
 
 from ..helpers import World
@@ -58,9 +58,14 @@ async def test_a_record_with_three_photos_syncs_when_one_upload_fails_once(make_
         ids = [await h01.put_blob(data) for data in photos]
         for i in ids:
             await h01.add(Violation, v.id, "photos", i)
-        report = await h01.sync()
+        progress: list[SyncProgress] = []
+        report = await h01.sync(progress=progress.append)
         assert (report.blobs, report.pushed, report.rejected) == (3, 1, 0)
         assert report.retries == 1 and len(failed) == 1
+        phases = [p.phase for p in progress]
+        assert [p.blobs for p in progress if p.phase == "blobs"] == [1, 2, 3]  # one tick per photo sent
+        assert phases.index("push") > max(n for n, phase in enumerate(phases) if phase == "blobs")
+        assert progress[-1].blobs == 3
         assert await h01.unsent_blobs() == []
     seen = transport_of(http).seen
     first_push = next(n for n, r in enumerate(seen) if r.url.path == "/v1/sync/push")
