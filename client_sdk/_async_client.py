@@ -24,6 +24,7 @@ from ._online import OnlineAPI
 from ._outbox import Outbox
 from ._reads import Reader
 from ._records import DeviceClock
+from ._restore import Restore
 from ._sync import Progress, Syncer
 from ._values import Values, check_elements, encode_record, encode_value, spec_for, utc_text
 from .errors import InvalidEdit, RecordNotFound, StoreMismatch
@@ -58,6 +59,9 @@ class AsyncPatrolClient(OnlineAPI):
     ``max_body_bytes`` bound each change set; ``page_size`` each pull page;
     ``blob_chunk_bytes`` each piece of a large attachment on the wire (larger blobs go
     up resumably, in pieces; downloads come in ranges of this size).
+    ``send_back_after_restore``: when the server answers that it was restored from a
+    backup (410), push back what this device held and the backup lacks (on by
+    default; turn it off for an operator who restores to *undo* bad data).
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class AsyncPatrolClient(OnlineAPI):
         max_body_bytes: int = 4 * MiB,
         page_size: int = 1000,
         blob_chunk_bytes: int = 4 * MiB,
+        send_back_after_restore: bool = True,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -101,6 +106,7 @@ class AsyncPatrolClient(OnlineAPI):
             max_bytes=max_body_bytes,
             page_size=page_size,
             blobs=self._blobs,
+            restore=Restore(self._db, self._clock, user_id) if send_back_after_restore else None,
         )
         self._syncing = False
 

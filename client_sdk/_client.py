@@ -110,6 +110,7 @@ class PatrolClient:
         max_body_bytes: int = 4 * MiB,
         page_size: int = 1000,
         blob_chunk_bytes: int = 4 * MiB,
+        send_back_after_restore: bool = True,
         rng: random.Random | None = None,
     ) -> None:
         self._portal = _Portal()
@@ -130,6 +131,7 @@ class PatrolClient:
                 max_body_bytes=max_body_bytes,
                 page_size=page_size,
                 blob_chunk_bytes=blob_chunk_bytes,
+                send_back_after_restore=send_back_after_restore,
                 rng=rng,
             )
             client._owns_http = True  # the transport's client is ours to close

@@ -18,6 +18,8 @@ Tables::
     dead_letters changes the server rejected, with its reasons
     conflicts    conflicts the server reported for this device's changes
     blobs        attachments: kept until uploaded (uploaded = 0), or fetched from the server (1)
+    restored     what the device held when the server answered 410 (restored from a backup),
+                 until compared with the restored server's state (``_restore.py``)
 """
 
 from __future__ import annotations
@@ -87,6 +89,14 @@ CREATE TABLE IF NOT EXISTS blobs (
     id           TEXT PRIMARY KEY,             -- sha256:<hex>
     data         BLOB NOT NULL,
     uploaded     INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS restored (
+    collection   TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    deleted      INTEGER NOT NULL,
+    fields       BLOB NOT NULL,                -- as in records: as last pulled before the 410
+    stamps       BLOB NOT NULL,
+    PRIMARY KEY (collection, id)
 );
 """
 

@@ -34,6 +34,7 @@ from ._http import Http, decode
 from ._localdb import SCHEMA_VERSION, LocalDB
 from ._outbox import Frozen, Outbox
 from ._records import DeviceClock, WireRecord, pending_keys, refresh_views, upsert_pulled
+from ._restore import Restore
 from ._version import __version__ as _version
 from .errors import ConflictError, InvalidRequestError, ProtocolError, ServerResetError, SyncError
 from .types import SyncProgress, SyncReport
@@ -58,6 +59,7 @@ class Syncer:
         max_bytes: int,
         page_size: int,
         blobs: Blobs,
+        restore: Restore | None,
     ) -> None:
         self.db = db
         self.outbox = outbox
@@ -68,6 +70,7 @@ class Syncer:
         self.max_bytes = max_bytes
         self.page_size = page_size
         self.blobs = blobs
+        self.restore = restore
         self._pending_hint = 0
         self._quiet: int | None = None
 
@@ -81,6 +84,8 @@ class Syncer:
                 await self._push(report, progress)
             if pull:
                 await self._pull(report, progress)
+                if self.restore is not None and await self.restore.waiting():
+                    await self._send_back(report, progress, push)
         except SyncError as exc:
             exc.report = report
             raise
@@ -183,10 +188,28 @@ class Syncer:
             report.warnings.append(
                 Warning(
                     code="server_reset",
-                    detail="the server was restored from a backup: every record was pulled again; edits not yet pushed were kept",
+                    detail="the server was restored from a backup: every record was pulled again; edits not yet pushed were kept"
+                    + ("; what this device held and the backup lacks is sent back" if self.restore is not None else ""),
                 )
             )
             await self._pull_pages(report, progress)  # a second 410 now is raised
+
+    async def _send_back(self, report: SyncReport, progress: Progress | None, push: bool) -> None:
+        """After a restore, once everything is pulled again: queue what the server lost,
+        push it (unless this sync does not push) and pull the server's verdict."""
+        assert self.restore is not None
+        queued, skipped = await self.restore.requeue()
+        report.restored += queued
+        if skipped:
+            report.warnings.append(
+                Warning(
+                    code="restore_skipped",
+                    detail=f"{skipped} records the restored server lacks were created by other users; their devices send them back",
+                )
+            )
+        if queued and push:
+            await self._push(report, progress)
+            await self._pull_pages(report, progress)
 
     async def _fetch(self, cursor: str | None) -> PullResponse[WireRecord]:
         params = {"cursor": cursor, "limit": self.page_size}
@@ -224,6 +247,8 @@ class Syncer:
     async def reset(self) -> None:
         """Forget the pulled state (the server's epoch changed); keep every pending edit."""
         async with self.db.transaction() as conn:
+            if self.restore is not None:
+                await self.restore.keep(conn)
             await conn.execute("DELETE FROM records WHERE view IS NULL")
             await conn.execute("UPDATE records SET seq = 0")
             await self.db.set_meta(conn, {"cursor": None})

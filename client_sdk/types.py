@@ -20,9 +20,11 @@ class SyncReport(msgspec.Struct, kw_only=True):
     the dead letters; ``conflicts``: the conflicts the server logged for this device's
     changes (kept on the device too, see ``reported_conflicts()``); ``pulled``: records
     received; ``warnings``: the server's (``clock_skew``) and the SDK's own
-    (``server_reset``, ``changeset_reused``, ``blob_refused``); ``retries``: requests
-    sent again after a network error or a 5xx; ``changesets``: change sets the server
-    answered; ``blobs``: attachments uploaded before the push.
+    (``server_reset``, ``restore_skipped``, ``changeset_reused``, ``blob_refused``);
+    ``retries``: requests sent again after a network error or a 5xx; ``changesets``:
+    change sets the server answered; ``blobs``: attachments uploaded before the push;
+    ``restored``: after the server was restored from a backup, records this device
+    held that the backup lacked (or held older), sent back to it.
     """
 
     pushed: int = 0
@@ -33,6 +35,7 @@ class SyncReport(msgspec.Struct, kw_only=True):
     retries: int = 0
     changesets: int = 0
     blobs: int = 0
+    restored: int = 0
 
 
 class SyncProgress(msgspec.Struct, frozen=True, kw_only=True):

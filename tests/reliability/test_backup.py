@@ -4,8 +4,9 @@ The server runs as a process; two handhelds (the SDK) sync checks all along; the
 backup is taken while they push; more writes follow; the store is restored from
 the backup (refused while the server has it open) and the server restarted. Then:
 the store is the backup's, whole (each change set in it all or nothing), its
-reports agree with its records, every cursor handed out before gets 410, and the
-handhelds, after a sync that starts over, hold exactly what the server holds.
+reports agree with its records, every cursor handed out before gets 410; the
+handhelds' next sync starts over and sends back what they made after the backup,
+so the server holds every record again, and then the handhelds hold what it holds.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sync_server", *args], capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
-async def test_a_restored_backup_is_consistent_and_devices_get_410_then_converge(
+async def test_a_restored_backup_is_consistent_and_devices_get_410_send_back_and_converge(
     sqlite_url: str, make_server: type[ServerProcess], tmp_path: Path
 ) -> None:
     admin_token = cli("admin", "bootstrap", "--db", sqlite_url)
@@ -142,13 +143,20 @@ async def test_a_restored_backup_is_consistent_and_devices_get_410_then_converge
         assert (await h1.get(f"/v1/blobs/{photo}")).content == photo_bytes
         assert (await h1.get("/v1/blobs/missing")).json()["ids"] == []
 
-    # every device starts over and converges
+    # every device starts over and sends back what it made that the backup lacks
+    sent_back = 0
     for client in clients:
         report = await client.sync()
         assert any(w.code == "server_reset" for w in report.warnings)
+        sent_back += report.restored
+    assert sent_back == len(before) - len(after)  # each lost record once, by its author's device
+    final, _ = await pull_everything(server.url, admin_token)
+    assert set(final) == set(before) and all(final[i]["fields"] == before[i]["fields"] for i in before)
+    for client in clients:  # and, after one more sync, they hold what the server holds
+        await client.sync()
         mine = {r.id: r for r in [r async for r in client.pulled_records()]}
-        assert set(mine) == set(after)
-        assert all(mine[i].seq == after[i]["seq"] and mine[i].fields == after[i]["fields"] for i in after)
+        assert set(mine) == set(final)
+        assert all(mine[i].seq == final[i]["seq"] and mine[i].fields == final[i]["fields"] for i in final)
         await client.aclose()
     print(f"\nbackup: {len(before)} records before the restore, {len(after)} in the backup, {len(before) - len(after)} written after it")
 
