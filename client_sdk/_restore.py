@@ -6,21 +6,28 @@ hold them. The server's new epoch answers their next pull with 410; the SDK then
 keeps what it had pulled (table ``restored``), pulls everything again, and compares
 field by field. What the device held with a *newer stamp* than the restored server
 has is queued again with its original stamp and, as its base, the stamp the server
-has now, so the server's merge takes it as a clean edit, not a conflict:
+has now, so the server's merge takes it as a clean edit, not a conflict (but for an
+earlier ``first`` value or a higher rank stamped earlier: those conflicted the first
+time too, and are logged again):
 
 - ``lww``: the value, when the device's stamp is higher;
-- ``first``: the value, only when the server lacks the field. A record the backup
+- ``first``: the value, when the server lacks the field or holds a later-stamped one
+  (the earliest stays, as it did before the restore). A record the backup
   does not hold at all comes back whole, created with its original stamps, by a
   device of its author (the server refuses ``created_by`` of another user, and
   rightly): a device holding such a record of another user leaves it to the
   author's devices and says so (warning ``restore_skipped``);
-- ``rank``: the value, when its stamp is higher and its rank not lower;
+- ``rank``: the value, when its rank is higher, or equal with a higher stamp;
 - ``set``: the elements the device held that the server lacks, added at the set's
   stamp. The wire carries one stamp per set, not one per element, so removals are
   not replayed (an element wrongly taken out would be lost; one wrongly kept is
   seen and removed again);
-- a delete the server lost (the record is live there, with no edit newer than what
-  the device had seen): deleted again, at a fresh stamp.
+- a delete the server lost (the record is live there, and none of its ``lww`` or
+  ``set`` fields is newer than the device had seen): deleted again, at a fresh stamp.
+
+``tests/test_convergence.py`` checks with random histories on the server's own merge
+engine that a server restored to any prefix of a history and sent back the device's
+state of the whole history ends where it would have without the restore.
 
 Several devices may send back the same change: the server applies an edit it
 already has (same stamp, same value) as a no-op, so the first one wins and the
@@ -114,30 +121,43 @@ class Restore:
         now_fields, now_stamps, now_deleted = on_server if on_server is not None else ({}, {}, False)
         pending = Pending()
         if deleted:
-            newest = max(now_stamps.values(), default=None)
-            if on_server is not None and not now_deleted and (newest or "") <= max(stamps.values(), default=""):
-                pending.delete = PendingDelete(self.clock.now(), newest)
+            if on_server is not None and not now_deleted and not self._edited_since(spec, stamps, now_stamps):
+                pending.delete = PendingDelete(self.clock.now(), max(now_stamps.values(), default=None))
             return pending if pending.delete is not None else None
         for name, ts in stamps.items():
             field = spec.fields.get(name)
             if field is None or name not in fields:
                 continue
             base = now_stamps.get(name)
-            if base is not None and ts <= base:
-                continue  # the server has this edit, or a newer one
             value = fields[name]
-            if field.policy is Policy.FIRST and base is not None:
-                continue  # write-once: the server's earlier value stays
-            if field.policy is Policy.RANK and base is not None and field.rank:
-                if field.rank.get(str(value), -1) < field.rank.get(str(now_fields.get(name)), -1):
-                    continue  # a step back the server would keep out
-            if field.policy is Policy.SET:
+            if field.policy is Policy.SET:  # by element: the set's stamp may be the server's and an add not
                 missing = set(value or []) - set(now_fields.get(name) or [])
                 if missing:
-                    pending.sets[name] = PendingSet({element: (True, ts) for element in sorted(missing)}, base)
+                    pending.sets[name] = PendingSet({element: (True, ts) for element in sorted(missing)}, base if base and base <= ts else None)
                 continue
+            if base is not None and not _wins(field.policy, field.rank, value, ts, now_fields.get(name), base):
+                continue  # the server has this edit, or one that wins over it
+            if base is not None and base > ts:
+                base = None  # an earlier first value, a higher rank stamped earlier: concurrent, as it was
             pending.values[name] = PendingValue(msgspec.Raw(_json.encode(value)), ts, base)
         return pending if pending.values or pending.sets else None
+
+    @staticmethod
+    def _edited_since(spec: CollectionSpec, held: Mapping[str, str], now: Mapping[str, str]) -> bool:
+        """Whether the server holds an edit newer than the device saw (fields whose stamps
+        only grow: an earlier ``first`` value or a higher rank may carry an older stamp)."""
+        growing = (Policy.LWW, Policy.SET)
+        return any(ts > held.get(name, "") for name, ts in now.items() if name in spec.fields and spec.fields[name].policy in growing)
+
+
+def _wins(policy: Policy, rank: Mapping[str, int] | None, value: Any, ts: str, now_value: Any, now_ts: str) -> bool:
+    """Whether the held value would win over the server's in the server's merge."""
+    if policy is Policy.FIRST:
+        return ts < now_ts
+    if policy is Policy.RANK and rank:
+        held, now = rank.get(str(value), -1), rank.get(str(now_value), -1)
+        return held > now or (held == now and ts > now_ts)
+    return ts > now_ts
 
 
 async def _merge_into_outbox(conn: aiosqlite.Connection, collection: str, record_id: str, lost: Pending) -> None:

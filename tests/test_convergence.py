@@ -14,7 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import HLC, AnyChange
+from client_sdk._outbox import _out_change
+from client_sdk._records import DeviceClock
+from client_sdk._restore import Restore
+from schemas import COLLECTIONS, HLC, AnyChange
+from schemas.collections import Policy
 from sync_server import identity
 from sync_server.engine import Context, RecordState, apply_change
 from sync_server.engine.state import encode_crdt
@@ -97,11 +101,11 @@ def changesets(draw: st.DrawFn) -> list[tuple[str, list[dict[str, Any]]]]:
     return result
 
 
-def _apply_all(ordered: list[tuple[str, list[dict[str, Any]]]]) -> dict[str, Any]:
+def _states(ordered: list[tuple[str, list[dict[str, Any]]]], role: str = "officer") -> dict[tuple[str, str], RecordState]:
     states: dict[tuple[str, str], RecordState] = {}
     hlc = HLC("server", wall=lambda: NOW)
     for node, changes in ordered:
-        principal = Principal(user_id=USERS[node], device_id=node, role="officer", wards=frozenset({"lam-son"}))
+        principal = Principal(user_id=USERS[node], device_id=node, role=role, wards=frozenset({"lam-son"}))
         ctx = Context(principal=principal, hlc=hlc, now_ms=NOW)
         for raw in changes:
             change = msgspec.convert(raw, AnyChange)
@@ -109,6 +113,11 @@ def _apply_all(ordered: list[tuple[str, list[dict[str, Any]]]]) -> dict[str, Any
             outcome = apply_change(states.get(key), change, ctx)
             if outcome.state is not None and outcome.changed:
                 states[key] = outcome.state
+    return states
+
+
+def _apply_all(ordered: list[tuple[str, list[dict[str, Any]]]]) -> dict[str, Any]:
+    states = _states(ordered)
     return {
         key: (s.ward_id, s.fields, s.stamps, s.deleted, encode_crdt(s))
         for key, s in sorted(states.items())
@@ -123,6 +132,46 @@ def test_the_engine_converges_whatever_the_arrival_order(sets: list[tuple[str, l
     rng.shuffle(shuffled)
     assert _apply_all([seed, *sets]) == _apply_all([seed, *shuffled])
     assert _apply_all([seed, *sets]) == _apply_all([seed, *reversed(sets)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(changesets(), st.integers(0, 6))
+def test_a_server_restored_to_any_prefix_gets_the_whole_history_back_from_a_device(
+    sets: list[tuple[str, list[dict[str, Any]]]], cut: int
+) -> None:
+    """What the SDK sends back after a restore (``client_sdk/_restore.py``), merged by the
+    server's engine, ends where the history would have without the restore: every field
+    as it was, every delete, and every set element (removals are not sent back: a set
+    may keep an element removed after the backup)."""
+    seed = _seed()
+    whole = _states([seed, *sets])  # what a device held when the server was restored
+    server = _states([seed, *sets[: min(cut, len(sets))]])  # the backup
+    restore = Restore(None, DeviceClock("lamson-h01", lambda: NOW), "u-ngoc")  # type: ignore[arg-type]
+    sent_back = []
+    for (collection, record_id), held in whole.items():
+        now = server.get((collection, record_id))
+        lost = restore._lost(COLLECTIONS[collection], held.fields, held.stamps, held.deleted, None if now is None else (now.fields, now.stamps, now.deleted))
+        if lost is not None:
+            sent_back.append(msgspec.json.decode(msgspec.json.encode(_out_change(collection, record_id, lost))))  # as on the wire
+    hlc = HLC("server", wall=lambda: NOW)
+    ctx = Context(principal=Principal(user_id="u-ngoc", device_id="lamson-h01", role="admin", wards=frozenset({"lam-son"})), hlc=hlc, now_ms=NOW)
+    for raw in sent_back:
+        change = msgspec.convert(raw, AnyChange)
+        key = (change.collection, change.id)
+        outcome = apply_change(server.get(key), change, ctx)
+        assert outcome.state is not None, outcome.errors  # never refused
+        if outcome.state is not None and outcome.changed:
+            server[key] = outcome.state
+    sets_fields = {name for name, f in COLLECTIONS["violations"].fields.items() if f.policy is Policy.SET}
+    for key, held in whole.items():
+        after = server.get(key)
+        if held.deleted:
+            assert after is None or after.deleted
+            continue
+        assert after is not None and not after.deleted
+        assert {k: v for k, v in after.fields.items() if k not in sets_fields} == {k: v for k, v in held.fields.items() if k not in sets_fields}
+        for name in sets_fields:
+            assert set(held.fields.get(name) or []) <= set(after.fields.get(name) or [])
 
 
 def test_repeating_a_changeset_changes_nothing() -> None:
