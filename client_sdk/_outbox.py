@@ -30,7 +30,7 @@ from ._values import Pending, Values, apply_pending, decode_pending, encode_pend
 from .errors import InvalidEdit, ProtocolError, RecordNotFound
 from .ids import new_id
 
-__all__ = ["Frozen", "Outbox", "Settled"]
+__all__ = ["Frozen", "Outbox", "Settled", "save_pending"]
 
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
@@ -128,7 +128,7 @@ class Outbox:
                 )
             except sqlite3.IntegrityError:
                 raise InvalidEdit(f"{collection}/{record_id} exists already") from None
-            await _save(conn, collection, record_id, None, pending)
+            await save_pending(conn, collection, record_id, None, pending)
             self.edits += 1
 
     async def edit(
@@ -161,7 +161,7 @@ class Outbox:
             current.pending.add(values, ts, current.stamps)
             if delete:
                 current.pending.delete_at(ts, current.stamps)
-            await _save(conn, collection, record_id, current.open_row, current.pending)
+            await save_pending(conn, collection, record_id, current.open_row, current.pending)
             self.edits += 1
             doc = current.doc
             deleted = apply_pending(doc, [change], False)
@@ -299,12 +299,13 @@ class Outbox:
             pending.add(again, ts, bases)
             if change.get("delete"):
                 pending.delete_at(ts, {"": change["delete"]["base"]} if change["delete"].get("base") else {})
-            await _save(conn, collection, record_id, row[0] if row else None, pending)
+            await save_pending(conn, collection, record_id, row[0] if row else None, pending)
             self.edits += 1
             await refresh_views(conn, [(collection, record_id)])
 
 
-async def _save(conn: aiosqlite.Connection, collection: str, record_id: str, row: int | None, pending: Pending) -> None:
+async def save_pending(conn: aiosqlite.Connection, collection: str, record_id: str, row: int | None, pending: Pending) -> None:
+    """Write a record's pending edits: as a new open outbox row, or over the open row ``row``."""
     if row is None:
         await conn.execute(
             "INSERT INTO outbox (collection, id, change, top) VALUES (?, ?, ?, ?)",

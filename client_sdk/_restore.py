@@ -48,8 +48,9 @@ import msgspec
 from schemas.collections import CollectionSpec, Policy
 
 from ._localdb import LocalDB, fetch_all, scalar
+from ._outbox import save_pending
 from ._records import DeviceClock, Key, refresh_views, stamps_of
-from ._values import Pending, PendingDelete, PendingSet, PendingValue, decode_pending, encode_pending, spec_for
+from ._values import Pending, PendingDelete, PendingSet, PendingValue, decode_pending, spec_for
 
 __all__ = ["Restore"]
 
@@ -169,10 +170,7 @@ async def _merge_into_outbox(conn: aiosqlite.Connection, collection: str, record
         (collection, record_id),
     )
     if not row:
-        await conn.execute(
-            "INSERT INTO outbox (collection, id, change, top) VALUES (?, ?, ?, ?)",
-            (collection, record_id, encode_pending(lost), lost.top()),
-        )
+        await save_pending(conn, collection, record_id, None, lost)
         return
     n, change = row[0]
     pending = decode_pending(change)
@@ -187,4 +185,4 @@ async def _merge_into_outbox(conn: aiosqlite.Connection, collection: str, record
                 mine_set.elements[element] = (present, ts)
     if lost.delete is not None and pending.delete is None:
         pending.delete = lost.delete
-    await conn.execute("UPDATE outbox SET change = ?, top = ? WHERE n = ?", (encode_pending(pending), pending.top(), n))
+    await save_pending(conn, collection, record_id, n, pending)
