@@ -1,14 +1,17 @@
 # The two commands of the README: `make demo` and `make test`.
+# Everything installs from requirements.lock (exact versions, hashes checked),
+# so a fresh machine gets what the tests ran with. `make lock` upgrades it.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test serve install bench clean
+.PHONY: demo test lint serve install lock bench clean
 
-$(BIN)/patrol-sync: pyproject.toml
+$(BIN)/patrol-sync: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $@
 
 install: $(BIN)/patrol-sync
@@ -19,9 +22,20 @@ demo: install
 serve: install
 	$(BIN)/patrol-sync serve
 
-test: install
+lint: install
+	$(BIN)/ruff check schemas sync_server client_sdk tests bench
 	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest
+
+# Re-resolve every dependency to its newest allowed version (needs uv, installed
+# into a scratch venv), then run `make test` before committing the new lock.
+lock:
+	$(PYTHON) -m venv .lockvenv && .lockvenv/bin/pip install --quiet uv
+	.lockvenv/bin/uv pip compile pyproject.toml --extra dev --extra postgres \
+	    --python-version 3.11 --universal --generate-hashes --upgrade -o requirements.lock
+	rm -rf .lockvenv
 
 bench: install
 	$(BIN)/python bench/push_pull.py

@@ -14,9 +14,9 @@ Structs of ``schemas`` (``Premises``, ``Check``, ``Violation``, ...); errors are
 tree of :mod:`client_sdk.errors`.
 """
 
-from ._version import __version__
 from ._async_client import AsyncPatrolClient
 from ._client import PatrolClient
+from ._version import __version__
 from .errors import (
     APIError,
     AuthError,

@@ -36,8 +36,8 @@ import asyncio
 import hashlib
 import os
 import re
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from schemas import BLOB_ID_PATTERN, BlobReceipt, MissingBlobs, Warning
 

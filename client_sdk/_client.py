@@ -43,7 +43,7 @@ from schemas import (
     Ward,
 )
 
-from ._async_client import MiB, AsyncPatrolClient
+from ._async_client import AsyncPatrolClient, MiB
 from ._localdb import LocalDB
 from ._sync import Progress
 from .types import DeadLetter, RetryPolicy, SyncReport

@@ -27,8 +27,8 @@ from schemas import (
     Resolution,
     SearchResults,
     SummaryReport,
-    Team,
     TargetsReport,
+    Team,
     User,
     Ward,
 )

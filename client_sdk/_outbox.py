@@ -249,7 +249,7 @@ class Outbox:
         applied = [r.record for r in results if r.status == "applied" and r.record is not None]
         now = utc_text(self.clock.wall())
         dead = []
-        for n, (head, result) in enumerate(zip(heads, results)):
+        for n, (head, result) in enumerate(zip(heads, results, strict=True)):
             if result.status == "rejected":
                 change = _decode.decode(raws[n])
                 change.pop("collection", None)

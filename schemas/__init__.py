@@ -1,8 +1,8 @@
 """The one wire vocabulary of patrol-sync, shared by the server and the SDK."""
 
 from ._constraints import BLOB_ID_PATTERN, STAMP_PATTERN, BlobId, ChangesetId, Day, DeviceId, Element, Id, Stamp, Timestamp
-from .blobs import BlobReceipt, MissingBlobs
 from .admin import Device, DeviceToken, NewDevice, NewTeam, NewUser, NewWard, Role, Team, User, Ward
+from .blobs import BlobReceipt, MissingBlobs
 from .collections import (
     BLOB_FIELDS,
     COLLECTIONS,
@@ -19,6 +19,7 @@ from .collections import (
     Tip,
     Violation,
 )
+from .stamps import HLC, SERVER_NODE, format_stamp, stamp_ms, stamp_node
 from .supervision import (
     CheckRow,
     ChecksReport,
@@ -36,7 +37,6 @@ from .supervision import (
     TargetProgress,
     TargetsReport,
 )
-from .stamps import HLC, SERVER_NODE, format_stamp, stamp_ms, stamp_node
 from .wire import (
     CHANGE_TYPES,
     AnyChange,

@@ -57,7 +57,7 @@ def document() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "patrol-sync wire protocol v1",
         "$defs": defs,
-        "x-collections": {name: ref for name, ref in zip(COLLECTIONS, refs[-len(COLLECTIONS) :])},
+        "x-collections": {name: ref for name, ref in zip(COLLECTIONS, refs[-len(COLLECTIONS) :], strict=True)},
         "x-merge-policies": policies,
     }
 

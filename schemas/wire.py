@@ -92,8 +92,8 @@ class Change(Struct, kw_only=True, forbid_unknown_fields=True, tag_field="collec
 
     def edits(self) -> list[tuple[str, FieldEdit]]:
         """The field edits this change carries, in declaration order."""
-        fields: Struct = getattr(self, "fields")
-        return [(n, e) for n, e in zip(fields.__struct_fields__, msgspec.structs.astuple(fields)) if e is not UNSET]
+        fields: Struct = self.fields  # type: ignore[attr-defined]  # each collection's subclass declares it
+        return [(n, e) for n, e in zip(fields.__struct_fields__, msgspec.structs.astuple(fields), strict=True) if e is not UNSET]
 
 
 def _pascal(name: str) -> str:

@@ -22,8 +22,6 @@ from schemas import ErrorItem, Problem
 from . import errors, openapi
 from .auth import TokenAuthMiddleware
 from .blobs import BlobService, blob_store_for
-from .limits import Limiter
-from .observability import Metrics, RequestContext, metrics_endpoint
 from .controllers import (
     AdminController,
     BlobsController,
@@ -35,11 +33,13 @@ from .controllers import (
     SyncController,
     health,
 )
+from .limits import Limiter
+from .observability import Metrics, RequestContext, metrics_endpoint
 from .service import SyncService
 from .settings import Settings
 from .stores import Store, StoreError, store_for
-from .supervision import SupervisionService
 from .stores import errors as store_errors
+from .supervision import SupervisionService
 
 __all__ = ["create_app"]
 

@@ -174,7 +174,7 @@ class _Demo:
         await admin.create_team(NewTeam(id="ls-t2", ward_id=WARD, name="Tổ tuần tra 2"))
         await admin.create_user(NewUser(id="u-minh", name="Phạm Văn Minh", role="supervisor", ward_ids=[WARD]))
         self.names["u-minh"] = "Phạm Văn Minh"
-        for device, user, name, team in OFFICERS:
+        for _device, user, name, team in OFFICERS:
             await admin.create_user(NewUser(id=user, name=name, role="officer", team_ids=[team]))
         for device, user in [*((d, u) for d, u, _, _ in OFFICERS), ("sup-laptop", "u-minh")]:
             token = (await admin.register_device(device, user)).token

@@ -49,7 +49,7 @@ def complete(document: dict[str, Any], max_page: int = 1000) -> dict[str, Any]:
     types = wire + [t for t in vocabulary if t.__name__ in schemas and t not in wire]
     refs, components = msgspec.json.schema_components(types, ref_template=_REF)
     schemas.update(components)
-    by_type = dict(zip(types, refs))
+    by_type = dict(zip(types, refs, strict=True))
     parameters = _parameters(max_page)
     problem = {"description": "A problem document (RFC 9457)", "content": {"application/problem+json": {"schema": by_type[Problem]}}}
     for path, methods in document.get("paths", {}).items():

@@ -53,8 +53,8 @@ from .stores import (
     RecordRow,
     ResolvedConflict,
     Store,
-    StoreUnavailable,
     StoredChangeset,
+    StoreUnavailable,
     WriteTx,
 )
 from .stores._rows import encode_diff
@@ -242,7 +242,7 @@ class PushWriter:
                 log.exception("push of change set %s failed", group[0].push.changeset_id)
             _settle(group[0].future, exc)
             return None
-        for job, answer in zip(group, answers):
+        for job, answer in zip(group, answers, strict=True):
             _settle(job.future, answer)
         if self.listeners:
             self._tell(plan, answers, time.perf_counter() - started)

@@ -205,7 +205,7 @@ async def test_four_workers_forty_devices_and_paging_readers_skip_nothing_and_co
     stored = {r[0]: (r[1], r[2]) for r in await storedb.rows(pg_url, "SELECT id, seq, ward_id FROM records")}
     assert len(stored) > DEVICES * ROUNDS
     in_ward = {i for i, (_, ward) in stored.items() if ward == "lam-son"}
-    for view, scope in zip(views, [set(stored), in_ward, set(stored)]):
+    for view, scope in zip(views, [set(stored), in_ward, set(stored)], strict=True):
         # nothing skipped: every record in scope, at its final version
         assert {i: r["seq"] for i, r in view.items()} == {i: stored[i][0] for i in scope}
     # convergence: every reader holds what a fresh pull of the server holds
@@ -236,7 +236,7 @@ async def test_workers_sharing_a_blob_folder_store_each_photo_once_and_resume_ac
         async with httpx.AsyncClient(base_url=workers, headers={"Authorization": f"Bearer {token}", **(headers or {})}, timeout=60) as http:
             return (await http.put(f"/v1/blobs/{blob_id}", content=data)).status_code
 
-    statuses = await asyncio.gather(*(put(t, i, p) for t in lam_son for i, p in zip(ids, photos)))
+    statuses = await asyncio.gather(*(put(t, i, p) for t in lam_son for i, p in zip(ids, photos, strict=True)))
     assert set(statuses) <= {200, 201} and statuses.count(201) >= len(ids)
     big = hashlib.shake_256(b"a scanned residence book").digest(1_000_000)
     big_id = "sha256:" + hashlib.sha256(big).hexdigest()
@@ -254,7 +254,7 @@ async def test_workers_sharing_a_blob_folder_store_each_photo_once_and_resume_ac
         assert answer.json()["results"][0]["status"] == "applied", answer.text
         assert (await http.get("/v1/blobs/missing")).json()["ids"] == []
     for token in lam_son[:3]:  # read back through new connections
-        for blob_id, data in [*zip(ids, photos), (big_id, big)]:
+        for blob_id, data in [*zip(ids, photos, strict=True), (big_id, big)]:
             async with httpx.AsyncClient(base_url=workers, headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
                 assert (await http.get(f"/v1/blobs/{blob_id}")).content == data
     folder = tmp_path / "blobs"

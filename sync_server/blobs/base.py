@@ -103,10 +103,11 @@ class BlobStore(abc.ABC):
     #: whether ``staged``/``append``/``discard`` work (resumable uploads)
     resumable: bool = True
 
-    async def open(self) -> None:
+    async def open(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Prepare the store (create folders, check access)."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Release what ``open`` took."""
 
     @abc.abstractmethod
     async def size(self, blob_id: str) -> int | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
 from schemas import COLLECTIONS, Change
@@ -11,8 +12,6 @@ from .. import codec
 from ..errors import BadRequest, Unprocessable
 from ..fleet import parse_client_header
 from ..principal import Principal
-from litestar.di import NamedDependency
-
 from ..service import SyncService
 from ._wire import wire_response
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from schemas import COLLECTIONS, HLC, Change, ConflictKind, ConflictSide, ErrorItem, SetEdit, ValueEdit
+from schemas import COLLECTIONS, HLC, Change, ConflictKind, ConflictSide, ErrorItem, SetEdit
 from schemas.collections import CollectionSpec, FieldSpec, Policy
 from schemas.stamps import stamp_ms, stamp_node
 

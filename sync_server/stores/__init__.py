@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from .base import BlobAccess, ConflictRow, EditRow, HealthUpdate, Page, ReadTx, RecordRow, ResolvedConflict, Store, StoredChangeset, TargetRow, WriteTx
+from .base import (
+    BlobAccess,
+    ConflictRow,
+    EditRow,
+    HealthUpdate,
+    Page,
+    ReadTx,
+    RecordRow,
+    ResolvedConflict,
+    Store,
+    StoredChangeset,
+    TargetRow,
+    WriteTx,
+)
 from .errors import AlreadyExists, CursorExpired, CursorInvalid, NotFound, StoreError, StoreUnavailable, UnknownReference
 
 __all__ = [

@@ -74,14 +74,14 @@ async def test_a_full_push_queue_answers_503_and_applies_only_what_it_accepted(w
     statuses = [r.status_code for r in answers]
     assert set(statuses) <= {200, 503} and 503 in statuses and 200 in statuses
     stored = {r["id"] for r in await world.officer_a.pull_all()}
-    for response, changes in zip(answers, bodies):
+    for response, changes in zip(answers, bodies, strict=True):
         ids = {c["id"] for c in changes}
         if response.status_code == 200:
             assert ids <= stored
         else:
             assert_shed(response, 503)
             assert not ids & stored  # refused before anything was queued
-    for n, (response, changes) in enumerate(zip(answers, bodies)):  # the retries, later, go through
+    for n, (response, changes) in enumerate(zip(answers, bodies, strict=True)):  # the retries, later, go through
         if response.status_code == 503:
             assert (await world.officer_a.push(changes, changeset_id=f"burst-{n}")).status_code == 200
     assert len({r["id"] for r in await world.officer_a.pull_all()}) == 600

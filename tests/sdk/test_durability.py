@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import socket
 import signal
+import socket
 import sys
 import tracemalloc
 from collections.abc import AsyncIterator

@@ -33,7 +33,7 @@ async def write_refs(conn: Any, states: Sequence[RecordState]) -> None:
     if touched:
         await conn.execute(_DELETE, [t[0] for t in touched], [t[1] for t in touched])
     if rows:
-        await conn.execute(_INSERT, *(list(column) for column in zip(*rows)))
+        await conn.execute(_INSERT, *(list(column) for column in zip(*rows, strict=True)))
 
 
 async def rebuild(conn: Any) -> None:

@@ -64,7 +64,7 @@ async def write(conn: Any, zones: Zones, states: Sequence[RecordState]) -> None:
         if row is not None:
             batches.setdefault(row[0], []).append(row[1])
     for projection, rows in batches.items():
-        await conn.execute(_upsert(projection), *(list(column) for column in zip(*rows)))
+        await conn.execute(_upsert(projection), *(list(column) for column in zip(*rows, strict=True)))
 
 
 async def rebuild(conn: Any) -> None:

@@ -8,8 +8,6 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
-
 from schemas import (
     CheckRow,
     Conflict,

@@ -244,7 +244,7 @@ class PostgresStore(Store):
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), timeout=10)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 pool.terminate()
 
     async def ping(self) -> bool:
