@@ -67,6 +67,7 @@ log = logging.getLogger("patrol_sync.access")
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("patrol_sync_request_id", default=None)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_EXCEPTION_LINE = re.compile(r"^[ |]*((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*: .*)$", re.MULTILINE)
 _SECRET_PARAM = re.compile(r"token|auth|key|secret|passw|sig", re.IGNORECASE)
 #: a patrol-sync token (``identity.TOKEN_PREFIX`` and 43 characters) wherever it shows up in a URL
 _TOKEN_LIKE = re.compile(rf"{TOKEN_PREFIX}[A-Za-z0-9_-]{{8,}}")
@@ -98,8 +99,10 @@ class _OneLineStartupFailure(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.msg
-        if isinstance(message, str) and message.startswith("Traceback (most recent call last)"):
-            last = [line for line in message.splitlines() if line.strip()][-1]
+        if isinstance(message, str) and "Traceback (most recent call last)" in message:
+            # the last ``module.Error: what`` line (exception groups indent theirs behind "|")
+            found = [m.group(1) for m in _EXCEPTION_LINE.finditer(message) if not m.group(1).startswith(("ExceptionGroup", "BaseExceptionGroup"))]
+            last = found[-1] if found else [line for line in message.splitlines() if line.strip()][-1].strip()
             record.msg, record.args = "start-up failed: %s", (last,)
         return True
 
