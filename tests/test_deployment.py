@@ -4,8 +4,12 @@ problem documents that name parameters as sent, exact content types."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -177,3 +181,85 @@ def test_behind_a_trusted_proxy_the_access_log_records_the_forwarded_client(tmp_
 
 def test_without_trusted_proxies_a_forwarded_header_is_ignored(tmp_path: Path) -> None:
     assert access_clients(tmp_path) == ["127.0.0.1"]
+
+
+# -- deploy/: the systemd units and the container image ---------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+UNITS = ["patrol-sync.service", "patrol-sync-backup.service", "patrol-sync-backup.timer"]
+INSTALLED = "/opt/patrol-sync/bin/patrol-sync"
+
+
+def exec_starts(unit: str) -> list[list[str]]:
+    return [shlex.split(line.split("=", 1)[1]) for line in (DEPLOY / unit).read_text().splitlines() if line.startswith("ExecStart=")]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed on this machine")
+def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    """The units as shipped, with the program where this checkout installed it (verify checks it is executable)."""
+    for unit in UNITS:
+        text = (DEPLOY / unit).read_text().replace(INSTALLED, str(Path(sys.executable).with_name("patrol-sync")))
+        (tmp_path / unit).write_text(text)
+    result = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / unit) for unit in UNITS)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "ignoring" not in result.stderr and "Unknown" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("unit", ["patrol-sync.service", "patrol-sync-backup.service"])
+def test_the_units_run_commands_this_version_accepts(unit: str) -> None:
+    (argv,) = exec_starts(unit)
+    assert argv[0] == INSTALLED
+    result = subprocess.run([sys.executable, "-m", "sync_server", *argv[1:], "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """(instruction, arguments), continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", (DEPLOY / "Dockerfile").read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+def test_the_image_copies_what_exists_and_the_build_context_sends_it() -> None:
+    sources = [source for kind, args in dockerfile() if kind == "COPY" for source in args.split()[:-1]]
+    assert sources and all((ROOT / source).exists() for source in sources), sources
+    kept = {line[1:] for line in (ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")}
+    assert {source.rstrip("/").removeprefix("./") for source in sources} <= kept
+
+
+def test_the_image_installs_from_the_lock_with_hashes_and_runs_as_a_user_with_a_volume() -> None:
+    steps = dockerfile()
+    assert steps[0] == ("FROM", "python:3.11-slim")
+    runs = [args for kind, args in steps if kind == "RUN"]
+    assert any("pip install --require-hashes -r requirements.lock" in run for run in runs)
+    assert [run for run in runs if "pip install" in run and "requirements.lock" not in run] == [next(r for r in runs if "--no-deps ." in r)]
+    user = [args for kind, args in steps if kind == "USER"]
+    assert user and user[-1] not in ("root", "0")
+    assert any(kind == "VOLUME" and "/var/lib/patrol-sync" in args for kind, args in steps)
+    env = " ".join(args for kind, args in steps if kind == "ENV")
+    assert "PATROL_SYNC_DB_URL=sqlite:////var/lib/patrol-sync/" in env
+
+
+def test_the_image_starts_a_command_this_version_accepts() -> None:
+    (entry,) = [json.loads(args) for kind, args in dockerfile() if kind == "ENTRYPOINT"]
+    (cmd,) = [json.loads(args) for kind, args in dockerfile() if kind == "CMD"]
+    assert entry == ["patrol-sync"]
+    result = subprocess.run([sys.executable, "-m", "sync_server", *cmd, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+async def test_the_image_healthcheck_passes_against_a_running_server(serve: Serve) -> None:
+    server, _ = await serve()
+    (check,) = [args for kind, args in dockerfile() if kind == "HEALTHCHECK"]
+    argv = json.loads(check.split("CMD", 1)[1])
+    argv = [arg.replace("127.0.0.1:8000", server.url.removeprefix("http://")) for arg in argv]
+    assert argv[0] == "python"
+    done = await asyncio.create_subprocess_exec(sys.executable, *argv[1:])
+    assert await asyncio.wait_for(done.wait(), 30) == 0
+
+
+def test_the_operator_guide_documents_every_setting() -> None:
+    guide = (ROOT / "docs" / "DEPLOY.md").read_text()
+    missing = [f"PATROL_SYNC_{name.upper()}" for name in Settings.__struct_fields__ if f"PATROL_SYNC_{name.upper()}" not in guide]
+    assert not missing
