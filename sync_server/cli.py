@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 import typing
 from collections.abc import Awaitable, Callable, Sequence
@@ -98,6 +99,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from .observability import logging_config
 
     settings = _settings(db_url=args.db, blob_dir=args.blobs, trusted_proxies=args.forwarded_allow_ips)
+    try:  # before the store is made: a host typo is not a reason to create one
+        socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise CommandError(f"--host {args.host}: {getattr(exc, 'strerror', None) or exc}") from None
     # opened (and migrated) here once, so that an unreachable, missing or too new store is
     # one plain line before any worker starts, not a traceback from each of them
     _run_with_store(settings.db_url, _nothing, create=True)

@@ -70,6 +70,12 @@ def test_a_worker_count_below_one_is_refused(tmp_path: Path) -> None:
     assert_one_line(run("serve", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--workers", "0", timeout=30), 2, "--workers")
 
 
+def test_a_host_that_does_not_resolve_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    result = run("serve", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--host", "no-such-host.invalid", timeout=30)
+    assert_one_line(result, 1, "--host no-such-host.invalid")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_unknown_command_is_one_line() -> None:
     assert_one_line(run("srve"), 2, "srve")
 
