@@ -256,4 +256,8 @@ class Problem(Struct):
 
 
 class Health(Struct):
+    """``GET /healthz``: the store is reachable; which server and protocol answer."""
+
     status: str
+    version: str = ""  # the server's package version
+    protocol: int = 1

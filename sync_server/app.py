@@ -10,12 +10,15 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Response, Router
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.params import ParameterKwarg
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from schemas import ErrorItem, Problem
 
@@ -76,7 +79,19 @@ def _on_store_error(request: Request[Any, Any, Any], exc: StoreError) -> Respons
     return _on_problem(request, kind(str(exc), headers=headers))
 
 
-def _on_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
+    """The name a client sent a parameter under (``from``), not the handler's (``from_``)."""
+    try:
+        field = request.route_handler.parsed_fn_signature.parameters.get(key)
+    except (KeyError, AttributeError):  # no route was found
+        return key
+    kwarg = getattr(field, "kwarg_definition", None)
+    if isinstance(kwarg, ParameterKwarg):
+        return kwarg.name or kwarg.query or kwarg.header or kwarg.cookie or key
+    return key
+
+
+def _on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     """Litestar's own errors (no route, wrong method, body too large, bad parameter)."""
     status = exc.status_code
     phrase = http.HTTPStatus(status).phrase if status in http.HTTPStatus._value2member_map_ else "Error"
@@ -84,7 +99,9 @@ def _on_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[by
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         for entry in exc.extra:
             if isinstance(entry, dict):
-                items.append(ErrorItem(code="invalid", detail=str(entry.get("message", "")), field=entry.get("key")))
+                key = entry.get("key")
+                field = _wire_name(request, key) if isinstance(key, str) else key
+                items.append(ErrorItem(code="invalid", detail=str(entry.get("message", "")), field=field))
     slug = phrase.lower().replace(" ", "-")
     problem = Problem(type=errors.problem_type(slug), title=phrase, status=status, detail=str(exc.detail), errors=items)
     headers = {k: v for k, v in (exc.headers or {}).items()}
@@ -109,7 +126,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     """The server. ``store`` (not yet opened) overrides the one ``settings.db_url`` names."""
     settings = settings or Settings.from_env()
     the_store = store or store_for(settings.db_url)
-    metrics = Metrics()
+    metrics = Metrics(token=settings.metrics_token)
     blob_service = BlobService(the_store, blob_store_for(settings), settings)
 
     @contextlib.asynccontextmanager
@@ -155,7 +172,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         ],
         lifespan=[lifespan],
         # OPTIONS too (Litestar exempts it by default): the role guards need a caller, and
-        # without one an OPTIONS on a guarded route was a 500; no browser preflights here
+        # without one an OPTIONS on a guarded route was a 500. A browser's preflight (OPTIONS
+        # with Origin) never gets here: Litestar's CORS layer answers it before routing.
         middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema", "^/metrics$"], exclude_http_methods=[])],
         dependencies={
             "service": Provide(service, sync_to_thread=False),
@@ -169,6 +187,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             Exception: _on_crash,
         },
         request_max_body_size=settings.max_body_bytes,
+        cors_config=CORSConfig(allow_origins=settings.origins(), max_age=600) if settings.origins() else None,
         openapi_config=OpenAPIConfig(
             title="patrol-sync",
             version="1",
@@ -184,4 +203,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # with a request id, and answered as problems too (app-level middleware runs only
     # once a route is found). ``asgi_handler`` is what ``Litestar.__call__`` calls.
     app.asgi_handler = RequestContext(Limiter(app.asgi_handler, settings, metrics), metrics)
+    if settings.proxies():  # outermost: the access line and the limiter see the real client
+        app.asgi_handler = ProxyHeadersMiddleware(app.asgi_handler, trusted_hosts=settings.proxies())  # type: ignore[arg-type,assignment]
     return app

@@ -170,6 +170,8 @@ def backup(db_url: str, to: str | os.PathLike[str], *, blob_dir: str | os.PathLi
     target = Path(to)
     if not source.exists():
         raise BackupError(f"no store at {source}")
+    if not target.parent.is_dir():
+        raise BackupError(f"no folder {target.parent} for the backup {target.name}")
     if target.resolve() == source.resolve():
         raise BackupError("the backup cannot be the store itself")
     partial = target.with_name(target.name + ".partial")
@@ -205,8 +207,8 @@ def restore(source: str | os.PathLike[str], db_url: str, *, force: bool = False,
         raise BackupError(f"{target} is open in another process (a running server?): stop it first, or pass --force")
     staging = target.with_name(target.name + ".restoring")
     staging.unlink(missing_ok=True)
-    if target.parent != Path(""):
-        target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.is_dir():  # a typo in the folder must not become a second store
+        raise BackupError(f"no folder {target.parent} for the store {target.name}")
     try:
         with _connect(backup_file, readonly=True) as src, _connect(staging) as stage:
             _check(src, backup_file)

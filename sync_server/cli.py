@@ -1,6 +1,9 @@
-"""``patrol-sync``: serve, administer, demo.
+"""``patrol-sync``: serve, administer, migrate, demo.
 
 Errors are one plain line on standard error (exit status 1); usage errors exit 2.
+A typo never creates a store: ``serve``, ``admin bootstrap`` and ``admin restore``
+create a SQLite file only in a folder that exists; every other command refuses a
+store that does not exist.
 """
 
 from __future__ import annotations
@@ -8,7 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
+import typing
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -16,10 +21,11 @@ import msgspec
 
 from schemas import Device, NewDevice, Team, User, Ward
 
-from . import identity
+from . import __version__, identity
 from .errors import ProblemError
-from .settings import Settings
-from .stores import Store, StoreError, store_for
+from .settings import Settings, SettingsError
+from .stores import Store, StoreError, schema_status, store_for
+from .stores.sqlite.store import path_from_url
 
 __all__ = ["main"]
 
@@ -31,13 +37,43 @@ class CommandError(Exception):
     """A failure to report as one plain line."""
 
 
-def _run_with_store(db: str, action: Callable[[Store], Awaitable[T]]) -> T:
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _must_exist(db: str) -> None:
+    """Refuse a SQLite store that does not exist (a PostgreSQL database must exist anyway)."""
+    if db.split(":", 1)[0].lower() != "sqlite":
+        return
+    try:
+        path = path_from_url(db)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if not path.parent.is_dir():
+        raise CommandError(f"no folder {path.parent} for the store {path.name}: check --db")
+    if not path.is_file():
+        raise CommandError(f"no store at {path}: check --db, or create it with `patrol-sync admin bootstrap --db {db}`")
+
+
+def _run_with_store(db: str, action: Callable[[Store], Awaitable[T]], *, create: bool = False) -> T:
+    """Open the store (migrating it), run ``action``, close. Only ``create`` makes a new SQLite file."""
+    if not create:
+        _must_exist(db)
+
     async def run() -> T:
         try:
             store = store_for(db)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        await store.open()
+        try:
+            await store.open()
+        except StoreError:
+            raise
+        except Exception as exc:  # a driver's own error (refused password, bad URL): one line, not a traceback
+            raise CommandError(f"cannot open the store: {type(exc).__name__}: {exc}") from None
         try:
             return await action(store)
         finally:
@@ -62,12 +98,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     from .observability import logging_config
 
-    settings = Settings.from_env(db_url=args.db, blob_dir=args.blobs)
-    try:
-        probe = store_for(settings.db_url)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
-    del probe
+    settings = _settings(db_url=args.db, blob_dir=args.blobs, trusted_proxies=args.forwarded_allow_ips)
+    try:  # before the store is made: a host typo is not a reason to create one
+        socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise CommandError(f"--host {args.host}: {getattr(exc, 'strerror', None) or exc}") from None
+    # opened (and migrated) here once, so that an unreachable, missing or too new store is
+    # one plain line before any worker starts, not a traceback from each of them
+    _run_with_store(settings.db_url, _nothing, create=True)
     os.environ.update(settings.to_env())
     uvicorn.run(
         "sync_server.asgi:app_factory",
@@ -82,11 +120,41 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+async def _nothing(_: Store) -> None:
+    return None
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    _must_exist(args.db)
+
+    async def status() -> Any:
+        try:
+            return await schema_status(args.db)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+
+    try:
+        before = asyncio.run(status())
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
+    if args.check:
+        if before.pending:
+            s = "" if before.pending == 1 else "s"
+            raise CommandError(f"{before.pending} migration{s} pending (schema {before.version}, this version's is {before.latest}): run `patrol-sync migrate`")
+        print(f"up to date (schema {before.version})")
+        return
+    if not before.pending:
+        print(f"up to date (schema {before.version})")
+        return
+    _run_with_store(args.db, _nothing)
+    print(f"migrated from schema {before.version} to {before.latest} ({before.pending} applied)")
+
+
 def cmd_backup(args: argparse.Namespace) -> None:
     from .backup import BackupError, backup
 
     try:
-        info = backup(args.db, args.to, blob_dir=Settings.from_env(db_url=args.db).blob_dir or None)
+        info = backup(args.db, args.to, blob_dir=_settings(db_url=args.db).blob_dir or None)
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     print(f"backed up {info.line()}")
@@ -96,7 +164,7 @@ def cmd_restore(args: argparse.Namespace) -> None:
     from .backup import BackupError, restore
 
     try:
-        info = restore(args.source, args.db, force=args.force, blob_dir=Settings.from_env(db_url=args.db).blob_dir or None)
+        info = restore(args.source, args.db, force=args.force, blob_dir=_settings(db_url=args.db).blob_dir or None)
     except BackupError as exc:
         raise CommandError(str(exc)) from None
     print(f"restored {info.line()}; clients holding older cursors get 410 and pull again")
@@ -104,7 +172,7 @@ def cmd_restore(args: argparse.Namespace) -> None:
 
 def cmd_bootstrap(args: argparse.Namespace) -> None:
     try:
-        token = _run_with_store(args.db, identity.bootstrap)
+        token = _run_with_store(args.db, identity.bootstrap, create=True)
     except CommandError as exc:
         if "exists" in str(exc):
             raise CommandError("this store has been bootstrapped already; its admin token was shown then") from None
@@ -167,21 +235,54 @@ def cmd_demo(args: argparse.Namespace) -> None:
 # -- parser -----------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one plain line (exit 2), like every other error; ``--help`` has the rest."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r} (0-65535)")
+    return port
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="patrol-sync", description="Offline-first sync server for ward patrols.")
+    parser = _Parser(prog="patrol-sync", description="Offline-first sync server for ward patrols.")
+    parser.add_argument("--version", action="version", version=f"patrol-sync {__version__} (protocol 1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--db", default=os.environ.get("PATROL_SYNC_DB_URL", _DEFAULT_DB), help="sqlite:///file.db (default) or postgresql://...")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument("--workers", type=_positive, default=1)
+    serve.add_argument(
+        "--forwarded-allow-ips", default=None, metavar="ADDRS",
+        help="reverse proxies (addresses, networks or *) whose X-Forwarded-For/-Proto are believed (PATROL_SYNC_TRUSTED_PROXIES)",
+    )
     serve.add_argument(
         "--blobs", default=None, metavar="DIR",
         help="folder for attachments (default: beside the SQLite file, x.db -> x.blobs; required with PostgreSQL: a volume every worker shares)",
     )
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(run=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="bring a store to this version's schema (serve does it too)")
+    migrate.add_argument("--db", default=os.environ.get("PATROL_SYNC_DB_URL", _DEFAULT_DB), help="the server's database URL")
+    migrate.add_argument("--check", action="store_true", help="change nothing: exit 1 if migrations are pending")
+    migrate.set_defaults(run=cmd_migrate)
 
     demo = commands.add_parser("demo", help="run the demo scenario on a temporary embedded store")
     demo.add_argument("--seed", type=int, default=2023)

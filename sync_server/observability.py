@@ -6,13 +6,17 @@
   is handled (a context variable).
 - **Logs** are one JSON object a line (``Settings.log_format = "text"`` for
   ``key=value``), written to standard error. Each request ends with one access line
-  (method, path, route, status, milliseconds, device). Tokens never appear: the
+  (method, path, route, status, milliseconds, device, client address: the proxy's
+  ``X-Forwarded-For`` only from ``PATROL_SYNC_TRUSTED_PROXIES``, else the peer's own).
+  A start-up failure is one line too, never a traceback. Tokens never appear: the
   ``Authorization`` header is never logged, and query parameters whose name looks
   like a secret are masked (tokens never travel in URLs; a client that puts one
   there still does not get it written down).
-- **Metrics** at ``GET /metrics`` in Prometheus' text format, without auth (they
-  hold counts by route template and status, never an id, a token or a record
-  value: keep the port off the public network as you would anyway). Behind
+- **Metrics** at ``GET /metrics`` in Prometheus' text format. They hold counts by
+  route template and status, never an id, a token or a record value; still, an
+  operator who serves the port beyond his own network sets
+  ``PATROL_SYNC_METRICS_TOKEN``, and then a scrape needs ``Authorization: Bearer
+  <that token>`` (anything else is 401), or blocks ``/metrics`` at the proxy. Behind
   ``serve --workers N`` each scrape sees the worker that answers it, unless
   ``PROMETHEUS_MULTIPROC_DIR`` names a directory the workers share (then the
   scrape adds them up; see prometheus_client's multiprocess mode).
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import hmac
 import json
 import logging
 import os
@@ -31,13 +36,22 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from .errors import Unauthorized
 from .identity import TOKEN_PREFIX
 from .writer import GroupStats, PushWriter
 
@@ -53,13 +67,13 @@ log = logging.getLogger("patrol_sync.access")
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("patrol_sync_request_id", default=None)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_EXCEPTION_LINE = re.compile(r"^[ |]*((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*: .*)$", re.MULTILINE)
 _SECRET_PARAM = re.compile(r"token|auth|key|secret|passw|sig", re.IGNORECASE)
 #: a patrol-sync token (``identity.TOKEN_PREFIX`` and 43 characters) wherever it shows up in a URL
 _TOKEN_LIKE = re.compile(rf"{TOKEN_PREFIX}[A-Za-z0-9_-]{{8,}}")
 #: the fields a log line may carry besides the message (``extra={...}``)
 _FIELDS = ("method", "path", "route", "status", "ms", "device", "client", "bytes_in", "changeset_id")
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-_METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no ``*_created`` series: half the lines, nothing a dashboard uses
 
@@ -76,6 +90,20 @@ class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = _request_id.get()
+        return True
+
+
+class _OneLineStartupFailure(logging.Filter):
+    """uvicorn logs a failed start-up with the whole traceback Litestar formats as its
+    message; the operator needs its last line (what failed), as one log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg
+        if isinstance(message, str) and "Traceback (most recent call last)" in message:
+            # the last ``module.Error: what`` line (exception groups indent theirs behind "|")
+            found = [m.group(1) for m in _EXCEPTION_LINE.finditer(message) if not m.group(1).startswith(("ExceptionGroup", "BaseExceptionGroup"))]
+            last = found[-1] if found else [line for line in message.splitlines() if line.strip()][-1].strip()
+            record.msg, record.args = "start-up failed: %s", (last,)
         return True
 
 
@@ -127,7 +155,10 @@ def logging_config(level: str = "info", fmt: str = "json") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": f"{__name__}._RequestIdFilter"}},
+        "filters": {
+            "request_id": {"()": f"{__name__}._RequestIdFilter"},
+            "one_line": {"()": f"{__name__}._OneLineStartupFailure"},
+        },
         "formatters": {"structured": {"()": formatter}},
         "handlers": {
             "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "structured", "filters": ["request_id"]},
@@ -135,7 +166,7 @@ def logging_config(level: str = "info", fmt: str = "json") -> dict[str, Any]:
         "root": {"handlers": ["stderr"], "level": level.upper()},
         "loggers": {
             "uvicorn": {"handlers": [], "propagate": True},
-            "uvicorn.error": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True, "filters": ["one_line"]},
             # replaced by this module's access line, which carries the request id
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
         },
@@ -157,7 +188,8 @@ def _safe_url(path: str, query: bytes) -> str:
 class Metrics:
     """The server's Prometheus metrics, in a registry of their own (one per app)."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str = "") -> None:
+        self._token = token.encode()
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter("patrol_sync_http_requests", "HTTP requests answered, by route template and status", ["method", "route", "status"], registry=r)
@@ -190,6 +222,13 @@ class Metrics:
         self.conflicts.inc(stats.conflicts)
         self.commit.observe(stats.seconds)
 
+    def allows(self, authorization: str) -> bool:
+        """Whether a scrape with this ``Authorization`` header may read the metrics."""
+        if not self._token:
+            return True
+        scheme, _, given = authorization.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token)
+
     def render(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
             shared = CollectorRegistry()
@@ -199,10 +238,13 @@ class Metrics:
 
 
 @get("/metrics", exclude_from_auth=True, include_in_schema=False, sync_to_thread=False)
-def metrics_endpoint(state: State) -> Response[bytes]:
-    """Prometheus text format (see the module docstring for why there is no auth)."""
+def metrics_endpoint(state: State, request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text format; no device token, the metrics token if one is set (module docstring)."""
     metrics: Metrics = state.metrics
-    return Response(metrics.render(), media_type=_METRICS_TYPE)
+    if not metrics.allows(request.headers.get("authorization", "")):
+        raise Unauthorized("the metrics need the metrics token (PATROL_SYNC_METRICS_TOKEN)")
+    # the header as given: a ``media_type`` starting with text/ would get a second charset
+    return Response(metrics.render(), headers={"content-type": CONTENT_TYPE_LATEST})
 
 
 # -- the middleware ---------------------------------------------------------------
@@ -259,6 +301,7 @@ class RequestContext:
                     "status": status,
                     "ms": round(seconds * 1000, 2),
                     "device": getattr(user, "device_id", None),
+                    "client": (scope.get("client") or (None,))[0],
                 },
             )
             _request_id.reset(token)

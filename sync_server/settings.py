@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import os
+import typing
 from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "SettingsError"]
 
 MiB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be read; the message names the variable and what it expects."""
+
+
+def _expected(kind: Any) -> str:
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(str(v) for v in typing.get_args(kind))
+    return {int: "a whole number", float: "a number", str: "text"}.get(kind, str(kind))
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
@@ -35,18 +46,40 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     retry_after_s: int = 1  # the Retry-After of those answers
     # -- logging (sync_server/observability.py)
     log_format: Literal["json", "text"] = "json"  # "json" (one object a line) or "text"
+    # -- deployment (docs/DEPLOY.md)
+    #: origins whose browser pages may call the API, comma-separated (``https://a.example,https://b.example``); empty: none
+    cors_origins: str = ""
+    #: when set, ``/metrics`` answers only ``Authorization: Bearer <this>`` (else 401)
+    metrics_token: str = ""
+    #: addresses (or networks, or ``*``) of reverse proxies whose ``X-Forwarded-For``/``-Proto``
+    #: are believed, comma-separated; empty: the peer's own address is the client's
+    trusted_proxies: str = ""
+
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def proxies(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``PATROL_SYNC_<NAME>`` variables, then explicit overrides."""
         environ = dict(os.environ) if environ is None else environ
         values: dict[str, Any] = {}
-        for name in cls.__struct_fields__:
-            raw = environ.get(f"PATROL_SYNC_{name.upper()}")
-            if raw is not None:
-                values[name] = raw
+        for field in msgspec.structs.fields(cls):
+            variable = f"PATROL_SYNC_{field.name.upper()}"
+            raw = environ.get(variable)
+            if raw is None:
+                continue
+            try:  # one variable at a time, so that the error names it
+                values[field.name] = msgspec.convert(raw, field.type, strict=False)
+            except msgspec.ValidationError:
+                raise SettingsError(f"{variable}={raw!r}: expected {_expected(field.type)}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return msgspec.convert(values, cls, strict=False)
+        try:
+            return msgspec.convert(values, cls)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(str(exc)) from None
 
     def to_env(self) -> dict[str, str]:
         """The variables that rebuild these settings in another process (a worker)."""

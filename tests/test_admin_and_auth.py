@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import httpx
 import pytest
 
@@ -11,11 +13,11 @@ from .helpers import Api, World, premises
 PROBLEM = "application/problem+json"
 
 
-async def test_healthz_answers_ok_without_a_token(server: RunningServer) -> None:
+async def test_healthz_answers_ok_the_version_and_the_protocol_without_a_token(server: RunningServer) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
         response = await http.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "version": importlib.metadata.version("patrol-sync"), "protocol": 1}
 
 
 async def test_openapi_document_is_served_without_a_token_and_describes_push(server: RunningServer) -> None:

@@ -61,6 +61,7 @@ def test_admin_commands_mirror_the_api(db: str) -> None:
     ],
 )
 def test_admin_errors_are_one_plain_line(db: str, args: list[str], message: str) -> None:
+    assert run("admin", "bootstrap", "--db", db).returncode == 0
     result = run(*args, "--db", db)
     assert result.returncode == 1
     assert message in result.stderr

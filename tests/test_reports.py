@@ -76,7 +76,7 @@ async def test_checks_as_csv_parse_back_to_the_json_rows(world: World, data: Dat
     json_rows = (await world.supervisor.http.get("/v1/reports/checks", params={"group_by": "premises_kind"})).json()["rows"]
     response = await world.supervisor.http.get("/v1/reports/checks", params={"group_by": "premises_kind"}, headers={"Accept": "text/csv"})
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
     parsed = [
         {"key": row["key"], "checks": int(row["checks"]), "premises": int(row["premises"]), "violations": int(row["violations"])}
         for row in csv.DictReader(io.StringIO(response.text))

@@ -5,6 +5,7 @@ from litestar.datastructures import State
 
 from schemas import Health
 
+from .. import __version__
 from ..errors import Unavailable
 
 __all__ = ["health"]
@@ -14,4 +15,4 @@ __all__ = ["health"]
 async def health(state: State) -> Health:
     if not await state.store.ping():
         raise Unavailable("the store is not reachable")
-    return Health(status="ok")
+    return Health(status="ok", version=__version__, protocol=1)

@@ -16,7 +16,17 @@ from .base import (
     TargetRow,
     WriteTx,
 )
-from .errors import AlreadyExists, CursorExpired, CursorInvalid, NotFound, StoreError, StoreUnavailable, UnknownReference
+from .errors import (
+    AlreadyExists,
+    CursorExpired,
+    CursorInvalid,
+    NotFound,
+    SchemaTooNew,
+    StoreError,
+    StoreUnavailable,
+    UnknownReference,
+)
+from .schema import SchemaStatus, schema_status
 
 __all__ = [
     "AlreadyExists",
@@ -31,6 +41,8 @@ __all__ = [
     "ReadTx",
     "RecordRow",
     "ResolvedConflict",
+    "SchemaStatus",
+    "SchemaTooNew",
     "Store",
     "StoreError",
     "StoreUnavailable",
@@ -38,6 +50,7 @@ __all__ = [
     "TargetRow",
     "UnknownReference",
     "WriteTx",
+    "schema_status",
     "store_for",
 ]
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["AlreadyExists", "CursorExpired", "CursorInvalid", "NotFound", "StoreError", "StoreUnavailable", "UnknownReference"]
+__all__ = [
+    "AlreadyExists",
+    "CursorExpired",
+    "CursorInvalid",
+    "NotFound",
+    "SchemaTooNew",
+    "StoreError",
+    "StoreUnavailable",
+    "UnknownReference",
+]
 
 
 class StoreError(Exception):
@@ -11,6 +20,16 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The database cannot be reached or is locked for too long."""
+
+
+class SchemaTooNew(StoreError):
+    """The store was migrated by a newer version of patrol-sync: this one must not touch it."""
+
+    def __init__(self, where: str, version: int, latest: int) -> None:
+        super().__init__(
+            f"{where} was written by a newer patrol-sync (schema {version}; this version knows up to {latest}): "
+            "upgrade patrol-sync, or restore a backup made by this version"
+        )
 
 
 class AlreadyExists(StoreError):

@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
+from ..errors import SchemaTooNew
 from . import _blobs, _projections
 from ._cursor import RANK_BITS
 
-__all__ = ["MIGRATION_LOCK", "migrate", "rebase"]
+__all__ = ["MIGRATION_LOCK", "latest", "migrate", "pending", "rebase"]
 
 #: advisory lock key (any constant of this application's own)
 MIGRATION_LOCK = 7_326_530_001
@@ -36,16 +37,33 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-async def migrate(conn: Any) -> tuple[str, int]:
-    """Apply the migrations this database lacks; answer its epoch and xid base."""
+def latest() -> int:
+    """The highest migration this version of the code knows."""
+    return max(version for version, _ in _migrations())
+
+
+async def pending(conn: Any, where: str = "the database") -> list[int]:
+    """The migrations this database lacks; :class:`SchemaTooNew` if a newer version wrote it."""
+    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+        return [version for version, _ in _migrations()]
+    done = {int(row[0]) for row in await conn.fetch("SELECT version FROM schema_migrations")}
+    if done and max(done) > latest():
+        raise SchemaTooNew(where, max(done), latest())
+    return [version for version, _ in _migrations() if version not in done]
+
+
+async def migrate(conn: Any, where: str = "the database") -> tuple[str, int]:
+    """Apply the migrations this database lacks; answer its epoch and xid base.
+
+    A database a newer version has migrated is refused before anything is written."""
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
     try:
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+        todo = set(await pending(conn, where))
         for version, script in _migrations():
-            if version in done:
+            if version not in todo:
                 continue
             async with conn.transaction():
                 await conn.execute(script)  # no arguments: the simple protocol runs a whole script

@@ -69,9 +69,10 @@ from ..base import (
     WriteTx,
 )
 from ..errors import CursorExpired, StoreUnavailable
+from ..schema import SchemaStatus
 from . import _blobs, _cursor, _identity, _projections, _schema, _sql, _supervision
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresStore", "schema_status"]
 
 #: errors that mean "the database is not reachable, restarting or overloaded" (503, retry)
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -207,6 +208,20 @@ class _Tx(_Reads, WriteTx):
         states = [r.state for r in records]
         await _projections.write(self._conn, self._store.zones, states)
         await _blobs.write_refs(self._conn, states)
+
+
+async def schema_status(url: str) -> SchemaStatus:
+    """Where the database stands against this version's migrations (changes nothing)."""
+    with _translated():
+        conn = await asyncpg.connect("postgresql" + url[url.index(":") :], timeout=30, server_settings=_SERVER_SETTINGS)
+        try:
+            todo = await _schema.pending(conn)
+            version = 0
+            if await conn.fetchval("SELECT to_regclass('schema_migrations')") is not None:
+                version = int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+        finally:
+            await conn.close()
+    return SchemaStatus(version=version, latest=_schema.latest(), pending=len(todo))
 
 
 class PostgresStore(Store):

@@ -10,9 +10,10 @@ import sqlite3
 from collections.abc import Callable
 from importlib import resources
 
+from ..errors import SchemaTooNew
 from . import _blobs, _projections
 
-__all__ = ["migrate"]
+__all__ = ["latest", "migrate", "pending"]
 
 
 def _set_epoch(conn: sqlite3.Connection) -> None:
@@ -47,11 +48,26 @@ def _statements(script: str) -> list[str]:
     return out
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+def latest() -> int:
+    """The highest migration this version of the code knows."""
+    return max(version for version, _ in _migrations())
+
+
+def pending(conn: sqlite3.Connection, where: str) -> list[int]:
+    """The migrations this file lacks; :class:`SchemaTooNew` if a newer version wrote it."""
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if current > latest():
+        raise SchemaTooNew(where, current, latest())
+    return [version for version, _ in _migrations() if version > current]
+
+
+def migrate(conn: sqlite3.Connection, where: str = "the store") -> None:
     """Apply the migrations this file lacks, each in one transaction.
 
     The write lock is taken before the version is read, so several workers
-    starting at once migrate exactly once."""
+    starting at once migrate exactly once. A store a newer version has migrated
+    is refused before anything is written: this code does not know its tables."""
+    pending(conn, where)
     for version, script in _migrations():
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -61,11 +61,12 @@ from ..base import (
     TargetRow,
     WriteTx,
 )
-from ..errors import CursorExpired, CursorInvalid, StoreUnavailable
-from . import _blobs, _sql, _supervision
+from ..errors import CursorExpired, CursorInvalid, StoreError, StoreUnavailable
+from ..schema import SchemaStatus
+from . import _blobs, _migrate, _sql, _supervision
 from ._writer import PRAGMAS, ThreadConnection
 
-__all__ = ["SqliteStore", "path_from_url"]
+__all__ = ["SqliteStore", "path_from_url", "schema_status"]
 
 
 def path_from_url(url: str) -> Path:
@@ -76,6 +77,20 @@ def path_from_url(url: str) -> Path:
     if not rest.startswith("/") or rest == "/":
         raise ValueError(f"a sqlite URL names a file: sqlite:///relative.db or sqlite:////absolute.db, not {url}")
     return Path(rest[1:])
+
+
+def schema_status(url: str) -> SchemaStatus:
+    """Where an existing store stands against this version's migrations (changes nothing)."""
+    path = path_from_url(url)
+    if not path.is_file():
+        raise StoreUnavailable(f"no store at {path}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            todo = _migrate.pending(conn, str(path))
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"cannot read {path}: {exc}") from exc
+    return SchemaStatus(version=version, latest=_migrate.latest(), pending=len(todo))
 
 
 def _now() -> str:
@@ -177,11 +192,13 @@ class SqliteStore(Store):
         return conn
 
     async def open(self) -> None:
-        if self.path.parent != Path(""):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Open the file, creating it only inside a folder that exists (a typo in the
+        folder must not become a second, empty store)."""
+        if not self.path.parent.is_dir():
+            raise StoreUnavailable(f"no folder {self.path.parent} for the store {self.path.name}")
         try:
             await self._writer.open()
-            await self._writer.run(_sql.migrate)
+            await self._writer.run(_sql.migrate, str(self.path))
             await self._planner.open()
             for thread in self._queries:
                 await thread.open()
@@ -190,6 +207,9 @@ class SqliteStore(Store):
         except (sqlite3.Error, OSError) as exc:
             await self.close()
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        except StoreError:
+            await self.close()
+            raise
         self._checkpointer = asyncio.create_task(self._checkpoint_loop(await self._connect()))
         self._opened = True
 
