@@ -46,6 +46,8 @@ __all__ = ["create_app"]
 log = logging.getLogger("patrol_sync")
 _PROBLEM = "application/problem+json"
 _json = msgspec.json.Encoder()
+#: Paths the token middleware lets through (the OpenAPI document says so too).
+_OPEN_PATHS = ["^/healthz$", "^/schema", "^/metrics$", f"^{docs.PATH}$", f"^{docs.STATIC}/"]
 
 _STORE_ERRORS: dict[type[StoreError], type[errors.ProblemError]] = {
     store_errors.AlreadyExists: errors.AlreadyExists,
@@ -109,7 +111,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     the_store = store or store_for(settings.db_url)
     metrics = Metrics()
     blob_service = BlobService(the_store, blob_store_for(settings), settings)
-    document = openapi.Completed(settings.max_page)
+    document = openapi.Completed(settings.max_page, _OPEN_PATHS)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -156,7 +158,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         lifespan=[lifespan],
         # OPTIONS too (Litestar exempts it by default): the role guards need a caller, and
         # without one an OPTIONS on a guarded route was a 500; no browser preflights here
-        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema", "^/metrics$", f"^{docs.PATH}$", f"^{docs.STATIC}/"], exclude_http_methods=[])],
+        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=_OPEN_PATHS, exclude_http_methods=[])],
         dependencies={
             "service": Provide(service, sync_to_thread=False),
             "supervision": Provide(supervision, sync_to_thread=False),

@@ -34,7 +34,7 @@ class WireDocument(JsonRenderPlugin):
         self.completed = completed
 
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        return super().render(request, self.completed(openapi_schema))
+        return super().render(request, self.completed.document(request.app, openapi_schema))
 
 
 class DocsPage(SwaggerRenderPlugin):
@@ -52,7 +52,7 @@ class DocsPage(SwaggerRenderPlugin):
         self.completed = completed
 
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        return super().render(request, self.completed(openapi_schema))
+        return super().render(request, self.completed.document(request.app, openapi_schema))
 
 
 def docs_router(completed: Completed) -> Router:
@@ -61,7 +61,7 @@ def docs_router(completed: Completed) -> Router:
 
     @get(PATH, media_type=MediaType.HTML, include_in_schema=False, sync_to_thread=False)
     def docs(request: Request[Any, Any, Any]) -> bytes:
-        return page.render(request, request.app.openapi_schema.to_schema())
+        return page.render(request, page.completed.document(request.app))
 
     static = create_static_files_router(path=STATIC, directories=[_FOLDER], include_in_schema=False)
     return Router(path="/", route_handlers=[docs, static])

@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 import msgspec
+from litestar import Litestar
+from litestar.routes import HTTPRoute
 
 import schemas as schema_types
 from schemas import COLLECTIONS, BlobReceipt, Problem, PulledRecord, PullResponse, PushRequest, PushResponse
@@ -44,7 +46,7 @@ from . import _examples
 from .codec import JSON, MSGPACK
 from .controllers import blobs
 
-__all__ = ["COLLECTION", "Completed", "complete"]
+__all__ = ["COLLECTION", "Completed", "complete", "open_operations"]
 
 _REF = "#/components/schemas/{name}"
 #: The component every known ``collection`` refers to.
@@ -81,8 +83,9 @@ def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, 
                 yield path, method, operation
 
 
-def complete(document: dict[str, Any], max_page: int = 1000) -> dict[str, Any]:
-    """Complete and tidy Litestar's document, in place (see the module docstring)."""
+def complete(document: dict[str, Any], max_page: int = 1000, open_operations: Collection[tuple[str, str]] = (("/healthz", "get"),)) -> dict[str, Any]:
+    """Complete and tidy Litestar's document, in place (see the module docstring).
+    ``open_operations``: (path, method) of the operations that take no token."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     vocabulary = [t for t in (getattr(schema_types, n) for n in schema_types.__all__) if isinstance(t, type) and issubclass(t, msgspec.Struct)]
     records = [spec.struct for spec in COLLECTIONS.values()]
@@ -111,7 +114,7 @@ def complete(document: dict[str, Any], max_page: int = 1000) -> dict[str, Any]:
             if status.startswith(("4", "5")):
                 operation["responses"][status] = {**problem, "description": response.get("description", "")}
         operation["responses"].setdefault("default", problem)
-        if path != "/healthz":
+        if (path, method) not in open_operations:
             operation["security"] = [{"bearer": []}]
     blobs.document(document.get("paths", {}), by_type[BlobReceipt], problem)  # raw bodies, ranges, resumable uploads
     document["components"].setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
@@ -275,15 +278,32 @@ def _drop_items_false(node: Any) -> None:
             _drop_items_false(value)
 
 
-class Completed:
-    """The completed document of one app, made on first use: Litestar hands every
-    render plugin the same (cached) document, which stays as Litestar made it."""
+def open_operations(app: Litestar, open_paths: Iterable[str]) -> set[tuple[str, str]]:
+    """The operations that take no token: their handler opts out (``exclude_from_auth``),
+    or their path matches one of the auth middleware's exclusions (``open_paths``)."""
+    patterns = [re.compile(p) for p in open_paths]
+    found: set[tuple[str, str]] = set()
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        path = re.sub(r"\{(\w+):[^}]+\}", r"{\1}", route.path)  # /x/{id:str} -> /x/{id}, as documented
+        for handler in route.route_handlers:
+            if handler.opt.get("exclude_from_auth") or any(p.search(route.path) for p in patterns):
+                found.update((path, method.lower()) for method in handler.http_methods)
+    return found
 
-    def __init__(self, max_page: int) -> None:
+
+class Completed:
+    """The completed document of one app, made on first use (Litestar hands every
+    render plugin the same cached document, which stays as Litestar made it)."""
+
+    def __init__(self, max_page: int, open_paths: Iterable[str]) -> None:
         self.max_page = max_page
+        self.open_paths = tuple(open_paths)
         self._document: dict[str, Any] | None = None
 
-    def __call__(self, litestar_document: dict[str, Any]) -> dict[str, Any]:
+    def document(self, app: Litestar, litestar_document: dict[str, Any] | None = None) -> dict[str, Any]:
         if self._document is None:
-            self._document = complete(copy.deepcopy(litestar_document), self.max_page)
+            raw = app.openapi_schema.to_schema() if litestar_document is None else copy.deepcopy(litestar_document)
+            self._document = complete(raw, self.max_page, open_operations(app, self.open_paths))
         return self._document

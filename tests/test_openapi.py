@@ -149,6 +149,12 @@ def test_times_and_days_carry_their_formats(document: dict[str, Any]) -> None:
     assert schemas["SummaryReport"]["properties"]["from"]["anyOf"][0]["format"] == "date"
 
 
+def test_only_the_operations_that_take_no_token_go_without_bearer_auth(document: dict[str, Any]) -> None:
+    without = [(method, path) for path, method, operation in _operations(document) if "security" not in operation]
+    assert without == [("get", "/healthz")]
+    assert document["paths"]["/v1/sync/push"]["post"]["security"] == [{"bearer": []}]
+
+
 def test_no_tuple_schema_closes_with_items_false(document: dict[str, Any]) -> None:
     text = json.dumps(document)
     assert '"prefixItems"' in text and '"items": false' not in text
