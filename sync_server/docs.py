@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Request, Router, get
+from litestar.datastructures import CacheControlHeader
 from litestar.enums import MediaType
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -63,5 +64,6 @@ def docs_router(completed: Completed) -> Router:
     def docs(request: Request[Any, Any, Any]) -> bytes:
         return page.render(request, page.completed.document(request.app))
 
-    static = create_static_files_router(path=STATIC, directories=[_FOLDER], include_in_schema=False)
+    # the folder names the version: a browser may keep what it fetched
+    static = create_static_files_router(path=STATIC, directories=[_FOLDER], include_in_schema=False, cache_control=CacheControlHeader(max_age=7 * 86400))
     return Router(path="/", route_handlers=[docs, static])

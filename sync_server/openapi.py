@@ -90,7 +90,8 @@ def complete(document: dict[str, Any], max_page: int = 1000, open_operations: Co
     vocabulary = [t for t in (getattr(schema_types, n) for n in schema_types.__all__) if isinstance(t, type) and issubclass(t, msgspec.Struct)]
     records = [spec.struct for spec in COLLECTIONS.values()]
     wire = [Problem, BlobReceipt] + [t for pair in _WIRE.values() for t in pair if t is not None]
-    types = wire + [t for t in vocabulary if t.__name__ in schemas and t not in wire] + records
+    named = wire + [t for t in vocabulary if t.__name__ in schemas and t not in wire]  # what the document refers to
+    types = named + [t for t in records if t not in named]
     refs, components = msgspec.json.schema_components(types, ref_template=_REF)
     schemas.update(components)
     by_type = dict(zip(types, refs, strict=True))
@@ -119,7 +120,8 @@ def complete(document: dict[str, Any], max_page: int = 1000, open_operations: Co
     blobs.document(document.get("paths", {}), by_type[BlobReceipt], problem)  # raw bodies, ranges, resumable uploads
     document["components"].setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
     for struct in records:
-        del schemas[struct.__name__]  # only their fields are wanted, inside the pulled record variants
+        if struct not in named:  # only their fields are wanted, inside the pulled record variants
+            del schemas[struct.__name__]
     _tidy(document, {spec.name: components[spec.struct.__name__] for spec in COLLECTIONS.values()})
     return document
 
