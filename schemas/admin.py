@@ -15,18 +15,24 @@ TimeZone = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-
 
 
 class Ward(Struct, kw_only=True):
+    """A ward: the unit of scope; reports count days in its time zone."""
+
     id: Id
     name: Name
     timezone: TimeZone = "Asia/Ho_Chi_Minh"
 
 
 class Team(Struct, kw_only=True):
+    """A team of one ward; officers see the wards of their teams."""
+
     id: Id
     ward_id: Id
     name: Name
 
 
 class User(Struct, kw_only=True):
+    """A person: officers are scoped by ``team_ids``, supervisors and admins by ``ward_ids``."""
+
     id: Id
     name: Name
     role: Role
@@ -35,6 +41,8 @@ class User(Struct, kw_only=True):
 
 
 class Device(Struct, kw_only=True):
+    """A handheld (or laptop) of a user; its token is never shown again."""
+
     device_id: DeviceId
     user_id: Id
     created_at: str | None = None
@@ -51,17 +59,19 @@ class DeviceToken(Struct, kw_only=True):
 
 # Requests: the same fields, unknown ones refused.
 class NewWard(Ward, kw_only=True, forbid_unknown_fields=True):
-    pass
+    """A ward to create (unknown fields refused)."""
 
 
 class NewTeam(Team, kw_only=True, forbid_unknown_fields=True):
-    pass
+    """A team to create (unknown fields refused)."""
 
 
 class NewUser(User, kw_only=True, forbid_unknown_fields=True):
-    pass
+    """A user to create (unknown fields refused)."""
 
 
 class NewDevice(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A device to register for a user; the answer carries its token, once."""
+
     device_id: DeviceId
     user_id: Id

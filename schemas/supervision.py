@@ -66,6 +66,8 @@ class CheckRow(Struct):
 
 
 class ChecksReport(Struct, kw_only=True, rename={"from_": "from"}):
+    """Checks grouped by ``group_by`` over the caller's wards (or ``ward``) in a period."""
+
     group_by: GroupBy
     wards: list[str]
     from_: dt.date | None = None
@@ -74,6 +76,8 @@ class ChecksReport(Struct, kw_only=True, rename={"from_": "from"}):
 
 
 class TargetProgress(Struct, kw_only=True):
+    """One target and what was achieved against it."""
+
     id: str
     ward_id: str
     metric: str
@@ -85,12 +89,16 @@ class TargetProgress(Struct, kw_only=True):
 
 
 class TargetsReport(Struct, kw_only=True):
+    """The targets of the caller's wards (or ``ward``) for a period."""
+
     wards: list[str]
     period: str | None = None
     targets: list[TargetProgress] = []
 
 
 class ConflictList(Struct, kw_only=True):
+    """One page of conflicts, oldest first."""
+
     conflicts: list[Conflict]
     #: pass as ``after`` for the next page; None when this is the last
     next: str | None = None
@@ -104,11 +112,15 @@ class Resolution(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class FieldChange(Struct):
+    """A field's value before and after one edit."""
+
     old: Any
     new: Any
 
 
 class HistoryEntry(Struct, kw_only=True):
+    """One applied change set's effect on a record: who, when, from which device, which fields."""
+
     seq: int
     at: str
     user_id: str
@@ -120,6 +132,8 @@ class HistoryEntry(Struct, kw_only=True):
 
 
 class RecordHistory(Struct, kw_only=True):
+    """Every applied edit of one record, oldest first."""
+
     collection: str
     id: str
     ward_id: str
@@ -127,6 +141,8 @@ class RecordHistory(Struct, kw_only=True):
 
 
 class PremisesHit(Struct, kw_only=True):
+    """A premises that matched a search."""
+
     id: str
     ward_id: str
     name: str
@@ -138,11 +154,15 @@ class PremisesHit(Struct, kw_only=True):
 
 
 class SearchResults(Struct, kw_only=True):
+    """Premises matching ``query``, best first."""
+
     query: str
     results: list[PremisesHit] = []
 
 
 class DeviceHealth(Struct, kw_only=True):
+    """One device as it last pushed and pulled (times RFC 3339, UTC)."""
+
     device_id: Id
     user_id: str
     wards: list[str] = []
@@ -160,4 +180,6 @@ class DeviceHealth(Struct, kw_only=True):
 
 
 class FleetHealth(Struct, kw_only=True):
+    """Every device of the caller's wards."""
+
     devices: list[DeviceHealth] = field(default_factory=list)

@@ -155,6 +155,8 @@ AnyChange = Union[tuple(CHANGE_TYPES.values())]  # type: ignore[valid-type]
 
 
 class PushRequest(Struct, forbid_unknown_fields=True):
+    """One change set of one device (PROTOCOL.md section 4): retried with the same ``changeset_id``, applied once."""
+
     device_id: DeviceId
     changeset_id: ChangesetId
     changes: list[AnyChange]  # type: ignore[valid-type]
@@ -189,6 +191,8 @@ class ErrorItem(Struct, omit_defaults=True):
 
 
 class ChangeResult(Struct, Generic[R], omit_defaults=True):
+    """What became of one change: ``applied`` with the record's ``seq`` (and the record, once per record), or ``rejected`` with its errors."""
+
     collection: str | None
     id: str | None
     status: Literal["applied", "rejected"]
@@ -207,6 +211,8 @@ class ConflictSide(Struct):
 
 
 class Conflict(Struct, kw_only=True):
+    """A real conflict the merge logged: both sides, which won, and whether a supervisor has resolved it."""
+
     id: str
     collection: str
     record_id: str
@@ -227,11 +233,15 @@ class Conflict(Struct, kw_only=True):
 
 
 class Warning(Struct):  # noqa: A001 - the protocol's word
+    """Something the server did that the device should know (``clock_skew``: its stamps were replaced)."""
+
     code: str
     detail: str
 
 
 class PushResponse(Struct, Generic[R]):
+    """The answer to a push: one result per change, in order; the conflicts it logged; ``cursor`` to pull from."""
+
     changeset_id: str
     cursor: str
     results: list[ChangeResult[R]]
@@ -240,6 +250,8 @@ class PushResponse(Struct, Generic[R]):
 
 
 class PullResponse(Struct, Generic[R]):
+    """One page of records; pass ``cursor`` back until ``more`` is false."""
+
     records: list[R]
     cursor: str
     more: bool

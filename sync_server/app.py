@@ -14,15 +14,15 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.params import ParameterKwarg
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from schemas import ErrorItem, Problem
 
-from . import errors, openapi
+from . import docs, errors, openapi
 from .auth import TokenAuthMiddleware
 from .blobs import BlobService, blob_store_for
 from .controllers import (
@@ -49,6 +49,8 @@ __all__ = ["create_app"]
 log = logging.getLogger("patrol_sync")
 _PROBLEM = "application/problem+json"
 _json = msgspec.json.Encoder()
+#: Paths the token middleware lets through (the OpenAPI document says so too).
+_OPEN_PATHS = ["^/healthz$", "^/schema", "^/metrics$", f"^{docs.PATH}$", f"^{docs.STATIC}/"]
 
 _STORE_ERRORS: dict[type[StoreError], type[errors.ProblemError]] = {
     store_errors.AlreadyExists: errors.AlreadyExists,
@@ -114,12 +116,10 @@ def _on_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes
     return _render(problem)
 
 
-class _WireDocument(JsonRenderPlugin):
-    """Serves ``/schema/openapi.json``, completed with the wire types (see ``openapi``)."""
-
-    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
-        settings: Settings = request.app.state.settings
-        return super().render(request, openapi.complete(openapi_schema, settings.max_page))
+def _operation_id(handler: HTTPRouteHandler, method: str, path: Any) -> str:
+    """``sync_push``, ``admin_create_ward``: what a generated client names its calls."""
+    tags = handler.resolve_tags()
+    return f"{tags[0]}_{handler.handler_name}" if tags else handler.handler_name
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Litestar:
@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     the_store = store or store_for(settings.db_url)
     metrics = Metrics(token=settings.metrics_token)
     blob_service = BlobService(the_store, blob_store_for(settings), settings)
+    document = openapi.Completed(settings.max_page, _OPEN_PATHS)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -169,12 +170,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             DevicesController,
             # blob bodies have their own limit (streamed to the blob store, never held whole)
             Router(path="/", route_handlers=[BlobsController], request_max_body_size=settings.max_blob_bytes),
+            docs.docs_router(document),
         ],
         lifespan=[lifespan],
         # OPTIONS too (Litestar exempts it by default): the role guards need a caller, and
         # without one an OPTIONS on a guarded route was a 500. A browser's preflight (OPTIONS
         # with Origin) never gets here: Litestar's CORS layer answers it before routing.
-        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema", "^/metrics$"], exclude_http_methods=[])],
+        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=_OPEN_PATHS, exclude_http_methods=[])],
         dependencies={
             "service": Provide(service, sync_to_thread=False),
             "supervision": Provide(supervision, sync_to_thread=False),
@@ -193,7 +195,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             version="1",
             description="Offline-first sync for ward security patrols and premises inspections (protocol v1).",
             path="/schema",
-            render_plugins=[_WireDocument()],
+            render_plugins=[docs.WireDocument(document)],
+            use_handler_docstrings=True,
+            operation_id_creator=_operation_id,
         ),
         debug=False,
         logging_config=None,  # logging is configured by whoever runs the app (`serve`: observability.logging_config)

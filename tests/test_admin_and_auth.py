@@ -26,7 +26,9 @@ async def test_openapi_document_is_served_without_a_token_and_describes_push(ser
     assert response.status_code == 200
     document = response.json()
     push = document["paths"]["/v1/sync/push"]["post"]
-    assert set(push["requestBody"]["content"]) == {"application/json", "application/msgpack"}
+    # MessagePack bodies in words: generators refuse a request content type they cannot encode
+    assert set(push["requestBody"]["content"]) == {"application/json"} and "application/msgpack" in push["requestBody"]["description"]
+    assert set(push["responses"]["200"]["content"]) == {"application/json", "application/msgpack"}
     assert "PushRequest" in document["components"]["schemas"]
     assert "ViolationsChange" in document["components"]["schemas"]
 

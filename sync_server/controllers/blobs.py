@@ -107,6 +107,7 @@ class BlobsController(Controller):
         after: Annotated[str | None, QueryParameter(pattern=BLOB_ID_PATTERN, max_length=71, description="the `next` of the previous page")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 1000,
     ) -> MissingBlobs:
+        """What handhelds still have to upload, in id order, paged by ``next``."""
         return await blobs.missing(request.user, ward, after, limit)
 
     @put("/{blob_id:str}", status_code=201, summary="Upload a blob (whole, or one chunk of a resumable upload)")
@@ -120,12 +121,14 @@ class BlobsController(Controller):
 
     @head("/{blob_id:str}", summary="A blob's size, and how much of your resumable upload of it the server holds")
     async def head(self, request: Request[Principal, None, Any], blobs: NamedDependency[BlobService], blob_id: FromPath[str]) -> Response[None]:
+        """Its size when readable; ``Upload-Offset``: where your resumable upload of it resumes."""
         size = await blobs.size(request.user, blob_id)
         headers = {**_headers(blob_id), "Content-Length": str(size), "Content-Type": OCTETS, "Upload-Offset": str(size)}
         return Response(None, status_code=304 if _not_modified(request, blob_id) else 200, headers=headers)
 
     @get("/{blob_id:str}", summary="Download a blob, or one byte range of it")
     async def download(self, request: Request[Principal, None, Any], blobs: NamedDependency[BlobService], blob_id: FromPath[str]) -> Response[Any]:
+        """For callers whose wards hold a record that names it; one ``Range`` honoured."""
         found = await blobs.read(request.user, blob_id, request.headers.get("range"))
         headers = _headers(blob_id)
         if _not_modified(request, blob_id):

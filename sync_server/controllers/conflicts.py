@@ -34,6 +34,7 @@ class ConflictsController(Controller):
         after: Annotated[str | None, QueryParameter(max_length=40, description="the `next` of the previous page")] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> ConflictList:
+        """Every real conflict the merge logged, with both sides; paged by ``next``."""
         if collection is not None and collection not in COLLECTIONS:
             raise BadRequest(f"unknown collection {collection}")
         return await supervision.conflicts(request.user, ward, status, collection, after, limit)
@@ -46,4 +47,6 @@ class ConflictsController(Controller):
         conflict_id: FromPath[str],
         data: JSONBody[Resolution],
     ) -> Conflict:
+        """Keep the stored value, take the other side's, or set one: applied as a new edit
+        stamped by the server, which every device then pulls."""
         return await supervision.resolve(request.user, conflict_id, data)

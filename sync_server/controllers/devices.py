@@ -27,4 +27,5 @@ class DevicesController(Controller):
         supervision: NamedDependency[SupervisionService],
         ward: Annotated[str | None, QueryParameter(max_length=64)] = None,
     ) -> FleetHealth:
+        """Devices of users of your wards (or ``ward``), as each last pushed and pulled."""
         return await supervision.fleet_health(request.user, ward)

@@ -28,4 +28,5 @@ class RecordsController(Controller):
         collection: FromPath[str],
         record_id: FromPath[str],
     ) -> RecordHistory:
+        """Who changed which field, from what to what, when and from which device."""
         return await supervision.history(request.user, collection, record_id)

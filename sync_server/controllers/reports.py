@@ -48,6 +48,7 @@ class ReportsController(Controller):
         from_: From = None,
         to: To = None,
     ) -> SummaryReport:
+        """Over live records of your wards (or ``ward``), days counted in each ward's time zone."""
         return await supervision.summary(request.user, ward, from_, to)
 
     @get("/checks", summary="Checks grouped by ward, team, officer, kind or time (JSON, or CSV with Accept: text/csv)")
@@ -60,6 +61,8 @@ class ReportsController(Controller):
         from_: From = None,
         to: To = None,
     ) -> Response[ChecksReport]:
+        """One row per group: checks, distinct premises, violations recorded at those checks.
+        ``Accept: text/csv`` answers the rows as CSV, for a spreadsheet."""
         report = await supervision.checks(request.user, group_by, ward, from_, to)
         if "text/csv" in request.headers.get("accept", ""):
             return Response(_csv(report), media_type="text/csv")  # type: ignore[arg-type]  # Litestar adds "; charset=utf-8"
@@ -73,4 +76,5 @@ class ReportsController(Controller):
         ward: Ward = None,
         period: Period = None,
     ) -> TargetsReport:
+        """Targets of your wards (or ``ward``) for a year or month (``period``), with what was achieved."""
         return await supervision.targets(request.user, ward, period)

@@ -31,4 +31,5 @@ class SearchController(Controller):
         kind: Annotated[PremisesKind | None, QueryParameter()] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> SearchResults:
+        """Scoped like pull (your wards, or ``ward``); ``score`` compares within one answer only."""
         return await supervision.search(request.user, q, ward, kind, limit)

@@ -36,6 +36,10 @@ class SyncController(Controller):
 
     @post("/push", status_code=200, summary="Push a change set (idempotent, atomic)")
     async def push(self, request: Request[Principal, None, Any], service: NamedDependency[SyncService]) -> Response[bytes]:
+        """One change set of this device (PROTOCOL.md section 4): each change applied or
+        rejected on its own, all applied ones in one transaction. Sent again with the same
+        ``changeset_id``, it applies nothing twice and answers the same. ``Prefer:
+        return=minimal`` leaves out records that stand as the device made them."""
         settings = service.settings
         fmt = codec.request_format(request.headers.get("content-type"))
         body = codec.read_body(await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes)
@@ -54,6 +58,9 @@ class SyncController(Controller):
         limit: FromQuery[int | None] = None,
         collections: Annotated[str | None, QueryParameter(max_length=500, description="comma-separated names")] = None,
     ) -> Response[bytes]:
+        """Records of your wards changed after ``cursor``, each once as it now stands
+        (PROTOCOL.md section 5). Follow ``cursor`` until ``more`` is false; 410: the store
+        was restored, start again from no cursor. JSON or MessagePack (``Accept``)."""
         max_page = service.settings.max_page
         if limit is None:
             limit = max_page
