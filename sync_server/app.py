@@ -27,12 +27,14 @@ from .controllers import (
     BlobsController,
     ConflictsController,
     DevicesController,
+    EnrolController,
     RecordsController,
     ReportsController,
     SearchController,
     SyncController,
     health,
 )
+from .enrolment import EnrolmentService
 from .limits import Limiter
 from .observability import Metrics, RequestContext, metrics_endpoint
 from .service import SyncService
@@ -51,6 +53,7 @@ _STORE_ERRORS: dict[type[StoreError], type[errors.ProblemError]] = {
     store_errors.AlreadyExists: errors.AlreadyExists,
     store_errors.NotFound: errors.NotFound,
     store_errors.UnknownReference: errors.Unprocessable,
+    store_errors.Refused: errors.Refused,
     store_errors.CursorInvalid: errors.BadRequest,
     store_errors.CursorExpired: errors.CursorExpired,
     store_errors.StoreUnavailable: errors.Unavailable,
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     the_store = store or store_for(settings.db_url)
     metrics = Metrics()
     blob_service = BlobService(the_store, blob_store_for(settings), settings)
+    enrolment_service = EnrolmentService(the_store, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -139,6 +143,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     def blobs() -> BlobService:
         return blob_service
 
+    def enrolment() -> EnrolmentService:
+        return enrolment_service
+
     app = Litestar(
         route_handlers=[
             health,
@@ -150,17 +157,19 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             RecordsController,
             SearchController,
             DevicesController,
+            EnrolController,
             # blob bodies have their own limit (streamed to the blob store, never held whole)
             Router(path="/", route_handlers=[BlobsController], request_max_body_size=settings.max_blob_bytes),
         ],
         lifespan=[lifespan],
         # OPTIONS too (Litestar exempts it by default): the role guards need a caller, and
         # without one an OPTIONS on a guarded route was a 500; no browser preflights here
-        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema", "^/metrics$"], exclude_http_methods=[])],
+        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema", "^/metrics$", "^/v1/enrol$"], exclude_http_methods=[])],
         dependencies={
             "service": Provide(service, sync_to_thread=False),
             "supervision": Provide(supervision, sync_to_thread=False),
             "blobs": Provide(blobs, sync_to_thread=False),
+            "enrolment": Provide(enrolment, sync_to_thread=False),
         },
         exception_handlers={
             errors.ProblemError: _on_problem,

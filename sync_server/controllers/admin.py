@@ -1,16 +1,33 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from schemas import Device, DeviceToken, NewDevice, NewTeam, NewUser, NewWard, Team, User, Ward
+from schemas import (
+    Device,
+    DeviceToken,
+    Enrolment,
+    EnrolmentRequest,
+    NewDevice,
+    NewTeam,
+    NewUser,
+    NewWard,
+    Team,
+    TeamUpdate,
+    User,
+    UserUpdate,
+    Ward,
+    WardUpdate,
+)
 
 from .. import identity
 from ..auth import admins_only
+from ..enrolment import EnrolmentService
 from ..stores import Store
 
 __all__ = ["AdminController"]
@@ -45,6 +62,36 @@ class AdminController(Controller):
     @delete("/devices/{device_id:str}", summary="Revoke a device's token at once")
     async def revoke_device(self, device_id: FromPath[str], state: State) -> None:
         await state.store.revoke_device(device_id)
+
+    @post(
+        "/devices/{device_id:str}/token",
+        status_code=200,
+        summary="Re-issue a device's token: the old one stops at once; a revoked device is revoked no more",
+    )
+    async def reissue_token(self, device_id: FromPath[str], state: State) -> DeviceToken:
+        return await identity.reissue_token(state.store, device_id)
+
+    @post(
+        "/devices/{device_id:str}/enrolment",
+        summary="A one-time code (10 minutes) the handheld exchanges for the device's new token",
+        description="For a device id not registered yet, give the user to register it for: `{\"user_id\": ...}`.",
+    )
+    async def create_enrolment(
+        self, device_id: FromPath[str], request: Request[Any, Any, Any], enrolment: NamedDependency[EnrolmentService], data: JSONBody[EnrolmentRequest | None] = None
+    ) -> Enrolment:
+        return await enrolment.create(device_id, data or EnrolmentRequest(), str(request.base_url))
+
+    @patch("/users/{user_id:str}", summary="Change a user's name, role, teams, wards or state; his scope follows at once")
+    async def update_user(self, user_id: FromPath[str], data: JSONBody[UserUpdate], state: State) -> User:
+        return await identity.update_user(state.store, user_id, data)
+
+    @patch("/wards/{ward_id:str}", summary="Rename a ward")
+    async def update_ward(self, ward_id: FromPath[str], data: JSONBody[WardUpdate], state: State) -> Ward:
+        return await identity.rename_ward(state.store, ward_id, data)
+
+    @patch("/teams/{team_id:str}", summary="Rename a team, or move it to another ward while no record names it")
+    async def update_team(self, team_id: FromPath[str], data: JSONBody[TeamUpdate], state: State) -> Team:
+        return await identity.update_team(state.store, team_id, data)
 
     @get("/wards")
     async def list_wards(self, state: State) -> Sequence[Ward]:

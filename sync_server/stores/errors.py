@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["AlreadyExists", "CursorExpired", "CursorInvalid", "NotFound", "StoreError", "StoreUnavailable", "UnknownReference"]
+__all__ = [
+    "AlreadyExists",
+    "CursorExpired",
+    "CursorInvalid",
+    "NotFound",
+    "Refused",
+    "StoreError",
+    "StoreUnavailable",
+    "UnknownReference",
+]
 
 
 class StoreError(Exception):
@@ -23,6 +32,10 @@ class NotFound(StoreError):
 
 class UnknownReference(StoreError):
     """An entity names another one that does not exist (a team's ward, a user's team)."""
+
+
+class Refused(StoreError):
+    """A change the data's own rules forbid (the last enabled admin, a team that records name)."""
 
 
 class CursorInvalid(StoreError):
