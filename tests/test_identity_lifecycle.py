@@ -22,10 +22,11 @@ import pytest
 import uvicorn
 
 from client_sdk import AsyncPatrolClient, AuthError, PatrolClient
-from schemas import NewTeam, NewUser, NewWard, Premises, UserUpdate
+from schemas import NewTeam, NewUser, NewWard, Premises, User, UserUpdate
 from sync_server.app import create_app
 from sync_server.enrolment import FailureLimiter, normalise
 from sync_server.settings import Settings
+from sync_server.stores import store_for
 
 from .conftest import RunningServer, start_server
 from .helpers import Api, World, edit, new_id, premises, stamp
@@ -155,6 +156,24 @@ async def test_the_last_two_admins_disabling_each_other_at_once_leave_one(world:
     assert sorted(r.status_code for r in listings) == [200, 401]  # the admin still enabled, and the other
     users = next(r.json() for r in listings if r.status_code == 200)
     assert len([u for u in users if u["role"] == "admin" and not u["disabled"]]) == 1
+
+
+async def test_two_admins_disabling_each_other_at_once_in_the_store_leave_one(settings: Settings, admin_token: str) -> None:
+    """Straight on the store, so that both changes are under way at once (over HTTP the
+    second one's token check usually comes after the first commits)."""
+    store = store_for(settings.db_url)
+    await store.open()
+    try:
+        await store.create(User(id="u-two", name="Quản trị hai", role="admin"))
+        for _ in range(5):
+            results = await asyncio.gather(
+                store.update_user("admin", UserUpdate(disabled=True)), store.update_user("u-two", UserUpdate(disabled=True)), return_exceptions=True
+            )
+            assert sorted(type(r).__name__ for r in results) == ["Refused", "User"], results
+            for user_id in ("admin", "u-two"):
+                await store.update_user(user_id, UserUpdate(disabled=False))
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize(
@@ -318,12 +337,17 @@ async def test_an_enrolment_registers_a_device_id_not_known_yet_for_the_given_us
         await new.aclose()
 
 
-async def test_a_new_code_replaces_the_devices_unused_one_and_revoking_voids_it(world: World, anonymous: httpx.AsyncClient) -> None:
+async def test_a_new_code_replaces_the_devices_unused_one_and_revoking_voids_it_until_a_new_one(world: World, anonymous: httpx.AsyncClient) -> None:
     first = (await world.admin.http.post("/v1/admin/devices/lamson-h01/enrolment")).json()["code"]
     second = (await world.admin.http.post("/v1/admin/devices/lamson-h01/enrolment")).json()["code"]
     assert (await anonymous.post("/v1/enrol", json={"code": first})).status_code == 404
     assert (await world.admin.http.delete("/v1/admin/devices/lamson-h01")).status_code == 204
     assert (await anonymous.post("/v1/enrol", json={"code": second})).status_code == 404
+    # the handheld turns up again: a code made now brings it back
+    third = (await world.admin.http.post("/v1/admin/devices/lamson-h01/enrolment")).json()["code"]
+    token = (await anonymous.post("/v1/enrol", json={"code": third})).json()["token"]
+    async with httpx.AsyncClient(base_url=world.base_url, headers={"Authorization": f"Bearer {token}"}) as device:
+        assert (await device.get("/v1/sync/pull")).status_code == 200
 
 
 async def test_an_expired_code_is_404(settings: Settings, admin_token: str, anonymous: httpx.AsyncClient, world: World) -> None:
