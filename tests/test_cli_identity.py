@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sync_server", *args], capture_output=True, text=True, timeout=60, env=env)
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sync_server", *args], capture_output=True, text=True, timeout=60)
 
 
 def ok(*args: str) -> str:
