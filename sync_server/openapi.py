@@ -22,6 +22,9 @@ _WIRE: dict[tuple[str, str], tuple[Any, Any]] = {
     ("/v1/sync/pull", "get"): (None, PullResponse[PulledRecord]),
 }
 
+#: bodies a handler takes or leaves (Litestar marks every body required)
+_OPTIONAL_BODIES = frozenset({("/v1/admin/devices/{device_id}/enrolment", "post")})
+
 
 def _content(ref: dict[str, Any]) -> dict[str, Any]:
     return {JSON: {"schema": ref}, MSGPACK: {"schema": ref}}
@@ -60,6 +63,8 @@ def complete(document: dict[str, Any], max_page: int = 1000) -> dict[str, Any]:
                 patched = parameters.get((path, method, parameter.get("name", "")))
                 if patched is not None:
                     parameter["schema"] = patched
+            if (path, method) in _OPTIONAL_BODIES and "requestBody" in operation:
+                operation["requestBody"]["required"] = False
             pair = _WIRE.get((path, method))
             if pair is not None:
                 request_type, answer_type = pair

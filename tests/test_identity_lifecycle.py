@@ -184,6 +184,8 @@ async def test_two_admins_disabling_each_other_at_once_in_the_store_leave_one(se
         ("/v1/admin/users/u-ngoc", {"ward_ids": ["no-ward"]}, 422),
         ("/v1/admin/users/u-ngoc", {"role": "king"}, 400),
         ("/v1/admin/users/u-ngoc", {"password": "x"}, 400),
+        ("/v1/admin/users/u-ngoc", {"disabled": 0}, 400),  # a real boolean, never a number or a string
+        ("/v1/admin/users/u-ngoc", {"disabled": "true"}, 400),
         ("/v1/admin/wards/ghost", {"name": "X"}, 404),
         ("/v1/admin/wards/lam-son", {"timezone": "Asia/Tokyo"}, 400),
         ("/v1/admin/teams/ghost", {"name": "X"}, 404),
@@ -406,6 +408,7 @@ async def test_the_openapi_document_shows_the_enrol_call_open_and_the_others_beh
     paths = (await anonymous.get("/schema/openapi.json")).json()["paths"]
     assert "security" not in paths["/v1/enrol"]["post"]
     assert paths["/v1/admin/devices/{device_id}/token"]["post"]["security"] == [{"bearer": []}]
+    assert paths["/v1/admin/devices/{device_id}/enrolment"]["post"]["requestBody"]["required"] is False  # {"user_id"} or nothing
     for path in ("/v1/admin/users/{user_id}", "/v1/admin/wards/{ward_id}", "/v1/admin/teams/{team_id}"):
         assert "patch" in paths[path]
 

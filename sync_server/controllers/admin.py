@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
@@ -28,9 +29,21 @@ from schemas import (
 from .. import identity
 from ..auth import admins_only
 from ..enrolment import EnrolmentService
+from ..errors import BadRequest
 from ..stores import Store
 
 __all__ = ["AdminController"]
+
+T = TypeVar("T")
+
+
+async def _strictly(request: Request[Any, Any, Any], kind: type[T]) -> T:
+    """The body decoded without coercion. Litestar converts bodies leniently (``0`` or
+    ``"false"`` would pass for ``false``), and a user's ``disabled`` must be a real boolean."""
+    try:
+        return msgspec.json.decode(await request.body(), type=kind)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise BadRequest(f"invalid body: {exc}") from None
 
 
 class AdminController(Controller):
@@ -51,9 +64,10 @@ class AdminController(Controller):
         return data
 
     @post("/users")
-    async def create_user(self, data: JSONBody[NewUser], state: State) -> User:
-        await identity.create_entity(state.store, data)
-        return data
+    async def create_user(self, data: JSONBody[NewUser], request: Request[Any, Any, Any], state: State) -> User:
+        user = await _strictly(request, NewUser)
+        await identity.create_entity(state.store, user)
+        return user
 
     @post("/devices", summary="Register a device; its token is shown only in this answer")
     async def create_device(self, data: JSONBody[NewDevice], state: State) -> DeviceToken:
@@ -82,8 +96,8 @@ class AdminController(Controller):
         return await enrolment.create(device_id, data or EnrolmentRequest(), str(request.base_url))
 
     @patch("/users/{user_id:str}", summary="Change a user's name, role, teams, wards or state; his scope follows at once")
-    async def update_user(self, user_id: FromPath[str], data: JSONBody[UserUpdate], state: State) -> User:
-        return await identity.update_user(state.store, user_id, data)
+    async def update_user(self, user_id: FromPath[str], data: JSONBody[UserUpdate], request: Request[Any, Any, Any], state: State) -> User:
+        return await identity.update_user(state.store, user_id, await _strictly(request, UserUpdate))
 
     @patch("/wards/{ward_id:str}", summary="Rename a ward")
     async def update_ward(self, ward_id: FromPath[str], data: JSONBody[WardUpdate], state: State) -> Ward:
