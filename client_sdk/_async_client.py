@@ -14,11 +14,11 @@ from typing import Any, Self, TypeVar
 import httpx
 import msgspec
 
-from schemas import Conflict, PulledRecord, Record
+from schemas import Conflict, DeviceToken, EnrolCode, PulledRecord, Record
 from schemas.collections import Policy
 
 from ._blobs import Blobs
-from ._http import Http, Sleep
+from ._http import Http, Sleep, decode
 from ._localdb import LocalDB, scalar
 from ._online import OnlineAPI
 from ._outbox import Outbox
@@ -109,6 +109,41 @@ class AsyncPatrolClient(OnlineAPI):
             restore=Restore(self._db, self._clock, user_id) if send_back_after_restore else None,
         )
         self._syncing = False
+
+    # -- identity ----------------------------------------------------------------------
+
+    def set_token(self, token: str) -> None:
+        """Use a new token from the next request on: the one an admin re-issued for this
+        device (``patrol-sync admin device token ID``, or an enrolment code exchanged with
+        :meth:`enrol`) after its old one was revoked or lost.
+
+        The device keeps its id, its local store and its outbox: the next ``sync()`` pushes
+        the edits that waited (say, while ``sync()`` raised ``AuthError``) as this device's
+        own. The token is not stored on the device; give it again when the client is made
+        anew (a client made with the same ``device_id``, ``user_id`` and ``path`` and the
+        new token opens the same local store)."""
+        self._http.set_token(token)
+
+    @staticmethod
+    async def enrol(base_url: str, code: str, *, http: httpx.AsyncClient | None = None, timeout: float = 30.0) -> DeviceToken:
+        """Exchange a one-time enrolment code (PROTOCOL.md section 10; from the admin's
+        enrolment URL ``.../app/#enrol=<code>`` or typed) for the device's id, user and
+        new token; no token is needed. A code works once: NotFoundError when it is
+        unknown, used or expired, InvalidRequestError when it is not a code at all,
+        UnavailableError after too many failures from this address.
+
+        Then make the client with ``token=answer.token, device_id=answer.device_id,
+        user_id=answer.user_id`` (or ``set_token`` on a client of that device)."""
+        client = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        try:
+            core = Http(client, "", base_url=base_url, retry=RetryPolicy(attempts=1))
+            reply = await core.send(
+                "POST", "/v1/enrol", content=msgspec.json.encode(EnrolCode(code=code)), headers={"Content-Type": "application/json"}, safe=False
+            )
+            return decode(reply, DeviceToken)
+        finally:
+            if http is None:
+                await client.aclose()
 
     # -- lifecycle ---------------------------------------------------------------------
 

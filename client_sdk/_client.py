@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
 import httpx
+from msgspec import UNSET, UnsetType
 
 from schemas import (
     ChecksReport,
@@ -27,6 +28,7 @@ from schemas import (
     ConflictList,
     Device,
     DeviceToken,
+    Enrolment,
     FleetHealth,
     GroupBy,
     NewTeam,
@@ -40,6 +42,7 @@ from schemas import (
     TargetsReport,
     Team,
     User,
+    UserUpdate,
     Ward,
 )
 
@@ -169,6 +172,27 @@ class PatrolClient:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+    # -- identity ----------------------------------------------------------------------
+
+    def set_token(self, token: str) -> None:
+        """Use a new token from the next request on (see :meth:`AsyncPatrolClient.set_token`):
+        the device keeps its id, local store and outbox, and the next ``sync()`` pushes
+        the edits that waited as its own."""
+        self._client.set_token(token)
+
+    @staticmethod
+    def enrol(base_url: str, code: str, *, transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0) -> DeviceToken:
+        """Exchange a one-time enrolment code for the device's id, user and new token (see
+        :meth:`AsyncPatrolClient.enrol`). Blocks; not for use inside a running event loop."""
+
+        async def run() -> DeviceToken:
+            if transport is None:
+                return await AsyncPatrolClient.enrol(base_url, code, timeout=timeout)
+            async with httpx.AsyncClient(transport=transport, timeout=timeout) as http:
+                return await AsyncPatrolClient.enrol(base_url, code, http=http)
+
+        return asyncio.run(run())
 
     # -- the device's records ------------------------------------------------------------
 
@@ -335,3 +359,18 @@ class PatrolClient:
 
     def list_devices(self) -> list[Device]:
         return self._call(self._client.list_devices())
+
+    def reissue_token(self, device_id: str) -> DeviceToken:
+        return self._call(self._client.reissue_token(device_id))
+
+    def create_enrolment(self, device_id: str, user_id: str | None = None) -> Enrolment:
+        return self._call(self._client.create_enrolment(device_id, user_id))
+
+    def update_user(self, user_id: str, changes: UserUpdate) -> User:
+        return self._call(self._client.update_user(user_id, changes))
+
+    def update_ward(self, ward_id: str, name: str) -> Ward:
+        return self._call(self._client.update_ward(ward_id, name))
+
+    def update_team(self, team_id: str, *, name: str | UnsetType = UNSET, ward_id: str | UnsetType = UNSET) -> Team:
+        return self._call(self._client.update_team(team_id, name=name, ward_id=ward_id))

@@ -75,9 +75,14 @@ class Http:
         self.retry = retry or RetryPolicy()
         self.sleep: Sleep = sleep or asyncio.sleep
         self.rng = rng or random.Random()
-        self._auth = {"Authorization": f"Bearer {token}"}
+        self.set_token(token)
         #: requests sent again since this client was made (reports read the difference)
         self.retries = 0
+
+    def set_token(self, token: str) -> None:
+        """Send ``token`` from the next request on (empty: no ``Authorization`` header, for
+        the calls that need none, such as exchanging an enrolment code)."""
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def send(
         self,
@@ -128,8 +133,11 @@ class Http:
         return decode(response, kind)
 
     async def post(self, path: str, body: Any, kind: type[T], *, safe: bool = False) -> T:
+        return await self.send_json("POST", path, body, kind, safe=safe)
+
+    async def send_json(self, method: str, path: str, body: Any, kind: type[T], *, safe: bool = False) -> T:
         content = msgspec.json.encode(body)
-        response = await self.send("POST", path, content=content, headers={"Content-Type": "application/json"}, safe=safe)
+        response = await self.send(method, path, content=content, headers={"Content-Type": "application/json"}, safe=safe)
         return decode(response, kind)
 
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
+from msgspec import UNSET, UnsetType
+
 from schemas import (
     ChecksReport,
     Conflict,
     ConflictList,
     Device,
     DeviceToken,
+    Enrolment,
+    EnrolmentRequest,
     FleetHealth,
     GroupBy,
     NewDevice,
@@ -29,11 +33,14 @@ from schemas import (
     SummaryReport,
     TargetsReport,
     Team,
+    TeamUpdate,
     User,
+    UserUpdate,
     Ward,
+    WardUpdate,
 )
 
-from ._http import Http
+from ._http import Http, decode
 
 __all__ = ["OnlineAPI"]
 
@@ -122,3 +129,26 @@ class OnlineAPI:
 
     async def list_devices(self) -> list[Device]:
         return await self._http.get("/v1/admin/devices", list[Device])
+
+    async def reissue_token(self, device_id: str) -> DeviceToken:
+        """A new token for a device, shown only in this answer: the old one stops at once,
+        and a revoked device is revoked no more. The device keeps its id, so the edits in
+        its outbox sync as its own once it is given the token (``set_token``)."""
+        return decode(await self._http.send("POST", f"/v1/admin/devices/{device_id}/token", safe=False), DeviceToken)
+
+    async def create_enrolment(self, device_id: str, user_id: str | None = None) -> Enrolment:
+        """A one-time code (10 minutes) the handheld exchanges for its new token
+        (``AsyncPatrolClient.enrol``); ``user_id`` registers a device id not known yet."""
+        return await self._http.post(f"/v1/admin/devices/{device_id}/enrolment", EnrolmentRequest(user_id=user_id), Enrolment)
+
+    async def update_user(self, user_id: str, changes: UserUpdate) -> User:
+        """Change a user's name, role, teams, wards or ``disabled`` (his devices get 401
+        while he is disabled); his scope follows at once."""
+        return await self._http.send_json("PATCH", f"/v1/admin/users/{user_id}", changes, User, safe=True)
+
+    async def update_ward(self, ward_id: str, name: str) -> Ward:
+        return await self._http.send_json("PATCH", f"/v1/admin/wards/{ward_id}", WardUpdate(name=name), Ward, safe=True)
+
+    async def update_team(self, team_id: str, *, name: str | UnsetType = UNSET, ward_id: str | UnsetType = UNSET) -> Team:
+        """Rename a team, or move it to another ward (refused, ConflictError, once records name it)."""
+        return await self._http.send_json("PATCH", f"/v1/admin/teams/{team_id}", TeamUpdate(name=name, ward_id=ward_id), Team, safe=True)

@@ -13,7 +13,8 @@ on the device (no network involved) and what went wrong talking to the server::
         ├── TransportError            network failure or timeout, still failing after retries
         ├── ProtocolError             an answer the SDK cannot make sense of
         └── APIError                  the server answered with a problem document (``.problem``)
-            ├── AuthError             401: token unknown or revoked (lost handheld): register again
+            ├── AuthError             401: token unknown or revoked (lost handheld), or its user
+            │                         disabled: an admin re-issues the token, then ``set_token``
             ├── ForbiddenError        403: the role or the device may not do this
             ├── NotFoundError         404
             ├── ConflictError         409: the id exists already
@@ -110,9 +111,13 @@ class APIError(SyncError):
 
 
 class AuthError(APIError):
-    """401: the token is unknown or revoked; the device must be registered again."""
+    """401: the token is unknown or revoked, or its user is disabled."""
 
-    hint = ". This device's token is no longer valid (revoked, or never issued): ask an admin to register the device again; its unsynced edits stay on the device."
+    hint = (
+        ". This device's token is no longer valid (revoked, re-issued, or its user disabled): ask an admin to re-issue it "
+        "(`patrol-sync admin device token ID`, or an enrolment code) and give it to the client with set_token(); "
+        "its unsynced edits stay on the device and sync as its own."
+    )
 
 
 class ForbiddenError(APIError):

@@ -1,7 +1,24 @@
 """The one wire vocabulary of patrol-sync, shared by the server and the SDK."""
 
 from ._constraints import BLOB_ID_PATTERN, STAMP_PATTERN, BlobId, ChangesetId, Day, DeviceId, Element, Id, Stamp, Timestamp
-from .admin import Device, DeviceToken, NewDevice, NewTeam, NewUser, NewWard, Role, Team, User, Ward
+from .admin import (
+    Device,
+    DeviceToken,
+    EnrolCode,
+    Enrolment,
+    EnrolmentRequest,
+    NewDevice,
+    NewTeam,
+    NewUser,
+    NewWard,
+    Role,
+    Team,
+    TeamUpdate,
+    User,
+    UserUpdate,
+    Ward,
+    WardUpdate,
+)
 from .blobs import BlobReceipt, MissingBlobs
 from .collections import (
     BLOB_FIELDS,
@@ -89,6 +106,9 @@ __all__ = [
     "DeviceId",
     "DeviceToken",
     "Element",
+    "EnrolCode",
+    "Enrolment",
+    "EnrolmentRequest",
     "ErrorItem",
     "FieldChange",
     "FieldEdit",
@@ -127,12 +147,15 @@ __all__ = [
     "TargetProgress",
     "TargetsReport",
     "Team",
+    "TeamUpdate",
     "Timestamp",
     "Tip",
     "User",
+    "UserUpdate",
     "ValueEdit",
     "Violation",
     "Ward",
+    "WardUpdate",
     "Warning",
     "format_stamp",
     "stamp_ms",

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from ._constraints import DeviceId, Id, Name
 
-__all__ = ["Device", "DeviceToken", "NewDevice", "NewTeam", "NewUser", "NewWard", "Role", "Team", "User", "Ward"]
+__all__ = [
+    "Device",
+    "DeviceToken",
+    "EnrolCode",
+    "Enrolment",
+    "EnrolmentRequest",
+    "NewDevice",
+    "NewTeam",
+    "NewUser",
+    "NewWard",
+    "Role",
+    "Team",
+    "TeamUpdate",
+    "User",
+    "UserUpdate",
+    "Ward",
+    "WardUpdate",
+]
 
 Role = Literal["officer", "supervisor", "admin"]
 TimeZone = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+/-]+$", description="IANA zone")]
@@ -30,14 +47,20 @@ class Team(Struct, kw_only=True):
     name: Name
 
 
+TeamIds = Annotated[list[Id], Meta(max_length=100)]
+WardIds = Annotated[list[Id], Meta(max_length=1000)]
+
+
 class User(Struct, kw_only=True):
     """A person: officers are scoped by ``team_ids``, supervisors and admins by ``ward_ids``."""
 
     id: Id
     name: Name
     role: Role
-    team_ids: Annotated[list[Id], Meta(max_length=100)] = []
-    ward_ids: Annotated[list[Id], Meta(max_length=1000)] = []
+    team_ids: TeamIds = []
+    ward_ids: WardIds = []
+    #: a disabled user's devices all get 401 until he is enabled again
+    disabled: bool = False
 
 
 class Device(Struct, kw_only=True):
@@ -50,7 +73,8 @@ class Device(Struct, kw_only=True):
 
 
 class DeviceToken(Struct, kw_only=True):
-    """A new device and its token: the only time the token is ever shown."""
+    """A device and its new token: the only time the token is ever shown (on
+    registration, re-issue and enrolment)."""
 
     device_id: DeviceId
     user_id: Id
@@ -75,3 +99,48 @@ class NewDevice(Struct, kw_only=True, forbid_unknown_fields=True):
 
     device_id: DeviceId
     user_id: Id
+
+
+# Changes (PATCH): the fields given change, the others stay as they are.
+class UserUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A user's new name, role, teams, wards or state; his scope follows at once."""
+
+    name: Name | UnsetType = UNSET
+    role: Role | UnsetType = UNSET
+    team_ids: TeamIds | UnsetType = UNSET
+    ward_ids: WardIds | UnsetType = UNSET
+    disabled: bool | UnsetType = UNSET
+
+
+class WardUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A ward's new name (its time zone stays: reports have counted days in it)."""
+
+    name: Name
+
+
+class TeamUpdate(Struct, kw_only=True, forbid_unknown_fields=True):
+    """A team's new name, or its new ward while no record names the team."""
+
+    name: Name | UnsetType = UNSET
+    ward_id: Id | UnsetType = UNSET
+
+
+# Enrolment (PROTOCOL.md sections 7 and 10): a one-time code a handheld exchanges for its token.
+class EnrolmentRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """For a device id not registered yet: the user to register it for."""
+
+    user_id: Id | None = None
+
+
+class Enrolment(Struct, kw_only=True):
+    """A one-time code (shown only here), the app's address that carries it, and its expiry."""
+
+    code: Annotated[str, Meta(description="Crockford base32 in groups, e.g. 7KQ2M-XW4PD-9HT3R")]
+    url: str
+    expires_at: Annotated[str, Meta(description="RFC 3339, UTC")]
+
+
+class EnrolCode(Struct, kw_only=True, forbid_unknown_fields=True):
+    """``POST /v1/enrol``: the code to exchange (case, spaces and hyphens do not matter)."""
+
+    code: Annotated[str, Meta(description="the enrolment code, as shown or as typed")]

@@ -10,7 +10,23 @@ from typing import Any
 
 import msgspec
 
-from .admin import Device, DeviceToken, NewDevice, NewTeam, NewUser, NewWard, Team, User, Ward
+from .admin import (
+    Device,
+    DeviceToken,
+    EnrolCode,
+    Enrolment,
+    EnrolmentRequest,
+    NewDevice,
+    NewTeam,
+    NewUser,
+    NewWard,
+    Team,
+    TeamUpdate,
+    User,
+    UserUpdate,
+    Ward,
+    WardUpdate,
+)
 from .blobs import BlobReceipt, MissingBlobs
 from .collections import COLLECTIONS
 from .supervision import ChecksReport, ConflictList, FleetHealth, RecordHistory, Resolution, SearchResults, SummaryReport, TargetsReport
@@ -44,6 +60,12 @@ WIRE_TYPES: tuple[Any, ...] = (
     NewDevice,
     DeviceToken,
     Device,
+    UserUpdate,
+    WardUpdate,
+    TeamUpdate,
+    EnrolmentRequest,
+    Enrolment,
+    EnrolCode,
     *(spec.struct for spec in COLLECTIONS.values()),
 )
 

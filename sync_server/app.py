@@ -30,12 +30,14 @@ from .controllers import (
     BlobsController,
     ConflictsController,
     DevicesController,
+    EnrolController,
     RecordsController,
     ReportsController,
     SearchController,
     SyncController,
     health,
 )
+from .enrolment import EnrolmentService
 from .limits import Limiter
 from .observability import Metrics, RequestContext, metrics_endpoint
 from .service import SyncService
@@ -50,12 +52,13 @@ log = logging.getLogger("patrol_sync")
 _PROBLEM = "application/problem+json"
 _json = msgspec.json.Encoder()
 #: Paths the token middleware lets through (the OpenAPI document says so too).
-_OPEN_PATHS = ["^/healthz$", "^/schema", "^/metrics$", f"^{docs.PATH}$", f"^{docs.STATIC}/"]
+_OPEN_PATHS = ["^/healthz$", "^/schema", "^/metrics$", "^/v1/enrol$", f"^{docs.PATH}$", f"^{docs.STATIC}/"]
 
 _STORE_ERRORS: dict[type[StoreError], type[errors.ProblemError]] = {
     store_errors.AlreadyExists: errors.AlreadyExists,
     store_errors.NotFound: errors.NotFound,
     store_errors.UnknownReference: errors.Unprocessable,
+    store_errors.Refused: errors.Refused,
     store_errors.CursorInvalid: errors.BadRequest,
     store_errors.CursorExpired: errors.CursorExpired,
     store_errors.StoreUnavailable: errors.Unavailable,
@@ -129,6 +132,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     metrics = Metrics(token=settings.metrics_token)
     blob_service = BlobService(the_store, blob_store_for(settings), settings)
     document = openapi.Completed(settings.max_page, _OPEN_PATHS)
+    enrolment_service = EnrolmentService(the_store, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -157,6 +161,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     def blobs() -> BlobService:
         return blob_service
 
+    def enrolment() -> EnrolmentService:
+        return enrolment_service
+
     app = Litestar(
         route_handlers=[
             health,
@@ -168,6 +175,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             RecordsController,
             SearchController,
             DevicesController,
+            EnrolController,
             # blob bodies have their own limit (streamed to the blob store, never held whole)
             Router(path="/", route_handlers=[BlobsController], request_max_body_size=settings.max_blob_bytes),
             docs.docs_router(document),
@@ -181,6 +189,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             "service": Provide(service, sync_to_thread=False),
             "supervision": Provide(supervision, sync_to_thread=False),
             "blobs": Provide(blobs, sync_to_thread=False),
+            "enrolment": Provide(enrolment, sync_to_thread=False),
         },
         exception_handlers={
             errors.ProblemError: _on_problem,

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from schemas import Device, NewDevice, Team, User, Ward
+from schemas import Device, EnrolmentRequest, NewDevice, Team, TeamUpdate, User, UserUpdate, Ward, WardUpdate
 
 from . import __version__, identity
 from .errors import ProblemError
@@ -209,6 +209,57 @@ def cmd_device_revoke(args: argparse.Namespace) -> None:
     print(f"revoked {args.device_id}")
 
 
+def cmd_device_token(args: argparse.Namespace) -> None:
+    issued = _run_with_store(args.db, lambda s: identity.reissue_token(s, args.device_id))
+    print(issued.token)
+
+
+def cmd_device_enrol(args: argparse.Namespace) -> None:
+    from .enrolment import EnrolmentService
+
+    settings = Settings.from_env()
+    base = args.url or settings.public_url or "http://127.0.0.1:8000"
+    request = _valid(EnrolmentRequest(user_id=args.user))
+    enrolment = _run_with_store(args.db, lambda s: EnrolmentService(s, settings).create(args.device_id, request, base))
+    _print_rows([enrolment])
+
+
+def _id_list(text: str | None) -> list[str] | msgspec.UnsetType:
+    """``a,b`` as a list; an empty text clears the list; absent (None) leaves it."""
+    if text is None:
+        return msgspec.UNSET
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def cmd_user_update(args: argparse.Namespace) -> None:
+    changes = UserUpdate(
+        name=msgspec.UNSET if args.name is None else args.name,
+        role=msgspec.UNSET if args.role is None else args.role,
+        team_ids=_id_list(args.teams),
+        ward_ids=_id_list(args.wards),
+    )
+    user = _run_with_store(args.db, lambda s: identity.update_user(s, args.id, _valid(changes)))
+    _print_rows([user])
+
+
+def _user_state(disabled: bool) -> Callable[[argparse.Namespace], None]:
+    def run(args: argparse.Namespace) -> None:
+        user = _run_with_store(args.db, lambda s: identity.update_user(s, args.id, UserUpdate(disabled=disabled)))
+        _print_rows([user])
+
+    return run
+
+
+def cmd_ward_rename(args: argparse.Namespace) -> None:
+    changes = _valid(WardUpdate(name=args.name))
+    _print_rows([_run_with_store(args.db, lambda s: identity.rename_ward(s, args.id, changes))])
+
+
+def cmd_team_update(args: argparse.Namespace) -> None:
+    changes = _valid(TeamUpdate(name=msgspec.UNSET if args.name is None else args.name, ward_id=msgspec.UNSET if args.ward is None else args.ward))
+    _print_rows([_run_with_store(args.db, lambda s: identity.update_team(s, args.id, changes))])
+
+
 def _lister(kind: type[Ward] | type[Team] | type[User] | type[Device]) -> Callable[[argparse.Namespace], None]:
     def run(args: argparse.Namespace) -> None:
         _print_rows(_run_with_store(args.db, lambda s: s.entities(kind)))
@@ -313,6 +364,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", default="Asia/Ho_Chi_Minh")
     p.set_defaults(run=cmd_ward_add)
     with_db(ward.add_parser("list", help="list wards")).set_defaults(run=_lister(Ward))
+    p = with_db(ward.add_parser("rename", help="rename a ward (its time zone stays)"))
+    p.add_argument("id")
+    p.add_argument("name")
+    p.set_defaults(run=cmd_ward_rename)
 
     team = admin.add_parser("team", help="teams").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = with_db(team.add_parser("add", help="add a team"))
@@ -321,6 +376,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ward", required=True)
     p.set_defaults(run=cmd_team_add)
     with_db(team.add_parser("list", help="list teams")).set_defaults(run=_lister(Team))
+    p = with_db(team.add_parser("update", help="rename a team, or move it to another ward while no record names it"))
+    p.add_argument("id")
+    p.add_argument("--name")
+    p.add_argument("--ward", help="the ward to move the team to")
+    p.set_defaults(run=cmd_team_update)
 
     user = admin.add_parser("user", help="users").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = with_db(user.add_parser("add", help="add a user"))
@@ -331,6 +391,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ward", action="append", help="a ward the user oversees without a team (repeat)")
     p.set_defaults(run=cmd_user_add)
     with_db(user.add_parser("list", help="list users")).set_defaults(run=_lister(User))
+    p = with_db(user.add_parser("update", help="change a user's name, role, teams or wards (scope follows at once)"))
+    p.add_argument("id")
+    p.add_argument("--name")
+    p.add_argument("--role", choices=["officer", "supervisor", "admin"])
+    p.add_argument("--teams", metavar="A,B", help="all of the user's teams, comma-separated ('' for none)")
+    p.add_argument("--wards", metavar="A,B", help="all the wards the user oversees without a team ('' for none)")
+    p.set_defaults(run=cmd_user_update)
+    for action, disabled, text in (("disable", True, "his devices get 401 until he is enabled"), ("enable", False, "his devices work again")):
+        p = with_db(user.add_parser(action, help=f"{action} a user: {text}"))
+        p.add_argument("id")
+        p.set_defaults(run=_user_state(disabled))
 
     device = admin.add_parser("device", help="devices and their tokens").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = with_db(device.add_parser("add", help="register a device and print its token"))
@@ -341,6 +412,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("device_id")
     p.set_defaults(run=cmd_device_revoke)
     with_db(device.add_parser("list", help="list devices (never tokens)")).set_defaults(run=_lister(Device))
+    p = with_db(device.add_parser("token", help="re-issue a device's token and print it (the old one stops; a revoked device comes back)"))
+    p.add_argument("device_id")
+    p.set_defaults(run=cmd_device_token)
+    p = with_db(device.add_parser("enrol", help="make a one-time enrolment code (10 minutes) and print it with its URL and expiry"))
+    p.add_argument("device_id")
+    p.add_argument("--user", help="register the device for this user if it does not exist yet")
+    p.add_argument("--url", help="the server's address as handhelds reach it (default: PATROL_SYNC_PUBLIC_URL, else http://127.0.0.1:8000)")
+    p.set_defaults(run=cmd_device_enrol)
     return parser
 
 

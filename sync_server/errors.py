@@ -7,6 +7,7 @@
     ├── NotFound (404)
     ├── AlreadyExists (409)         an entity with that id exists
     ├── ChangesetReused (409)       a change set id sent again with another body
+    ├── Refused (409)               forbidden by the data's rules (the last admin, a team with records)
     ├── UploadOffsetMismatch (409)  a blob chunk not starting where the staged part ends
     ├── CursorExpired (410)         a cursor from an older epoch of the store
     ├── PayloadTooLarge (413)       body, change set or blob over its limit
@@ -38,6 +39,7 @@ __all__ = [
     "PayloadTooLarge",
     "ProblemError",
     "RangeNotSatisfiable",
+    "Refused",
     "TooManyRequests",
     "Unauthorized",
     "Unavailable",
@@ -92,6 +94,10 @@ class AlreadyExists(ProblemError):
 
 class ChangesetReused(ProblemError):
     status, slug, title = 409, "changeset-reused", "Change set id reused with another body"
+
+
+class Refused(ProblemError):
+    status, slug, title = 409, "refused", "Refused by a rule of the data"
 
 
 class UploadOffsetMismatch(ProblemError):

@@ -61,6 +61,9 @@ _WIRE: dict[tuple[str, str], tuple[Any, Any]] = {
 _BODY = f"JSON, or the same as MessagePack (Content-Type: {MSGPACK}); either may be gzip-compressed (Content-Encoding: gzip)."
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
+#: bodies a handler takes or leaves (Litestar marks every body required)
+_OPTIONAL_BODIES = frozenset({("/v1/admin/devices/{device_id}/enrolment", "post")})
+
 
 def _content(ref: dict[str, Any]) -> dict[str, Any]:
     return {JSON: {"schema": ref}, MSGPACK: {"schema": ref}}
@@ -104,6 +107,8 @@ def complete(document: dict[str, Any], max_page: int = 1000, open_operations: Co
             patched = parameters.get((path, method, parameter.get("name", "")))
             if patched is not None:
                 parameter["schema"] = {"anyOf": [patched, _NULL]} if _admits_null(parameter["schema"]) else patched
+        if (path, method) in _OPTIONAL_BODIES and "requestBody" in operation:
+            operation["requestBody"]["required"] = False
         pair = _WIRE.get((path, method))
         if pair is not None:
             request_type, answer_type = pair

@@ -60,6 +60,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
     def proxies(self) -> list[str]:
         return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+    # -- enrolment codes (sync_server/enrolment.py)
+    #: the server's address as handhelds reach it (``https://patrol.example``), for enrolment
+    #: URLs; empty: the address each admin request came to
+    public_url: str = ""
+    enrolment_ttl_s: float = 600.0  # a one-time code is valid this long (PROTOCOL.md section 7: 10 minutes)
+    enrol_max_failures: int = 10  # failed exchanges from one client address within the window; then 429
+    enrol_failure_window_s: float = 600.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

@@ -4,6 +4,7 @@ from .admin import AdminController
 from .blobs import BlobsController
 from .conflicts import ConflictsController
 from .devices import DevicesController
+from .enrol import EnrolController
 from .health import health
 from .records import RecordsController
 from .reports import ReportsController
@@ -15,6 +16,7 @@ __all__ = [
     "BlobsController",
     "ConflictsController",
     "DevicesController",
+    "EnrolController",
     "RecordsController",
     "ReportsController",
     "SearchController",

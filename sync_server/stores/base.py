@@ -38,7 +38,9 @@ from schemas import (
     RecordHistory,
     SummaryReport,
     Team,
+    TeamUpdate,
     User,
+    UserUpdate,
     Ward,
 )
 
@@ -49,6 +51,7 @@ __all__ = [
     "BlobAccess",
     "ConflictRow",
     "EditRow",
+    "EnrolmentRow",
     "HealthUpdate",
     "Page",
     "ReadTx",
@@ -146,6 +149,22 @@ class HealthUpdate:
     pending: int | None = None
     clock_offset_ms: int | None = None
     rejected: int = 0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EnrolmentRow:
+    """A one-time enrolment code to keep (as its hash only), for one device.
+
+    ``user_id`` registers the device for that user when it does not exist yet, under
+    ``placeholder_hash``: the hash of a token nobody was shown, so the device works only
+    once the code is exchanged (or its token re-issued)."""
+
+    device_id: str
+    user_id: str | None
+    code_hash: str
+    placeholder_hash: str
+    created_at: str
+    expires_at: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -257,7 +276,43 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def revoke_device(self, device_id: str) -> None:
-        """Revoke a device's token at once. Raises NotFound."""
+        """Revoke a device's token at once, and drop its unused enrolment codes. Raises NotFound."""
+
+    # -- identity lifecycle (PROTOCOL.md sections 2 and 7) ----------------------------------
+    # Scope is read from these tables on every request (``principal``), so a change here is
+    # seen by the next request of every worker: nothing to invalidate.
+
+    @abc.abstractmethod
+    async def reissue_token(self, device_id: str, token_hash: str) -> str:
+        """Give a device a new token: the old one stops at once, a revoked device is revoked
+        no more (its stranded outbox can sync). Answers its user id. Raises NotFound."""
+
+    @abc.abstractmethod
+    async def update_user(self, user_id: str, changes: UserUpdate) -> User:
+        """Change what ``changes`` sets; answers the user as he now is. Raises NotFound,
+        UnknownReference (a team or ward), Refused (it would leave no enabled admin)."""
+
+    @abc.abstractmethod
+    async def rename_ward(self, ward_id: str, name: str) -> Ward:
+        """Raises NotFound."""
+
+    @abc.abstractmethod
+    async def update_team(self, team_id: str, changes: TeamUpdate) -> Team:
+        """Rename a team, or move it to another ward while no record (live or deleted) names
+        it in its ``team_id``. Raises NotFound, UnknownReference (the ward), Refused."""
+
+    @abc.abstractmethod
+    async def add_enrolment(self, enrolment: EnrolmentRow) -> str:
+        """Keep a code for a device (replacing its earlier unused ones); registers the device
+        when ``user_id`` is given and it does not exist. Answers the device's user id.
+        Raises NotFound (no such device, no user id), UnknownReference (no such user),
+        Refused (the device belongs to another user)."""
+
+    @abc.abstractmethod
+    async def redeem_enrolment(self, code_hash: str, token_hash: str, now: str) -> tuple[str, str] | None:
+        """Use a code exactly once, in one conditional update, and give its device the new
+        token. Answers (device id, user id), or None when the code is unknown, used or expired
+        (of two exchanges at once, one gets None)."""
 
     # -- supervision (PROTOCOL.md sections 6, 6c, 6d) --------------------------------
     # ``wards`` is always a concrete list (the caller's scope or the asked ward);

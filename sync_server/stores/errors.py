@@ -8,6 +8,7 @@ __all__ = [
     "CursorInvalid",
     "NotFound",
     "SchemaTooNew",
+    "Refused",
     "StoreError",
     "StoreUnavailable",
     "UnknownReference",
@@ -42,6 +43,10 @@ class NotFound(StoreError):
 
 class UnknownReference(StoreError):
     """An entity names another one that does not exist (a team's ward, a user's team)."""
+
+
+class Refused(StoreError):
+    """A change the data's own rules forbid (the last enabled admin, a team that records name)."""
 
 
 class CursorInvalid(StoreError):

@@ -131,6 +131,15 @@ CALLS = [
     Call("team list", ADMIN, "GET", "/v1/admin/teams"),
     Call("user list", ADMIN, "GET", "/v1/admin/users"),
     Call("device list", ADMIN, "GET", "/v1/admin/devices"),
+    Call("token re-issue", ADMIN, "POST", "/v1/admin/devices/{device}/token"),
+    Call("enrolment creation", ADMIN, "POST", "/v1/admin/devices/{device}/enrolment", None, 201),
+    Call("enrolment of a new device", ADMIN, "POST", "/v1/admin/devices/{new}/enrolment", {"user_id": "u-hung"}, 201),
+    Call("user update", ADMIN, "PATCH", "/v1/admin/users/u-hung", {"name": "Trần Hùng", "ward_ids": ["{ward}"]}),
+    Call("user disabling", ADMIN, "PATCH", "/v1/admin/users/u-tam", {"disabled": True}),  # nobody else locked out
+    Call("ward rename", ADMIN, "PATCH", "/v1/admin/wards/{ward}", {"name": "Phường đổi tên"}),
+    Call("team update", ADMIN, "PATCH", "/v1/admin/teams/{team}", {"name": "Tổ đổi tên"}),
+    # no token needed, whatever the caller sends: the one-time code is the credential
+    Call("enrolment exchange", OPEN, "POST", "/v1/enrol", {"code": "{code}"}),
 ]
 
 
@@ -196,12 +205,16 @@ async def who(world: World, role: Role) -> AsyncIterator[Api]:
 
 async def test_no_role_reads_writes_or_administers_outside_its_scope(world: World, role: Role, who: Api) -> None:
     fixture = await prepare(world)
+    await world.admin.http.post("/v1/admin/users", json={"id": "u-tam", "name": "Tạm", "role": "officer"})
     users_before = (await world.admin.http.get("/v1/admin/users")).json()
     wrong: list[str] = []
     for n, (call, ward) in enumerate((c, w) for c in CALLS for w in WARDS):
         victim = f"victim-{n}"
         await world.admin.http.post("/v1/admin/devices", json={"device_id": victim, "user_id": "u-hung"})
         subst = {"ward": ward, "record": fixture.records[ward], "conflict": fixture.conflicts[ward], "device": victim, "new": f"new-{n}", "blob": fixture.blobs[ward]}
+        subst["team"] = {"lam-son": "ls-t1", "phu-son": "ps-t1"}[ward]
+        if call.name == "enrolment exchange":
+            subst["code"] = (await world.admin.http.post(f"/v1/admin/devices/{victim}/enrolment")).json()["code"]
         if call.name == "blob upload":
             response = await who.http.put(fill(call.path, subst), content=fixture.photos[ward])
         elif call.name == "blob range":

@@ -47,7 +47,9 @@ from schemas import (
     RecordHistory,
     SummaryReport,
     Team,
+    TeamUpdate,
     User,
+    UserUpdate,
     Ward,
 )
 
@@ -57,6 +59,7 @@ from ..base import (
     BlobAccess,
     ConflictRow,
     EditRow,
+    EnrolmentRow,
     HealthUpdate,
     Key,
     Page,
@@ -333,6 +336,30 @@ class PostgresStore(Store):
     async def revoke_device(self, device_id: str) -> None:
         async with self._acquire() as conn:
             await _identity.revoke_device(conn, device_id, _now())
+
+    async def reissue_token(self, device_id: str, token_hash: str) -> str:
+        async with self._acquire() as conn:
+            return await _identity.reissue_token(conn, device_id, token_hash)
+
+    async def update_user(self, user_id: str, changes: UserUpdate) -> User:
+        async with self._acquire() as conn:
+            return await _identity.update_user(conn, user_id, changes, _now())
+
+    async def rename_ward(self, ward_id: str, name: str) -> Ward:
+        async with self._acquire() as conn:
+            return await _identity.rename_ward(conn, ward_id, name)
+
+    async def update_team(self, team_id: str, changes: TeamUpdate) -> Team:
+        async with self._acquire() as conn:
+            return await _identity.update_team(conn, team_id, changes)
+
+    async def add_enrolment(self, enrolment: EnrolmentRow) -> str:
+        async with self._acquire() as conn:
+            return await _identity.add_enrolment(conn, enrolment)
+
+    async def redeem_enrolment(self, code_hash: str, token_hash: str, now: str) -> tuple[str, str] | None:
+        async with self._acquire() as conn:
+            return await _identity.redeem_enrolment(conn, code_hash, token_hash, now)
 
     # -- supervision ------------------------------------------------------------
 

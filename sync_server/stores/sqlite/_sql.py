@@ -170,7 +170,8 @@ def create_entity(conn: sqlite3.Connection, entity: Ward | Team | User | DeviceT
                 _require(conn, "teams", entity.team_ids, "team")
                 _require(conn, "wards", entity.ward_ids, "ward")
                 conn.execute(
-                    "INSERT INTO users (id, name, role, created_at) VALUES (?, ?, ?, ?)", (entity.id, entity.name, entity.role, now)
+                    "INSERT INTO users (id, name, role, created_at, disabled_at) VALUES (?, ?, ?, ?, ?)",
+                    (entity.id, entity.name, entity.role, now, now if entity.disabled else None),
                 )
                 conn.executemany("INSERT INTO user_teams (user_id, team_id) VALUES (?, ?)", [(entity.id, t) for t in sorted(set(entity.team_ids))])
                 conn.executemany("INSERT INTO user_wards (user_id, ward_id) VALUES (?, ?)", [(entity.id, w) for w in sorted(set(entity.ward_ids))])
@@ -202,6 +203,7 @@ def revoke_device(conn: sqlite3.Connection, device_id: str, now: str) -> None:
             raise NotFound(f"no device {device_id}")
         if row[0] is None:
             conn.execute("UPDATE devices SET revoked_at = ? WHERE device_id = ?", (now, device_id))
+        conn.execute("DELETE FROM enrolments WHERE device_id = ?", (device_id,))  # a lost handheld's code dies with it
         commit(conn)
     except BaseException:
         rollback(conn)

@@ -40,7 +40,9 @@ from schemas import (
     RecordHistory,
     SummaryReport,
     Team,
+    TeamUpdate,
     User,
+    UserUpdate,
     Ward,
 )
 
@@ -50,6 +52,7 @@ from ..base import (
     BlobAccess,
     ConflictRow,
     EditRow,
+    EnrolmentRow,
     HealthUpdate,
     Key,
     Page,
@@ -63,7 +66,7 @@ from ..base import (
 )
 from ..errors import CursorExpired, CursorInvalid, StoreError, StoreUnavailable
 from ..schema import SchemaStatus
-from . import _blobs, _migrate, _sql, _supervision
+from . import _blobs, _identity, _migrate, _sql, _supervision
 from ._writer import PRAGMAS, ThreadConnection
 
 __all__ = ["SqliteStore", "path_from_url", "schema_status"]
@@ -337,7 +340,7 @@ class SqliteStore(Store):
                              WHERE ut.user_id = u.id
                             UNION SELECT ward_id FROM user_wards WHERE user_id = u.id)) END
               FROM devices d JOIN users u ON u.id = d.user_id
-             WHERE d.token_hash = ? AND d.revoked_at IS NULL"""
+             WHERE d.token_hash = ? AND d.revoked_at IS NULL AND u.disabled_at IS NULL"""
         rows = list(await self._reader().execute_fetchall(sql, (token_hash,)))
         if not rows:
             return None
@@ -357,21 +360,31 @@ class SqliteStore(Store):
             rows = await conn.execute_fetchall("SELECT id, ward_id, name FROM teams ORDER BY id")
             return [Team(id=r[0], ward_id=r[1], name=r[2]) for r in rows]
         if kind is User:
-            rows = await conn.execute_fetchall(
-                "SELECT u.id, u.name, u.role, "
-                "(SELECT group_concat(team_id) FROM (SELECT team_id FROM user_teams WHERE user_id = u.id ORDER BY team_id)), "
-                "(SELECT group_concat(ward_id) FROM (SELECT ward_id FROM user_wards WHERE user_id = u.id ORDER BY ward_id)) "
-                "FROM users u ORDER BY u.id"
-            )
-            return [
-                User(id=r[0], name=r[1], role=r[2], team_ids=r[3].split(",") if r[3] else [], ward_ids=r[4].split(",") if r[4] else [])
-                for r in rows
-            ]
+            rows = await conn.execute_fetchall(f"SELECT {_identity.USER_COLUMNS} FROM users u ORDER BY u.id")
+            return [_identity.user_from_row(r) for r in rows]
         rows = await conn.execute_fetchall("SELECT device_id, user_id, created_at, revoked_at FROM devices ORDER BY device_id")
         return [Device(device_id=r[0], user_id=r[1], created_at=r[2], revoked_at=r[3]) for r in rows]
 
     async def revoke_device(self, device_id: str) -> None:
         await self._on_writer(_sql.revoke_device, device_id, _now())
+
+    async def reissue_token(self, device_id: str, token_hash: str) -> str:
+        return cast(str, await self._on_writer(_identity.reissue_token, device_id, token_hash))
+
+    async def update_user(self, user_id: str, changes: UserUpdate) -> User:
+        return cast(User, await self._on_writer(_identity.update_user, user_id, changes, _now()))
+
+    async def rename_ward(self, ward_id: str, name: str) -> Ward:
+        return cast(Ward, await self._on_writer(_identity.rename_ward, ward_id, name))
+
+    async def update_team(self, team_id: str, changes: TeamUpdate) -> Team:
+        return cast(Team, await self._on_writer(_identity.update_team, team_id, changes))
+
+    async def add_enrolment(self, enrolment: EnrolmentRow) -> str:
+        return cast(str, await self._on_writer(_identity.add_enrolment, enrolment))
+
+    async def redeem_enrolment(self, code_hash: str, token_hash: str, now: str) -> tuple[str, str] | None:
+        return cast("tuple[str, str] | None", await self._on_writer(_identity.redeem_enrolment, code_hash, token_hash, now))
 
     # -- supervision ------------------------------------------------------------
 
