@@ -40,6 +40,7 @@ from .settings import Settings
 from .stores import Store, StoreError, store_for
 from .stores import errors as store_errors
 from .supervision import SupervisionService
+from .webapp import webapp_router
 
 __all__ = ["create_app"]
 
@@ -152,11 +153,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             DevicesController,
             # blob bodies have their own limit (streamed to the blob store, never held whole)
             Router(path="/", route_handlers=[BlobsController], request_max_body_size=settings.max_blob_bytes),
+            webapp_router(),  # the officers' handheld app (no token: it must load before enrolment)
         ],
         lifespan=[lifespan],
         # OPTIONS too (Litestar exempts it by default): the role guards need a caller, and
         # without one an OPTIONS on a guarded route was a 500; no browser preflights here
-        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema", "^/metrics$"], exclude_http_methods=[])],
+        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema", "^/metrics$", "^/app(/|$)"], exclude_http_methods=[])],
         dependencies={
             "service": Provide(service, sync_to_thread=False),
             "supervision": Provide(supervision, sync_to_thread=False),
