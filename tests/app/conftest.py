@@ -116,6 +116,7 @@ class App:
         self.page = page
         self.base_url = base_url
         self.errors: list[str] = []
+        page.set_default_timeout(15_000)
         page.on("pageerror", lambda e: self.errors.append(str(e)))
 
     async def open(self, hash_: str = "") -> None:
@@ -181,8 +182,25 @@ class App:
         await self.page.click("[data-testid=save]")
         await self.page.wait_for_selector("[data-testid=new-check]")
 
+    async def edit(self, collection: str, record_id: str, fills: dict[str, str] | None = None, selects: dict[str, str] | None = None) -> None:
+        await self.page.goto(f"{self.base_url}/app/#edit/{collection}/{record_id}")
+        await self.page.wait_for_selector(f"[data-testid=form-{collection}]")
+        for name, value in (fills or {}).items():
+            await self.page.fill(f"#f-{name}", value)
+        for name, value in (selects or {}).items():
+            await self.page.select_option(f"#f-{name}", value)
+        await self.page.click("[data-testid=save]")
+        await self.page.wait_for_function("!location.hash.startsWith('#edit')")
+
+    async def get(self, collection: str, record_id: str) -> dict[str, Any] | None:
+        return await self.page.evaluate("([c, i]) => window.patrolApp.local.get(c, i)", [collection, record_id])  # type: ignore[no-any-return]
+
     async def list(self, collection: str) -> list[dict[str, Any]]:
         return list(await self.page.evaluate(f"window.patrolApp.local.list('{collection}')"))
+
+
+async def open_app(context: BrowserContext, server: AppServer) -> App:
+    return App(await context.new_page(), server.url)
 
 
 @pytest_asyncio.fixture(loop_scope="module")

@@ -44,7 +44,7 @@ async function boot() {
   addEventListener("offline", () => refreshStatus());
   addEventListener("hashchange", render);
   const code = new URLSearchParams(location.hash.slice(1)).get("enrol");
-  if (code) { await render(); $("#code").value = code; return; }
+  if (code) { renderEnrol(); $("#code").value = code; return; }  // also a re-issued token, enrolled or not
   await render();
   if (enrolled() && navigator.onLine) { syncNow(); }
 }
@@ -57,7 +57,7 @@ async function syncNow() {
   try {
     const report = await state.syncer.sync();
     const warn = report.warnings.find((w) => w.code === "server_reset");
-    state.notice = warn ? warn.detail : null;
+    if (warn) state.notice = warn.detail;  // stays until the officer taps it away
     state.syncer.live();
   } catch (e) {
     state.error = e instanceof RevokedError ? e.message : e instanceof OfflineError ? "Chưa đồng bộ được: không có kết nối mạng" : `Chưa đồng bộ được: ${e.message}`;
@@ -85,7 +85,8 @@ async function refreshStatus() {
   );
   const msg = $("#message");
   const text = revoked ? "Thiết bị bị thu hồi: mã truy cập không còn hiệu lực. Hãy liên hệ quản trị để cấp lại." : state.error || state.notice;
-  msg.replaceChildren(text ? h("div", { class: revoked || state.error ? "alert" : "note", "data-testid": "message" }, text) : "");
+  const dismiss = () => { state.notice = null; refreshStatus(); };
+  msg.replaceChildren(text ? h("div", { class: revoked || state.error ? "alert" : "note", "data-testid": "message", onclick: revoked || state.error ? null : dismiss }, text) : "");
   const btn = $("#sync-btn");
   btn.disabled = state.busy;
   btn.classList.toggle("spin", state.busy);
