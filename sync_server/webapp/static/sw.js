@@ -9,7 +9,7 @@ const CACHE = `patrol-app-${VERSION}`;
 const SHELL = [
   "/app/", "/app/index.html", "/app/app.css", "/app/manifest.webmanifest", "/app/schema.json",
   "/app/icons/icon.svg", "/app/icons/icon-192.png", "/app/icons/icon-512.png",
-  "/app/js/app.js", "/app/js/hlc.js", "/app/js/idb.js", "/app/js/labels.js", "/app/js/merge.js",
+  "/app/js/app.js", "/app/js/hlc.js", "/app/js/icons.js", "/app/js/idb.js", "/app/js/labels.js", "/app/js/merge.js",
   "/app/js/photos.js", "/app/js/restore.js", "/app/js/schema.js", "/app/js/store.js", "/app/js/sync.js", "/app/js/values.js",
 ];
 

@@ -7,6 +7,7 @@ import { OfflineError, ProblemError, RevokedError, Syncer } from "./sync.js";
 import { COLLECTIONS, ERRORS, label, valueLabel } from "./labels.js";
 import { fold, nfc } from "./values.js";
 import { takePhoto } from "./photos.js";
+import { icon } from "./icons.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -77,12 +78,13 @@ async function refreshStatus() {
   const dead = (await state.local.deadLetters()).length;
   const last = state.local.meta.last_sync;
   const revoked = state.local.meta.revoked;
-  bar.replaceChildren(
-    h("span", { class: `dot ${navigator.onLine ? "on" : "off"}` }),
+  bar.replaceChildren(...[
+    h("span", { class: `dot ${navigator.onLine ? "on" : "off"}`, title: navigator.onLine ? "Có mạng" : "Không có mạng" }),
+    navigator.onLine ? null : h("span", { class: "offline" }, "Ngoại tuyến"),
     h("span", { "data-testid": "pending", class: "pending" }, pending ? `${pending} thay đổi chờ gửi` : "Đã đồng bộ"),
     dead ? h("a", { href: "#sync", class: "badge warn" }, `${dead} bị từ chối`) : null,
     h("span", { class: "last" }, last ? `Lần cuối: ${when(last.at)}` : "Chưa đồng bộ"),
-  );
+  ].filter(Boolean));
   const msg = $("#message");
   const text = revoked ? "Thiết bị bị thu hồi: mã truy cập không còn hiệu lực. Hãy liên hệ quản trị để cấp lại." : state.error || state.notice;
   const dismiss = () => { state.notice = null; refreshStatus(); };
@@ -94,20 +96,20 @@ async function refreshStatus() {
 
 function shell(...content) {
   const app = $("#app");
-  app.replaceChildren(
+  app.replaceChildren(...[
     h("header", {},
       h("a", { href: "#", class: "brand" }, h("img", { src: "/app/icons/icon.svg", alt: "" }), "Tuần tra"),
-      h("span", { class: "ward" }, state.local.meta.ward_id ? `Phường: ${state.local.meta.ward_id}` : ""),
-      h("button", { id: "sync-btn", class: "sync", "data-testid": "sync", title: "Đồng bộ", onclick: syncNow }, "⟳ Đồng bộ"),
+      h("span", { class: "ward" }, state.local.meta.ward_id || ""),
+      h("button", { id: "sync-btn", class: "sync", "data-testid": "sync", title: "Đồng bộ", onclick: syncNow }, icon("sync", 18), "Đồng bộ"),
     ),
     h("div", { id: "status", class: "status" }),
     h("div", { id: "message" }),
     h("main", {}, ...content),
-    h("nav", { class: "tabs" },
-      [["#", "🏠", "Trang chủ"], ["#list/premises", "🏘", "Cơ sở"], ["#list/checks", "📋", "Kiểm tra"], ["#list/violations", "⚠", "Vi phạm"], ["#sync", "⟳", "Đồng bộ"]]
-        .map(([href, icon, text]) => h("a", { href, class: location.hash === href || (href === "#" && !location.hash) ? "active" : "" }, h("span", { class: "i" }, icon), text)),
+    /^#(new|edit)\//.test(location.hash) ? null : h("nav", { class: "tabs" },
+      [["#", "home", "Trang chủ"], ["#list/premises", "building", "Cơ sở"], ["#list/checks", "clipboard", "Kiểm tra"], ["#list/violations", "alert", "Vi phạm"], ["#sync", "sync", "Đồng bộ"]]
+        .map(([href, name, text]) => h("a", { href, class: location.hash === href || (href === "#" && !location.hash) ? "active" : "" }, icon(name), text)),
     ),
-  );
+  ].filter(Boolean));
   refreshStatus();
 }
 
@@ -197,20 +199,20 @@ async function renderHome() {
     results,
     h("h2", { class: "section" }, "Công việc hôm nay"),
     h("div", { class: "tiles" },
-      tile("#new/premises", "🏘", "Thêm cơ sở"),
-      tile("#list/checks", "📋", "Kiểm tra"),
-      tile("#list/violations", "⚠", "Vi phạm"),
-      tile("#new/patrols", "🚶", "Ca tuần tra"),
-      tile("#new/tips", "📨", "Tin báo"),
-      tile("#new/safety_groups", "🤝", "Tổ liên gia"),
-      tile("#new/fire_points", "🧯", "Điểm chữa cháy"),
-      tile("#list/tips", "🗂", "Danh sách"),
+      tile("#new/premises", "building", "Thêm cơ sở"),
+      tile("#list/checks", "clipboard", "Kiểm tra"),
+      tile("#list/violations", "alert", "Vi phạm"),
+      tile("#list/patrols", "walk", "Ca tuần tra"),
+      tile("#list/tips", "message", "Tin báo"),
+      tile("#list/safety_groups", "users", "Tổ liên gia"),
+      tile("#list/fire_points", "fire", "Điểm chữa cháy"),
+      tile("#new/tips", "plus", "Nhận tin báo"),
     ),
   );
   show("");
 }
 
-const tile = (href, icon, text) => h("a", { href, class: "tile" }, h("span", { class: "i" }, icon), text);
+const tile = (href, name, text) => h("a", { href, class: "tile" }, icon(name, 26), text);
 
 function premisesRow(p) {
   return h("a", { class: "row", href: `#premises/${p.id}`, "data-testid": "premises-row" },
@@ -221,7 +223,7 @@ function premisesRow(p) {
 function recordRow(collection, r) {
   const sub = [r.fields.status && valueLabel(r.fields.status), r.fields.result && valueLabel(r.fields.result), when(r.fields.started_at || r.fields.received_at || r.fields.created_at)].filter(Boolean).join(" · ");
   return h("a", { class: "row", href: collection === "premises" ? `#premises/${r.id}` : `#edit/${collection}/${r.id}`, "data-testid": `${collection}-row` },
-    h("div", { class: "t" }, TITLE(r), r.pending ? h("span", { class: "chip" }, "chờ gửi") : "", (r.fields.photos || []).length ? h("span", { class: "chip photo" }, `📷 ${r.fields.photos.length}`) : ""),
+    h("div", { class: "t" }, TITLE(r), r.pending ? h("span", { class: "chip" }, "chờ gửi") : "", (r.fields.photos || []).length ? h("span", { class: "chip photo" }, icon("photo", 13), String(r.fields.photos.length)) : ""),
     h("div", { class: "s" }, sub));
 }
 
@@ -229,7 +231,7 @@ async function renderList(collection) {
   const records = (await state.local.list(collection)).sort((a, b) => String(b.fields.created_at || "").localeCompare(String(a.fields.created_at || "")));
   const names = collection === "checks" || collection === "violations" ? Object.fromEntries((await state.local.list("premises")).map((p) => [p.id, p.fields.name])) : {};
   shell(
-    h("div", { class: "title" }, h("h2", {}, COLLECTIONS[collection]), collection !== "checks" && collection !== "violations" ? h("a", { class: "primary small", href: `#new/${collection}` }, "+ Thêm") : ""),
+    h("div", { class: "title" }, h("h2", {}, COLLECTIONS[collection]), collection !== "checks" && collection !== "violations" ? h("a", { class: "primary small", href: `#new/${collection}` }, icon("plus", 16), "Thêm") : ""),
     collection === "checks" || collection === "violations" ? h("p", { class: "muted" }, "Chọn cơ sở để ghi kiểm tra hoặc lập vi phạm.") : "",
     h("div", { class: "list" }, records.length ? records.map((r) => { const row = recordRow(collection, r); if (names[r.fields.premises_id]) row.append(h("div", { class: "s" }, names[r.fields.premises_id])); return row; }) : h("p", { class: "muted" }, "Chưa có bản ghi.")),
   );
@@ -244,9 +246,9 @@ async function renderPremises(id) {
     h("div", { class: "card" },
       h("h2", {}, p.fields.name), h("p", { class: "muted" }, [valueLabel(p.fields.kind), p.fields.address, p.fields.owner_name].filter(Boolean).join(" · ")),
       h("div", { class: "actions" },
-        h("a", { class: "primary", href: `#new/checks?premises=${id}`, "data-testid": "new-check" }, "📋 Ghi kiểm tra"),
-        h("a", { class: "button", href: `#new/violations?premises=${id}`, "data-testid": "new-violation" }, "⚠ Lập vi phạm"),
-        h("a", { class: "button", href: `#edit/premises/${id}` }, "Sửa"))),
+        h("a", { class: "primary", href: `#new/checks?premises=${id}`, "data-testid": "new-check" }, icon("clipboard", 18), "Ghi kiểm tra"),
+        h("a", { class: "button", href: `#new/violations?premises=${id}`, "data-testid": "new-violation" }, icon("alert", 18), "Lập vi phạm"),
+        h("a", { class: "button", href: `#edit/premises/${id}`, title: "Sửa" }, icon("edit", 18)))),
     h("h3", { class: "section" }, `Kiểm tra (${checks.length})`), h("div", { class: "list" }, checks.map((c) => recordRow("checks", c))),
     h("h3", { class: "section" }, `Vi phạm (${violations.length})`), h("div", { class: "list" }, violations.map((v) => recordRow("violations", v))),
   );
@@ -333,7 +335,7 @@ async function renderForm(collection, id, params) {
   const showThumbs = async () => {
     thumbs.replaceChildren(...await Promise.all(photos.map(async (pid) => {
       const b = newPhotos.get(pid) || (await state.local.getBlob(pid))?.blob;
-      return b ? h("img", { src: URL.createObjectURL(b), alt: "ảnh" }) : h("div", { class: "thumb-missing" }, "📷");
+      return b ? h("img", { src: URL.createObjectURL(b), alt: "ảnh" }) : h("div", { class: "thumb-missing" }, icon("photo"));
     })));
   };
   const inputs = {};
@@ -342,7 +344,7 @@ async function renderForm(collection, id, params) {
     if ((HIDDEN[collection] || []).includes(f.name)) continue;
     if (f.name === "photos") {
       body.push(h("div", { class: "field" }, h("span", {}, label("photos")), thumbs,
-        h("label", { class: "button camera" }, "📷 Chụp ảnh",
+        h("label", { class: "button camera" }, icon("camera", 18), "Chụp ảnh",
           h("input", { type: "file", accept: "image/*", capture: "environment", multiple: true, "data-testid": "camera", hidden: true, onchange: async (e) => {
             for (const file of e.target.files) { const [pid, blob] = await takePhoto(file); if (!photos.includes(pid)) { photos.push(pid); newPhotos.set(pid, blob); } }
             e.target.value = ""; await showThumbs();
@@ -400,7 +402,7 @@ async function renderForm(collection, id, params) {
   shell(
     h("form", { class: "card form", "data-testid": `form-${collection}`, onsubmit: submit, novalidate: true },
       h("h2", {}, `${existing ? "Sửa" : "Thêm"} ${COLLECTIONS[collection].toLowerCase()}`),
-      premises && collection !== "premises" ? h("p", { class: "context" }, "🏘 ", premises.fields.name) : "",
+      premises && collection !== "premises" ? h("p", { class: "context" }, icon("building", 18), premises.fields.name) : "",
       ...body, error,
       h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", "data-testid": "save" }, "Lưu"),
         existing ? h("button", { type: "button", class: "danger", onclick: async () => { if (confirm("Xóa bản ghi này?")) { await state.local.edit(collection, existing.id, { remove: true }); if (navigator.onLine) syncNow(); history.back(); } } }, "Xóa") : "")),
