@@ -43,6 +43,7 @@ async function boot() {
   window.patrolApp = state;  // for the tests and the benchmark
   addEventListener("online", () => { if (enrolled()) syncNow(); });
   addEventListener("offline", () => refreshStatus());
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible" && enrolled() && navigator.onLine) state.syncer.live(); });
   addEventListener("hashchange", render);
   const code = new URLSearchParams(location.hash.slice(1)).get("enrol");
   if (code) { renderEnrol(); $("#code").value = code; return; }  // also a re-issued token, enrolled or not
@@ -390,7 +391,7 @@ async function renderForm(collection, id, params) {
         const sets = {};
         for (const f of fields) if (f.type === "set") { sets[f.name] = values[f.name] || []; delete values[f.name]; }
         const newId = await state.local.create(collection, { ward_id: ward, ...Object.fromEntries(Object.entries(values).filter(([, v]) => v !== null)) }, sets);
-        if (collection === "premises") { location.hash = `#premises/${newId}`; return; }
+        if (collection === "premises") { if (navigator.onLine) syncNow(); location.hash = `#premises/${newId}`; return; }
       }
     } catch (err) {
       error.textContent = err instanceof LocalError ? err.message : String(err);

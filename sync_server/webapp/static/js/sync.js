@@ -42,6 +42,8 @@ export class Syncer {
     this.running = null;
     this.features = null;
     this.polling = null;
+    this.pollStep = null;
+    this.idlePauseMs = 5000;
   }
 
   headers(extra = {}) {
@@ -100,6 +102,7 @@ export class Syncer {
   }
 
   async run() {
+    await this.pollStep?.catch(() => {});  // a long poll aborted by sync() ends first
     const report = { pushed: 0, rejected: 0, pulled: 0, conflicts: 0, blobs: 0, restored: 0, warnings: [] };
     let error = null;
     try {
@@ -224,21 +227,29 @@ export class Syncer {
 
   abortPoll() { this.pollAbort?.abort(); }
 
-  /** Pull in long polls while online and enrolled (only if the server supports `wait`). */
+  /** Pull in long polls while the app is open, visible, online and enrolled (only if the
+   * server supports `wait`). A poll answered at once with nothing new (a server that
+   * ignores `wait`) is followed by a pause, so the app never polls in a tight loop. */
   async live() {
     const features = await this.detect();
     if (!features.wait || this.polling) return;
+    const awake = () => navigator.onLine && document.visibilityState !== "hidden" && this.local.meta.token && !this.local.meta.revoked;
     this.polling = (async () => {
       let failures = 0;
-      while (navigator.onLine && this.local.meta.token && !this.local.meta.revoked) {
+      while (awake()) {
         if (this.running) { await this.running.catch(() => {}); continue; }
         this.pollAbort = new AbortController();
+        const started = Date.now();
         try {
-          await this.pull({ pulled: 0, warnings: [] }, { wait: LONG_POLL_S, signal: this.pollAbort.signal });
+          this.pollStep = this.pull({ pulled: 0, warnings: [] }, { wait: LONG_POLL_S, signal: this.pollAbort.signal });
+          const report = await this.pollStep;
           failures = 0;
+          if (!report.pulled && Date.now() - started < 1000) await sleep(this.idlePauseMs, this.pollAbort.signal);
         } catch (e) {
           if (e instanceof RevokedError) { this.onChange(); break; }
           if (!this.pollAbort.signal.aborted) await sleep(retryAfter(null, ++failures));
+        } finally {
+          this.pollStep = null;
         }
       }
     })().finally(() => { this.polling = null; });
