@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import pytest_asyncio
 import uvicorn
@@ -95,6 +94,8 @@ async def new_device(world: World, user: str = "u-ngoc") -> Api:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium; .ci/run installs it)")
     async with async_playwright() as p:
         b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b
@@ -225,4 +226,4 @@ async def server_records(api: Api) -> dict[str, dict[str, Any]]:
     return {r["id"]: r for r in await api.pull_all()}
 
 
-__all__ = ["App", "AppServer", "Path", "httpx", "new_device", "png", "server_records"]
+__all__ = ["App", "AppServer", "new_device", "open_app", "png", "server_records"]
