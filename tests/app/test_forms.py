@@ -60,3 +60,18 @@ async def test_a_value_the_schema_refuses_is_shown_and_never_queued(app: App, ap
     await app.page.click("[data-testid=save]")
     assert "Tên" in await app.page.locator("[data-testid=form-error]").inner_text()
     assert await app.pending() == 0
+
+
+async def test_a_change_the_server_rejects_becomes_a_dead_letter_shown_on_the_sync_page(app: App, app_world: World) -> None:
+    await app.open()
+    await app.enrol_with_token(await new_device(app_world), "u-ngoc")
+    await app.wait_idle()
+    # not through a form (the forms check required fields): a check of a ward out of scope
+    await app.page.evaluate("""window.patrolApp.local.create("checks", {ward_id: "phu-son", premises_id: "p-x", kind: "residence", started_at: "2026-11-30T09:00:00+07:00"})""")
+    await app.sync()
+    assert await app.pending() == 0
+    await app.page.goto(f"{app.base_url}/app/#sync")
+    await app.page.wait_for_selector("[data-testid=dead-letters] .row")
+    rows = await app.page.locator("[data-testid=dead-letters] .row").all_inner_texts()
+    assert len(rows) == 1 and "Kiểm tra" in rows[0] and "phu-son" in rows[0]
+    await app.page.wait_for_selector("#status a:has-text('1 bị từ chối')")

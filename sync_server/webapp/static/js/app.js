@@ -116,7 +116,15 @@ function shell(...content) {
 
 // -- screens ----------------------------------------------------------------------------
 
-async function render() {
+// Renders run one after another, each for the hash of its start: a slow one (a sync's)
+// can never paint over the screen the officer has since moved to.
+let rendering = Promise.resolve();
+function render() {
+  rendering = rendering.then(renderNow, renderNow);
+  return rendering;
+}
+
+async function renderNow() {
   if (!enrolled()) return renderEnrol();
   const [screen, a, b] = location.hash.slice(1).split("?")[0].split("/");
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
