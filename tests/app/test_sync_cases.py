@@ -59,10 +59,13 @@ async def test_two_phones_and_an_sdk_device_editing_one_violation_converge(
             assert held.description == on_server["fields"]["description"]
             assert on_server["fields"]["record_no"] == "BB-17"
             assert held.fine_vnd == on_server["fields"]["fine_vnd"] == 2_000_000  # the later of the two phones' stamps
-            # the phone whose edits lost saw the conflicts the server reported, on its sync page
-            await other.page.goto(f"{app_server.url}/app/#sync")
-            await other.page.wait_for_selector("[data-testid=conflicts] .row")
-            shown = await other.page.locator("[data-testid=conflicts] .row").all_inner_texts()
+            # the phone that pushed second (the network came back on both at once) saw the
+            # conflicts the server reported, on its sync page
+            counts = [await p.page.evaluate("window.patrolApp.local.conflicts().then((c) => c.length)") for p in (app, other)]
+            loser = (app, other)[counts.index(max(counts))]
+            await loser.page.goto(f"{app_server.url}/app/#sync")
+            await loser.page.wait_for_selector("[data-testid=conflicts] .row")
+            shown = await loser.page.locator("[data-testid=conflicts] .row").all_inner_texts()
             assert any("Trạng thái" in row for row in shown), shown
         finally:
             await second_context.close()
