@@ -95,3 +95,33 @@ async def test_records_arrive_while_the_app_is_open_without_a_tap(app: App, app_
     await app.page.wait_for_function("window.patrolApp.local.get('premises', 'live-1').then(Boolean)", polling=100)
     pulls = await app.page.evaluate("performance.getEntriesByType('resource').filter((e) => e.name.includes('/v1/sync/pull') && e.name.includes('wait=')).length")
     assert pulls >= 1
+
+
+async def test_a_push_whose_answer_was_lost_is_sent_again_as_is_after_a_reload(app: App, app_world: World) -> None:
+    await enrolled(app, app_world)
+    bodies: list[str] = []
+
+    async def lose_the_answer(route: Route) -> None:
+        bodies.append(route.request.post_data or "")
+        await route.fetch()  # the server applies it ...
+        await route.abort("connectionreset")  # ... and the answer never reaches the phone
+
+    await app.page.route("**/v1/sync/push", lose_the_answer)
+    await app.page.evaluate("window.patrolApp.syncer.attempts = 1")
+    await app.page.context.set_offline(True)
+    house = await app.add_premises("Nhà trọ Mất Trả Lời")
+    await app.page.context.set_offline(False)
+    await app.wait_idle()
+    await app.sync()
+    assert len(bodies) >= 1 and await app.pending() == 1
+    await app.page.unroute("**/v1/sync/push")
+    resent: list[str] = []
+    app.page.on("request", lambda r: resent.append(r.post_data or "") if r.url.endswith("/v1/sync/push") else None)
+    await app.page.reload()
+    await app.page.wait_for_function("window.patrolApp && window.patrolApp.local")
+    await app.wait_idle()
+    await app.sync()
+    assert await app.pending() == 0
+    assert resent[0] == bodies[0]  # the same change set id and body: the server's stored answer
+    history = await app_world.supervisor.http.get(f"/v1/records/premises/{house}/history")
+    assert history.status_code == 200 and len(history.json()["edits"]) == 1
