@@ -48,7 +48,9 @@ export class Syncer {
 
   headers(extra = {}) {
     const m = this.local.meta;
-    return { Authorization: `Bearer ${m.token}`, "X-Client": `${APP_NAME}/${APP_VERSION}; schema=1; pending=${this.pendingHint ?? 0}`, ...extra };
+    // clock: this phone's wall clock as a stamp, for the fleet's clock-offset column (§6d)
+    const clock = `${String(Date.now()).padStart(13, "0")}-0000-${m.device_id}`;
+    return { Authorization: `Bearer ${m.token}`, "X-Client": `${APP_NAME}/${APP_VERSION}; schema=1; pending=${this.pendingHint ?? 0}; clock=${clock}`, ...extra };
   }
 
   /** One request, retried when that is safe; answers the Response of a 2xx (or `ok` codes). */
