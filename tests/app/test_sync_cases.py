@@ -58,6 +58,15 @@ async def test_two_phones_and_an_sdk_device_editing_one_violation_converge(
             assert held.status == on_server["fields"]["status"] == "resolved"  # the highest rank
             assert held.description == on_server["fields"]["description"]
             assert on_server["fields"]["record_no"] == "BB-17"
+            # the SDK's photo, shown on a phone that never held it: fetched and checked
+            photo = await sdk.put_blob(b"\xff\xd8 not really a JPEG")
+            await sdk.add(Violation, found.id, "photos", photo)
+            await sdk.sync()
+            await other.sync()
+            await other.page.goto(f"{app_server.url}/app/#edit/violations/{found.id}")
+            await other.page.wait_for_selector("[data-testid=thumbs] img")
+            kept = await other.page.evaluate("(id) => window.patrolApp.local.getBlob(id).then((b) => b && b.uploaded)", photo)
+            assert kept is True
             assert held.fine_vnd == on_server["fields"]["fine_vnd"] == 2_000_000  # the later of the two phones' stamps
             # the phone that pushed second (the network came back on both at once) saw the
             # conflicts the server reported, on its sync page

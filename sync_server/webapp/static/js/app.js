@@ -343,7 +343,8 @@ async function renderForm(collection, id, params) {
   const thumbs = h("div", { class: "thumbs", "data-testid": "thumbs" });
   const showThumbs = async () => {
     thumbs.replaceChildren(...await Promise.all(photos.map(async (pid) => {
-      const b = newPhotos.get(pid) || (await state.local.getBlob(pid))?.blob;
+      let b = newPhotos.get(pid) || (await state.local.getBlob(pid))?.blob;
+      if (!b && navigator.onLine) b = await state.syncer.fetchBlob(pid).catch(() => null);
       return b ? h("img", { src: URL.createObjectURL(b), alt: "ảnh" }) : h("div", { class: "thumb-missing" }, icon("photo"));
     })));
   };

@@ -248,8 +248,9 @@ export class Local {
 
   // -- photos -----------------------------------------------------------------------------
 
-  async putBlob(id, blob) {
-    await this.tx(["blobs"], "readwrite", async (s) => { if (!(await s.blobs.get(id))) await s.blobs.put({ id, blob, size: blob.size, uploaded: false }); });
+  /** Keep a photo: one taken here (to upload), or one fetched from the server (`uploaded`). */
+  async putBlob(id, blob, uploaded = false) {
+    await this.tx(["blobs"], "readwrite", async (s) => { if (!(await s.blobs.get(id))) await s.blobs.put({ id, blob, size: blob.size, uploaded }); });
   }
 
   async getBlob(id) { return this.tx(["blobs"], "readonly", (s) => s.blobs.get(id)); }

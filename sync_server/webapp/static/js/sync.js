@@ -153,6 +153,16 @@ export class Syncer {
     }
   }
 
+  /** A photo another device took: fetched once, checked against its id, kept. */
+  async fetchBlob(id) {
+    const response = await this.send("GET", `/v1/blobs/${id}`, { attempts: 2 });
+    const blob = await response.blob();
+    const { blobId } = await import("./photos.js");
+    if ((await blobId(blob)) !== id) throw new Error(`${id}: the bytes do not match`);
+    await this.local.putBlob(id, blob, true);
+    return blob;
+  }
+
   // -- push -----------------------------------------------------------------------------
 
   async push(report) {
