@@ -27,6 +27,12 @@ const state = { local: null, schema: null, syncer: null, error: null, busy: fals
 const FORMS = ["premises", "checks", "violations", "patrols", "tips", "safety_groups", "fire_points"];
 const TITLE = (r) => r.fields.name || r.fields.summary || r.fields.record_no || valueLabel(r.fields.kind || r.fields.category || "") || r.id;
 
+function clockTime(text) {
+  const d = new Date(text);
+  const today = d.toDateString() === new Date().toDateString();
+  return d.toLocaleString("vi-VN", today ? { timeStyle: "short" } : { dateStyle: "short", timeStyle: "short" });
+}
+
 function when(text) {
   if (!text) return "";
   const d = new Date(text);
@@ -80,11 +86,10 @@ async function refreshStatus() {
   const last = state.local.meta.last_sync;
   const revoked = state.local.meta.revoked;
   bar.replaceChildren(...[
-    h("span", { class: `dot ${navigator.onLine ? "on" : "off"}`, title: navigator.onLine ? "Có mạng" : "Không có mạng" }),
-    navigator.onLine ? null : h("span", { class: "offline" }, "Ngoại tuyến"),
+    navigator.onLine ? h("span", { class: "dot on", title: "Có mạng" }) : h("span", { class: "badge offline" }, "Ngoại tuyến"),
     h("span", { "data-testid": "pending", class: "pending" }, pending ? `${pending} thay đổi chờ gửi` : "Đã đồng bộ"),
     dead ? h("a", { href: "#sync", class: "badge warn" }, `${dead} bị từ chối`) : null,
-    h("span", { class: "last" }, last ? `Lần cuối: ${when(last.at)}` : "Chưa đồng bộ"),
+    h("span", { class: "last" }, last ? `Lúc ${clockTime(last.at)}` : "Chưa đồng bộ"),
   ].filter(Boolean));
   const msg = $("#message");
   const text = revoked ? "Thiết bị bị thu hồi: mã truy cập không còn hiệu lực. Hãy liên hệ quản trị để cấp lại." : state.error || state.notice;
