@@ -45,6 +45,7 @@ from .settings import Settings
 from .stores import Store, StoreError, store_for
 from .stores import errors as store_errors
 from .supervision import SupervisionService
+from .webapp import webapp_router
 
 __all__ = ["create_app"]
 
@@ -52,7 +53,7 @@ log = logging.getLogger("patrol_sync")
 _PROBLEM = "application/problem+json"
 _json = msgspec.json.Encoder()
 #: Paths the token middleware lets through (the OpenAPI document says so too).
-_OPEN_PATHS = ["^/healthz$", "^/schema", "^/metrics$", "^/v1/enrol$", f"^{docs.PATH}$", f"^{docs.STATIC}/"]
+_OPEN_PATHS = ["^/healthz$", "^/schema", "^/metrics$", "^/v1/enrol$", "^/app(/|$)", f"^{docs.PATH}$", f"^{docs.STATIC}/"]
 
 _STORE_ERRORS: dict[type[StoreError], type[errors.ProblemError]] = {
     store_errors.AlreadyExists: errors.AlreadyExists,
@@ -179,6 +180,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             # blob bodies have their own limit (streamed to the blob store, never held whole)
             Router(path="/", route_handlers=[BlobsController], request_max_body_size=settings.max_blob_bytes),
             docs.docs_router(document),
+            webapp_router(),  # the officers' handheld app (no token: it must load before enrolment)
         ],
         lifespan=[lifespan],
         # OPTIONS too (Litestar exempts it by default): the role guards need a caller, and
