@@ -5,10 +5,9 @@
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 
-from sync_server.settings import Settings
+from sync_server.settings import Settings, SettingsError
 
 
 def test_numbers_in_environment_variables_are_parsed() -> None:
@@ -22,5 +21,5 @@ def test_settings_survive_the_trip_through_the_environment() -> None:
 
 
 def test_a_variable_that_is_not_a_number_is_refused() -> None:
-    with pytest.raises(msgspec.ValidationError):
+    with pytest.raises(SettingsError, match="PATROL_SYNC_MAX_BODY_BYTES"):
         Settings.from_env({"PATROL_SYNC_MAX_BODY_BYTES": "lots"}, db_url="sqlite:///x.db")
