@@ -45,7 +45,7 @@ from schemas import (
 )
 
 from ...engine.state import RecordState
-from ...principal import Principal
+from ...principal import Principal, epoch_ms
 from ..base import (
     BlobAccess,
     ConflictRow,
@@ -315,7 +315,8 @@ class SqliteStore(Store):
                    ELSE (SELECT group_concat(w) FROM (
                             SELECT t.ward_id AS w FROM user_teams ut JOIN teams t ON t.id = ut.team_id
                              WHERE ut.user_id = u.id
-                            UNION SELECT ward_id FROM user_wards WHERE user_id = u.id)) END
+                            UNION SELECT ward_id FROM user_wards WHERE user_id = u.id)) END,
+                   d.created_at
               FROM devices d JOIN users u ON u.id = d.user_id
              WHERE d.token_hash = ? AND d.revoked_at IS NULL"""
         rows = list(await self._reader().execute_fetchall(sql, (token_hash,)))
@@ -323,7 +324,7 @@ class SqliteStore(Store):
             return None
         row = rows[0]
         wards = frozenset(row[3].split(",")) if row[3] else frozenset()
-        return Principal(user_id=row[1], device_id=row[0], role=row[2], wards=wards)
+        return Principal(user_id=row[1], device_id=row[0], role=row[2], wards=wards, registered_ms=epoch_ms(row[4]))
 
     async def create(self, entity: Ward | Team | User | DeviceToken, token_hash: str | None = None) -> None:
         await self._on_writer(_sql.create_entity, entity, token_hash, _now())
