@@ -48,6 +48,7 @@ from .errors import ChangesetReused, Forbidden, Unavailable
 from .principal import Principal
 from .settings import Settings
 from .stores import (
+    AlreadyExists,
     ConflictRow,
     EditRow,
     ReadTx,
@@ -239,7 +240,7 @@ class PushWriter:
                 return None
             if isinstance(exc, StoreUnavailable):  # a restart, an overload, a deadlock: a 503, one line
                 log.warning("push of change set %s failed: %s", group[0].push.changeset_id, exc)
-            elif not isinstance(exc, (ChangesetReused, Forbidden)):
+            elif not isinstance(exc, (ChangesetReused, Forbidden, AlreadyExists)):  # (a conflict resolved meanwhile)
                 log.exception("push of change set %s failed", group[0].push.changeset_id)
             _settle(group[0].future, exc)
             return None
@@ -377,7 +378,12 @@ class PushWriter:
 
 def _references(change: Change) -> list[Key]:
     """The records a change's fields name (``engine.guards.REFERENCES``)."""
-    return [(REFERENCES[name], edit.value) for name, edit in change.edits() if name in REFERENCES and isinstance(getattr(edit, "value", None), str)]
+    named: list[Key] = []
+    for name, edit in change.edits():
+        value = getattr(edit, "value", None)
+        if name in REFERENCES and isinstance(value, str):
+            named.append((REFERENCES[name], value))
+    return named
 
 
 def _utc_now() -> str:

@@ -277,10 +277,10 @@ class SqliteStore(Store):
         try:
             text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
             epoch, seq = text.split(":")
-            value = int(seq)
+            value = int(seq) if seq.isascii() and seq.isdigit() else -1
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}") from None
-        if value < 0:
+        if value < 0 or value >= 1 << 63:  # past a 64-bit integer: no such position
             raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}")
         if epoch != self.epoch:
             raise CursorExpired("the cursor is from another epoch of this store; pull again from the start")
