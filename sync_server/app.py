@@ -183,5 +183,5 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # Outside routing, so that unknown paths and refused requests are counted, logged
     # with a request id, and answered as problems too (app-level middleware runs only
     # once a route is found). ``asgi_handler`` is what ``Litestar.__call__`` calls.
-    app.asgi_handler = RequestContext(Limiter(app.asgi_handler, settings, metrics), metrics)
+    app.asgi_handler = RequestContext(Limiter(app.asgi_handler, settings, metrics, the_store), metrics)
     return app

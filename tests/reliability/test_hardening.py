@@ -255,3 +255,96 @@ async def test_two_resolutions_of_one_conflict_at_the_same_moment_give_one_200_a
         record = await pulled(sup, record_id)
         assert record is not None and record["fields"]["fine_vnd"] == winner
 
+
+
+# -- 2. fair use: limits per authenticated device, slow bodies ---------------------------------
+
+
+async def _slow_push(base_url: str, authorization: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A push whose body never comes whole: headers and a first few bytes, then silence."""
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = (
+        f"POST /v1/sync/push HTTP/1.1\r\nHost: {host}\r\nAuthorization: {authorization}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    )
+    writer.write(head.encode() + b'{"device_id": "lamson-h01", ')
+    await writer.drain()
+    return reader, writer
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+
+
+async def _status(reader: asyncio.StreamReader, timeout: float) -> tuple[int, dict[str, str]]:
+    async with asyncio.timeout(timeout):
+        status = int((await reader.readline()).split()[1])
+        headers = {}
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+@pytest.mark.settings(max_inflight=8, max_inflight_per_device=3, body_timeout_s=2.0)
+async def test_one_device_holding_slow_bodies_under_many_header_spellings_cannot_make_another_devices_push_fail(world: World) -> None:
+    token = world.officer_a.token
+    hostile = [await _slow_push(world.base_url, "Bearer" + " " * n + f"{token}") for n in range(1, 9)]
+    try:
+        await asyncio.sleep(0.3)  # every one of them is in the server's hands
+        other = await world.officer_b.push([new_premises("p-fair", "lam-son", "lamson-h02")])
+        assert other.status_code == 200, other.text
+        answers = await asyncio.gather(*(_status(reader, 10) for reader, _ in hostile))
+        statuses = sorted(status for status, _ in answers)
+        assert statuses == [408] * 3 + [429] * 5  # 3 in flight until their body is late, the rest refused at once
+        assert all(int(headers["retry-after"]) >= 1 for status, headers in answers if status == 429)
+    finally:
+        for _, writer in hostile:
+            await _close(writer)
+
+
+@pytest.mark.settings(device_rate_per_s=0.5, device_burst=20)
+async def test_a_device_past_its_rate_gets_429_with_retry_after_and_the_others_do_not(world: World) -> None:
+    answers = [await world.officer_a.http.get("/v1/sync/pull") for _ in range(21)]
+    assert [r.status_code for r in answers] == [200] * 20 + [429]
+    assert answers[-1].headers["content-type"].startswith("application/problem+json")
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    assert (await world.officer_b.http.get("/v1/sync/pull")).status_code == 200
+    # a garbled spelling of the same token is the same device
+    again = await world.officer_a.http.get("/v1/sync/pull", headers={"Authorization": f"bearer    {world.officer_a.token}"})
+    assert again.status_code == 429
+
+
+@pytest.mark.settings(body_timeout_s=1.0, blob_min_bytes_per_window=100)
+async def test_a_slow_but_moving_blob_upload_is_not_cut_and_a_stalled_one_is(world: World) -> None:
+    import hashlib
+
+    data = b"x" * 1_000
+    blob_id = "sha256:" + hashlib.sha256(data).hexdigest()
+
+    async def trickle(pause: float) -> Any:
+        for start in range(0, len(data), 200):
+            yield data[start : start + 200]
+            await asyncio.sleep(pause)
+
+    moving = await world.officer_a.http.put(f"/v1/blobs/{blob_id}", content=trickle(0.4), headers={"Content-Length": str(len(data))})
+    assert moving.status_code in (200, 201), moving.text  # 2 s in all, over the 1 s body timeout: each second brought 500 bytes
+    other = b"y" * 1_000
+    other_id = "sha256:" + hashlib.sha256(other).hexdigest()
+    host, port = world.base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            f"PUT /v1/blobs/{other_id} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {world.officer_a.token}\r\n"
+            "Content-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n".encode() + other[:10]
+        )
+        await writer.drain()
+        status, _ = await _status(reader, 10)
+        assert status == 408  # 10 bytes in a window that needs 100
+    finally:
+        await _close(writer)
