@@ -348,3 +348,72 @@ async def test_a_slow_but_moving_blob_upload_is_not_cut_and_a_stalled_one_is(wor
         assert status == 408  # 10 bytes in a window that needs 100
     finally:
         await _close(writer)
+
+
+# -- 5. blobs: a quota for what no record names; expiry ------------------------------------------
+
+
+def _blob(fill: bytes, size: int = 1_000) -> tuple[str, bytes]:
+    import hashlib
+
+    data = fill * size
+    return "sha256:" + hashlib.sha256(data).hexdigest(), data
+
+
+def _violation_naming(record_id: str, *blob_ids: str) -> dict[str, Any]:
+    ts = now_stamp("lamson-h01")
+    values = {"ward_id": "lam-son", "check_id": "chk-1", "premises_id": "prem-1", "category": "fire_safety", "status": "open"}
+    fields: dict[str, Any] = {k: edit(v, ts) for k, v in values.items()}
+    fields["photos"] = {"add": list(blob_ids), "remove": [], "ts": ts}
+    return {"collection": "violations", "id": record_id, "fields": fields}
+
+
+@pytest.mark.settings(blob_quota_bytes=1_500)
+async def test_blobs_no_record_names_count_against_their_uploaders_quota(world: World) -> None:
+    a, b = world.officer_a, world.officer_b
+    first_id, first = _blob(b"a")
+    second_id, second = _blob(b"b")
+    assert (await a.http.put(f"/v1/blobs/{first_id}", content=first)).status_code == 201
+    refused = await a.http.put(f"/v1/blobs/{second_id}", content=second)
+    assert refused.status_code == 413 and refused.headers["content-type"].startswith("application/problem+json")
+    chunk = await a.http.put(f"/v1/blobs/{second_id}", content=second[:10], headers={"Content-Range": "bytes 0-9/1000"})
+    assert chunk.status_code == 413  # a resumable upload is held to it from its first chunk
+    assert (await b.http.put(f"/v1/blobs/{second_id}", content=second)).status_code == 201  # another officer's quota
+    # once a record names the first, it no longer counts
+    await a.push_ok([_violation_naming("v-photo", first_id)])
+    third_id, third = _blob(b"c")
+    assert (await a.http.put(f"/v1/blobs/{third_id}", content=third)).status_code == 201
+
+
+@pytest.mark.settings(blob_quota_bytes=1_500, blob_unnamed_ttl_s=1.0)
+async def test_a_blob_no_record_names_expires_and_frees_its_quota(world: World) -> None:
+    a = world.officer_a
+    first_id, first = _blob(b"a")
+    second_id, second = _blob(b"b")
+    assert (await a.http.put(f"/v1/blobs/{first_id}", content=first)).status_code == 201
+    assert (await a.http.put(f"/v1/blobs/{second_id}", content=second)).status_code == 413
+    async with asyncio.timeout(10):
+        while (await a.http.put(f"/v1/blobs/{second_id}", content=second)).status_code != 201:
+            await asyncio.sleep(0.3)
+    # the expired one is gone: a record naming it now finds it missing
+    await a.push_ok([_violation_naming("v-late", first_id)])
+    missing = (await a.http.get("/v1/blobs/missing")).json()["ids"]
+    assert first_id in missing
+
+
+@pytest.mark.settings(blob_staging_ttl_s=2.0)
+async def test_an_unfinished_upload_expires_after_it_began_however_often_it_is_topped_up(world: World) -> None:
+    a = world.officer_a
+    blob_id, data = _blob(b"s")
+    offset = 0
+    started = time.monotonic()
+    async with asyncio.timeout(15):
+        while True:
+            answer = await a.http.put(f"/v1/blobs/{blob_id}", content=data[offset : offset + 10], headers={"Content-Range": f"bytes {offset}-{offset + 9}/1000"})
+            if answer.status_code == 409:
+                break
+            assert answer.status_code == 202, answer.text
+            offset += 10
+            await asyncio.sleep(0.3)
+    assert answer.headers["upload-offset"] == "0"  # dropped whole: the upload starts over
+    assert time.monotonic() - started >= 2.0

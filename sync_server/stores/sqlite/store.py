@@ -397,8 +397,14 @@ class SqliteStore(Store):
     async def blob_access(self, blob_id: str, wards: Sequence[str]) -> BlobAccess:
         return cast(BlobAccess, await self._query(_blobs.access, blob_id, wards))
 
-    async def blob_stored(self, blob_id: str, size: int) -> None:
-        await self._on_writer(_blobs.stored, blob_id, size, _now())
+    async def blob_stored(self, blob_id: str, size: int, uploader: str | None = None) -> None:
+        await self._on_writer(_blobs.stored, blob_id, size, uploader, _now())
+
+    async def unnamed_blob_bytes(self, uploader: str) -> int:
+        return cast(int, await self._query(_blobs.unnamed_bytes, uploader))
+
+    async def forget_unnamed_blobs(self, stored_before: str, limit: int) -> list[str]:
+        return cast(list[str], await self._on_writer(_blobs.forget_unnamed, stored_before, limit))
 
     async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
         return cast(list[str], await self._query(_blobs.missing, wards, after, limit))
