@@ -17,13 +17,16 @@ import asyncio
 import collections
 import itertools
 import statistics
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from _harness import Fleet, running_server
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import Fleet, running_server  # noqa: E402
 
 _counter = itertools.count()
 
