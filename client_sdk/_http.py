@@ -6,7 +6,8 @@ in a transport that fails on purpose. What is retried:
 - network errors and timeouts, for requests that are safe to send twice (every GET,
   and pushes: a change set id makes a resend harmless); other requests only when
   the connection was never made;
-- 5xx and 429 answers, for the same requests, honouring ``Retry-After``.
+- 5xx, 429 and 408 answers, for the same requests, honouring ``Retry-After`` (408:
+  the body came too slowly for the server, a slow link's hiccup, like a timeout).
 
 Nothing else is retried: a 4xx says the request itself is wrong, and sending it
 again would get the same answer.
@@ -33,7 +34,7 @@ from .types import RetryPolicy
 __all__ = ["Http", "Reply"]
 
 T = TypeVar("T")
-_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _problem = msgspec.json.Decoder(Problem)
 Sleep = Callable[[float], Awaitable[None]]
 

@@ -5,7 +5,8 @@ backup was taken, though the devices that pushed or pulled those changes still
 hold them. The server's new epoch answers their next pull with 410; the SDK then
 keeps what it had pulled (table ``restored``), pulls everything again, and compares
 field by field. What the device held with a *newer stamp* than the restored server
-has is queued again with its original stamp and, as its base, the stamp the server
+has, and stamped by this device (the server takes no device's stamp from another:
+each device sends back its own edits), is queued again with its original stamp and, as its base, the stamp the server
 has now, so the server's merge takes it as a clean edit, not a conflict (but for an
 earlier ``first`` value or a higher rank stamped earlier: those conflicted the first
 time too, and are logged again):
@@ -46,6 +47,7 @@ import aiosqlite
 import msgspec
 
 from schemas.collections import CollectionSpec, Policy
+from schemas.stamps import stamp_node
 
 from ._localdb import LocalDB, fetch_all, scalar
 from ._outbox import save_pending
@@ -125,10 +127,11 @@ class Restore:
             if on_server is not None and not now_deleted and not self._edited_since(spec, stamps, now_stamps):
                 pending.delete = PendingDelete(self.clock.now(), max(now_stamps.values(), default=None))
             return pending if pending.delete is not None else None
+        node = self.clock.hlc.node
         for name, ts in stamps.items():
             field = spec.fields.get(name)
-            if field is None or name not in fields:
-                continue
+            if field is None or name not in fields or stamp_node(ts) != node:
+                continue  # another device's edit is that device's to send back (the server refuses it from here)
             base = now_stamps.get(name)
             value = fields[name]
             if field.policy is Policy.SET:  # by element: the set's stamp may be the server's and an add not

@@ -32,16 +32,20 @@ __all__ = [
 #: Numbers travel through JavaScript clients too: keep integers exact there.
 MAX_SAFE_INT = 2**53 - 1
 
+#: Patterns match whole (PROTOCOL.md section 1): msgspec searches with Python's ``re``, whose
+#: ``$`` also matches before a final newline, so each ends ``$(?!\n)`` (``\Z`` is not ECMA-262,
+#: and JSON Schema and browsers read these patterns too; there the look-ahead is a no-op).
+
 #: A hybrid logical clock value: 13-digit ms, 4 hex counter digits, node id.
-STAMP_PATTERN = r"^[0-9]{13}-[0-9a-f]{4}-[A-Za-z0-9_-]{1,64}$"
+STAMP_PATTERN = r"^[0-9]{13}-[0-9a-f]{4}-[A-Za-z0-9_-]{1,64}$(?!\n)"
 
 Id = Annotated[
     str,
-    Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="1-64 of [A-Za-z0-9_-]"),
+    Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$(?!\n)", description="1-64 of [A-Za-z0-9_-]"),
 ]
 DeviceId = Id
 ChangesetId = Annotated[
-    str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$", description="client-made, stable across retries")
+    str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$(?!\n)", description="client-made, stable across retries")
 ]
 Stamp = Annotated[str, Meta(pattern=STAMP_PATTERN, description='HLC "<ms>-<counter>-<node>"')]
 
@@ -57,7 +61,7 @@ _NO_NUL = r"^[^\x00]*$"
 Name = Annotated[str, Meta(min_length=1, max_length=500, pattern=_NO_NUL)]
 ShortText = Annotated[str, Meta(max_length=500, pattern=_NO_NUL)]
 LongText = Annotated[str, Meta(max_length=65536, pattern=_NO_NUL)]
-Phone = Annotated[str, Meta(max_length=32, pattern=r"^[0-9+() .-]*$")]
+Phone = Annotated[str, Meta(max_length=32, pattern=r"^[0-9+() .-]*$(?!\n)")]
 #: One element of a `set` field: an officer id, a tag (photos are :data:`BlobId` elements).
 Element = Annotated[str, Meta(min_length=1, max_length=200, pattern=_NO_NUL)]
 

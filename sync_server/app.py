@@ -217,7 +217,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # Outside routing, so that unknown paths and refused requests are counted, logged
     # with a request id, and answered as problems too (app-level middleware runs only
     # once a route is found). ``asgi_handler`` is what ``Litestar.__call__`` calls.
-    app.asgi_handler = RequestContext(Limiter(app.asgi_handler, settings, metrics), metrics)
+    app.asgi_handler = RequestContext(Limiter(app.asgi_handler, settings, metrics, the_store), metrics)
     if settings.proxies():  # outermost: the access line and the limiter see the real client
         app.asgi_handler = ProxyHeadersMiddleware(app.asgi_handler, trusted_hosts=settings.proxies())  # type: ignore[arg-type,assignment]
     return app

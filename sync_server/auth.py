@@ -13,9 +13,24 @@ from .identity import hash_token
 from .principal import Principal
 from .stores import Store
 
-__all__ = ["TokenAuthMiddleware", "admins_only", "supervisors_only"]
+__all__ = ["PRINCIPAL_KEY", "TokenAuthMiddleware", "admins_only", "bearer_token", "supervisors_only"]
 
 _MAX_TOKEN = 256
+#: where the limiter (``limits.py``) leaves the principal it looked up for this request,
+#: in ``scope["state"]``: one lookup per request, not two
+PRINCIPAL_KEY = "patrol_sync.principal"
+
+
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization`` header, however spaced; None if it holds none.
+
+    The one reading of the header: the limiter keys on the device this token names,
+    so ``"Bearer" + N spaces + token`` is the same device as ``"Bearer token"``."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > _MAX_TOKEN:
+        return None
+    return token
 
 
 class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -25,13 +40,15 @@ class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
     refusal costs the same time; revocation is seen on the very next request."""
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        header = connection.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token or len(token) > _MAX_TOKEN:
+        token = bearer_token(connection.headers.get("authorization", ""))
+        if token is None:
             raise Unauthorized()
-        store: Store = connection.app.state.store
-        principal = await store.principal(hash_token(token))
+        state = connection.scope.get("state") or {}
+        if PRINCIPAL_KEY in state:
+            principal = state[PRINCIPAL_KEY]
+        else:
+            store: Store = connection.app.state.store
+            principal = await store.principal(hash_token(token))
         if principal is None:
             raise Unauthorized("unknown, expired or revoked token")
         return AuthenticationResult(user=principal, auth=None)

@@ -5,6 +5,7 @@
     ├── Unauthorized (401)          missing, unknown, expired or revoked token
     ├── Forbidden (403)             authenticated, not allowed (role, scope, device)
     ├── NotFound (404)
+    ├── RequestTimeout (408)        a request body that did not arrive in time
     ├── AlreadyExists (409)         an entity with that id exists
     ├── ChangesetReused (409)       a change set id sent again with another body
     ├── Refused (409)               forbidden by the data's rules (the last admin, a team with records)
@@ -40,6 +41,7 @@ __all__ = [
     "ProblemError",
     "RangeNotSatisfiable",
     "Refused",
+    "RequestTimeout",
     "TooManyRequests",
     "Unauthorized",
     "Unavailable",
@@ -86,6 +88,10 @@ class Forbidden(ProblemError):
 
 class NotFound(ProblemError):
     status, slug, title = 404, "not-found", "Not found"
+
+
+class RequestTimeout(ProblemError):
+    status, slug, title = 408, "request-timeout", "Request body too slow"
 
 
 class AlreadyExists(ProblemError):

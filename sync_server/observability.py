@@ -175,11 +175,17 @@ def logging_config(level: str = "info", fmt: str = "json") -> dict[str, Any]:
 
 def _safe_url(path: str, query: bytes) -> str:
     """The path and query to log: secret-looking parameters and anything shaped like a
-    token masked (tokens never travel in URLs, but a careless client may put one there)."""
+    token masked (tokens never travel in URLs, but a careless client may put one there),
+    and at most ``MAX_LOGGED_PATH`` characters: a 60 KB URL is not logged whole."""
     if query:
-        pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        pairs = parse_qsl(query[: 4 * MAX_LOGGED_PATH].decode("latin-1"), keep_blank_values=True)
         path += "?" + urlencode([(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs], safe="*/")
-    return _TOKEN_LIKE.sub(TOKEN_PREFIX + "***", path)
+    path = _TOKEN_LIKE.sub(TOKEN_PREFIX + "***", path[: 2 * MAX_LOGGED_PATH])
+    return path if len(path) <= MAX_LOGGED_PATH else path[:MAX_LOGGED_PATH] + "…"
+
+
+#: the longest path and query a log line carries
+MAX_LOGGED_PATH = 512
 
 
 # -- metrics ----------------------------------------------------------------------

@@ -34,7 +34,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: the blob store's folder (``sync_server/blobs``); empty: beside the SQLite file
     #: (``x.db`` -> ``x.blobs``). Required with PostgreSQL (a volume every worker shares).
     blob_dir: str = ""
-    blob_staging_ttl_s: float = 7 * 86400.0  # a resumable upload untouched this long is dropped
+    blob_staging_ttl_s: float = 86400.0  # a resumable upload is dropped this long after it began, however topped up
     max_clock_skew_ms: int = 10 * 60 * 1000
     default_timezone: str = "Asia/Ho_Chi_Minh"
     # -- backpressure (sync_server/limits.py): past these, 503 or 429 with Retry-After
@@ -54,12 +54,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: addresses (or networks, or ``*``) of reverse proxies whose ``X-Forwarded-For``/``-Proto``
     #: are believed, comma-separated; empty: the peer's own address is the client's
     trusted_proxies: str = ""
-
-    def origins(self) -> list[str]:
-        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
-
-    def proxies(self) -> list[str]:
-        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
     # -- enrolment codes (sync_server/enrolment.py)
     #: the server's address as handhelds reach it (``https://patrol.example``), for enrolment
     #: URLs; empty: the address each admin request came to
@@ -67,6 +61,26 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     enrolment_ttl_s: float = 600.0  # a one-time code is valid this long (PROTOCOL.md section 7: 10 minutes)
     enrol_max_failures: int = 10  # failed exchanges from one client address within the window; then 429
     enrol_failure_window_s: float = 600.0
+    # -- hardening (PROTOCOL.md sections 1-3, 6b): what one hostile device may not do
+    max_record_bytes: int = 256 * 1024  # a whole record, encoded as pulled; a change past it: too_large
+    max_set_elements: int = 2_000  # elements of one set field; a change past it: too_large
+    #: a stamp earlier than its device's registration less ``max_clock_skew_ms`` is applied at
+    #: the server's clock (clock_skew). Off only to replay old data sets (the tests' 2023 stamps)
+    stamps_after_registration: bool = True
+    device_rate_per_s: float = 100.0  # requests a second one device may make, on average...
+    device_burst: int = 1_000  # ...and at once after a quiet spell (a token bucket); past it, 429
+    body_timeout_s: float = 30.0  # a request body (but a blob's) not all arrived by then: 408
+    #: a blob upload is slow on 2G, not cut by time: it must bring this many bytes every
+    #: ``body_timeout_s`` (8 KiB in 30 s is a link at 2.2 kbit/s), else 408
+    blob_min_bytes_per_window: int = 8 * 1024
+    blob_quota_bytes: int = 200 * MiB  # blobs no record names, per uploader; past it, 413
+    blob_unnamed_ttl_s: float = 7 * 86400.0  # a blob no record names is dropped this long after its upload
+
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def proxies(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

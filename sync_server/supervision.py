@@ -194,7 +194,7 @@ def _progress(row: TargetRow, summary: SummaryReport) -> TargetProgress:
 
 
 def _conflict_number(conflict_id: str) -> int:
-    match = _CONFLICT_ID.match(conflict_id)
+    match = _CONFLICT_ID.fullmatch(conflict_id)
     if match is None:
         raise NotFound(f"no conflict {conflict_id[:40]!r}")
     return int(match.group(1))

@@ -42,11 +42,13 @@ from schemas import HLC, Change, ChangeResult, Conflict, PushResponse, Warning, 
 
 from .codec import DecodedPush, Rejected
 from .engine import Context, Outcome, RecordState, apply_change
+from .engine.guards import REFERENCES
 from .engine.state import encode_crdt, encode_doc
 from .errors import ChangesetReused, Forbidden, Unavailable
 from .principal import Principal
 from .settings import Settings
 from .stores import (
+    AlreadyExists,
     ConflictRow,
     EditRow,
     ReadTx,
@@ -238,7 +240,7 @@ class PushWriter:
                 return None
             if isinstance(exc, StoreUnavailable):  # a restart, an overload, a deadlock: a 503, one line
                 log.warning("push of change set %s failed: %s", group[0].push.changeset_id, exc)
-            elif not isinstance(exc, (ChangesetReused, Forbidden)):
+            elif not isinstance(exc, (ChangesetReused, Forbidden, AlreadyExists)):  # (a conflict resolved meanwhile)
                 log.exception("push of change set %s failed", group[0].push.changeset_id)
             _settle(group[0].future, exc)
             return None
@@ -323,21 +325,37 @@ class PushWriter:
                 taken.add(job.id)
                 fresh.append(job)
         keys = list(dict.fromkeys((c.collection, c.id) for j in fresh for c in j.push.changes if isinstance(c, Change)))
-        missing = [k for k in keys if k not in overlay]
+        # the records they name (a check's premises, ...), read in the same query: their ward
+        named = dict.fromkeys(k for j in fresh for c in j.push.changes if isinstance(c, Change) for k in _references(c))
+        missing = [k for k in dict.fromkeys([*keys, *named]) if k not in overlay]
         working = await reads.records(missing) if missing else {}
+        refs = {k: working.pop(k) for k in named if k in working and k not in keys}
         working.update({k: overlay[k] for k in keys if k in overlay})
+        refs.update({k: overlay[k] for k in named if k in overlay and k not in keys})
         origin: dict[Key, RecordState | None] = {k: working.get(k) for k in keys}
         dirty: dict[Key, None] = {}
-        merged = [await self._merge(job, working, dirty) for job in fresh]
+        merged = [await self._merge(job, working, dirty, refs) for job in fresh]
         return _Plan(merged, working, dirty, origin)
 
-    async def _merge(self, job: _Job, working: dict[Key, RecordState], dirty: dict[Key, None]) -> _Merged:
+    async def _merge(self, job: _Job, working: dict[Key, RecordState], dirty: dict[Key, None], refs: dict[Key, RecordState]) -> _Merged:
+        def ward_of(key: Key) -> str | None:
+            held = working.get(key) or refs.get(key)
+            return held.ward_id if held is not None else None
+
+        settings = self.settings
+        server_made = job.resolution is not None  # a supervisor's resolution: stamped by the server's clock
+        registered = job.principal.registered_ms if settings.stamps_after_registration and not server_made else 0
         ctx = Context(
             principal=job.principal,
             hlc=self.hlc,
             now_ms=time.time_ns() // 1_000_000,
-            max_skew_ms=self.settings.max_clock_skew_ms,
-            max_text_bytes=self.settings.max_text_bytes,
+            max_skew_ms=settings.max_clock_skew_ms,
+            max_text_bytes=settings.max_text_bytes,
+            max_record_bytes=settings.max_record_bytes,
+            max_set_elements=settings.max_set_elements,
+            node=self.hlc.node if server_made else job.push.device_id,
+            floor_ms=registered - settings.max_clock_skew_ms if registered else 0,
+            ward_of=ward_of,
         )
         items: list[_Applied | Rejected] = []
         for n, change in enumerate(job.push.changes, 1):
@@ -356,6 +374,16 @@ class PushWriter:
                 dirty[key] = None
             items.append(_Applied(key, outcome))
         return _Merged(job, items, ctx.now_ms)
+
+
+def _references(change: Change) -> list[Key]:
+    """The records a change's fields name (``engine.guards.REFERENCES``)."""
+    named: list[Key] = []
+    for name, edit in change.edits():
+        value = getattr(edit, "value", None)
+        if name in REFERENCES and isinstance(value, str):
+            named.append((REFERENCES[name], value))
+    return named
 
 
 def _utc_now() -> str:

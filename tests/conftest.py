@@ -83,8 +83,14 @@ def db_url(new_db_url: Callable[[], str]) -> str:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    """SQLite keeps its blobs beside the file; PostgreSQL gets a folder (the shared volume)."""
-    return Settings(db_url=db_url, blob_dir="" if db_url.startswith("sqlite:") else str(tmp_path / "blobs"))
+    """SQLite keeps its blobs beside the file; PostgreSQL gets a folder (the shared volume).
+
+    The tests stamp their edits in June 2023 (``helpers.BASE_MS``), long before their
+    devices are registered: the registration bound of stamps is off here, and on in
+    ``tests/reliability/test_hardening.py``, which tests it."""
+    return Settings(
+        db_url=db_url, blob_dir="" if db_url.startswith("sqlite:") else str(tmp_path / "blobs"), stamps_after_registration=False
+    )
 
 
 @pytest.fixture

@@ -139,23 +139,26 @@ def test_the_engine_converges_whatever_the_arrival_order(sets: list[tuple[str, l
 def test_a_server_restored_to_any_prefix_gets_the_whole_history_back_from_a_device(
     sets: list[tuple[str, list[dict[str, Any]]]], cut: int
 ) -> None:
-    """What the SDK sends back after a restore (``client_sdk/_restore.py``), merged by the
-    server's engine, ends where the history would have without the restore: every field
+    """What the SDKs send back after a restore (``client_sdk/_restore.py``), each device
+    its own edits, merged by the server's engine, ends where the history would have
+    without the restore: every field
     as it was, every delete, and every set element (removals are not sent back: a set
     may keep an element removed after the backup)."""
     seed = _seed()
     whole = _states([seed, *sets])  # what a device held when the server was restored
     server = _states([seed, *sets[: min(cut, len(sets))]])  # the backup
-    restore = Restore(None, DeviceClock("lamson-h01", lambda: NOW), "u-ngoc")  # type: ignore[arg-type]
-    sent_back = []
-    for (collection, record_id), held in whole.items():
-        now = server.get((collection, record_id))
-        lost = restore._lost(COLLECTIONS[collection], held.fields, held.stamps, held.deleted, None if now is None else (now.fields, now.stamps, now.deleted))
-        if lost is not None:
-            sent_back.append(msgspec.json.decode(msgspec.json.encode(_out_change(collection, record_id, lost))))  # as on the wire
+    sent_back: list[tuple[str, dict[str, Any]]] = []
+    for device in DEVICES:  # each device sends back its own edits, and only those
+        restore = Restore(None, DeviceClock(device, lambda: NOW), USERS[device])  # type: ignore[arg-type]
+        for (collection, record_id), held in whole.items():
+            now = server.get((collection, record_id))
+            lost = restore._lost(COLLECTIONS[collection], held.fields, held.stamps, held.deleted, None if now is None else (now.fields, now.stamps, now.deleted))
+            if lost is not None:
+                sent_back.append((device, msgspec.json.decode(msgspec.json.encode(_out_change(collection, record_id, lost)))))  # as on the wire
     hlc = HLC("server", wall=lambda: NOW)
-    ctx = Context(principal=Principal(user_id="u-ngoc", device_id="lamson-h01", role="admin", wards=frozenset({"lam-son"})), hlc=hlc, now_ms=NOW)
-    for raw in sent_back:
+    for device, raw in sent_back:
+        principal = Principal(user_id=USERS[device], device_id=device, role="admin", wards=frozenset({"lam-son"}))
+        ctx = Context(principal=principal, hlc=hlc, now_ms=NOW, node=device)  # the server's check of stamp nodes
         change = msgspec.convert(raw, AnyChange)
         key = (change.collection, change.id)
         outcome = apply_change(server.get(key), change, ctx)

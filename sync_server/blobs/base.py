@@ -14,7 +14,7 @@ few methods:
   (blob, owner), appended in order, published atomically when complete. A store
   that cannot stage sets ``resumable = False`` (the HTTP layer then refuses chunks
   and clients send whole blobs);
-- ``sweep`` removes what dead uploads left behind.
+- ``sweep`` removes what dead uploads left behind, and ``remove`` an expired blob.
 
 Errors are this module's own (backend-neutral); the HTTP layer maps them to problems.
 """
@@ -145,5 +145,10 @@ class BlobStore(abc.ABC):
 
     @abc.abstractmethod
     async def sweep(self, staged_ttl_s: float, temp_ttl_s: float = 3600.0) -> int:
-        """Remove staged parts untouched for ``staged_ttl_s`` and temporary files of dead
-        uploads; answers how many files went."""
+        """Remove staged parts begun more than ``staged_ttl_s`` ago (however recently
+        appended to: PROTOCOL.md section 6b) and temporary files of dead uploads;
+        answers how many files went."""
+
+    @abc.abstractmethod
+    async def remove(self, blob_id: str) -> None:
+        """Remove a stored blob (one no record names, expired); nothing if it is not there."""

@@ -277,12 +277,16 @@ class FileBlobStore(BlobStore):
         offload = _Offload()
         fd = await offload.run(self._open_part, part)
         try:
-            held = os.fstat(fd).st_size
+            info = os.fstat(fd)
+            held = info.st_size
             if start == 0 and held:
                 await offload.run(os.ftruncate, fd, 0)
                 held = 0
             if start != held:
                 raise OffsetMismatch(held)
+            # the part's mtime is when its upload began, kept so across appends: the
+            # sweep drops it that long after, however often it is topped up
+            began = info.st_mtime if held else time.time()
             os.lseek(fd, held, os.SEEK_SET)
             sink = _Sink(offload, fd, start=held, limit=end, too_much=ChunkTooLong, hashed=False)
             try:
@@ -290,6 +294,7 @@ class FileBlobStore(BlobStore):
                     await sink.feed(chunk)
             finally:  # keep what arrived, durably: the client resumes from there
                 await sink.flush()
+                await offload.run(os.utime, fd, (time.time(), began))
                 await offload.run(os.fsync, fd)
             if sink.size < total:
                 return Stored(sink.size)
@@ -308,6 +313,10 @@ class FileBlobStore(BlobStore):
             await asyncio.to_thread(self._part(blob_id, owner).unlink)
 
     # -- housekeeping ------------------------------------------------------------------
+
+    async def remove(self, blob_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(self.path(blob_id).unlink)
 
     async def sweep(self, staged_ttl_s: float, temp_ttl_s: float = 3600.0) -> int:
         return await asyncio.to_thread(self._sweep, staged_ttl_s, temp_ttl_s)

@@ -10,7 +10,10 @@ scope but not uploaded yet is 404 (it is then in the missing list).
 
 **Uploads** are open to any authenticated device, bounded by size
 (``Settings.max_blob_bytes``): the SDK uploads a blob before the push that names it,
-when no record names it yet. An upload of a blob the server holds already is checked
+when no record names it yet. What no record names is bounded too: it counts against
+its uploader's quota (``blob_quota_bytes``, 413 past it) and is removed
+``blob_unnamed_ttl_s`` after its upload; an unfinished resumable upload is removed
+``blob_staging_ttl_s`` after it began, however often it is topped up. An upload of a blob the server holds already is checked
 (its bytes must hash to the id) and answers 200 without writing anything: knowing
 that the server holds a photo takes having the photo.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Literal
@@ -37,7 +41,7 @@ from ..errors import (
 )
 from ..principal import Principal
 from ..settings import Settings
-from ..stores import Store
+from ..stores import Store, StoreError
 from ..supervision import SupervisionService
 from .base import BlobMismatch, BlobStore, BlobTooLarge, ChunkTooLong, OffsetMismatch, Stored, UploadBusy, blob_hex
 from .ranges import Unsatisfiable, parse_chunk_range, parse_range
@@ -88,17 +92,34 @@ class BlobService:
             await self.blobs.close()
 
     async def _sweep_loop(self) -> None:
-        """Drop what dead uploads left: at start-up, then every hour (or sooner for short TTLs)."""
+        """Drop what dead uploads left, and blobs no record named in time: at start-up,
+        then every hour (or sooner for short TTLs)."""
         assert self.blobs is not None
         ttl = self.settings.blob_staging_ttl_s
+        unnamed_ttl = self.settings.blob_unnamed_ttl_s
         while True:
             try:
                 gone = await self.blobs.sweep(ttl)
                 if gone:
                     log.info("blob store: removed %d stale upload files", gone)
-            except OSError as exc:
+                expired = await self.sweep_unnamed()
+                if expired:
+                    log.info("blob store: removed %d blobs no record named within %g s", expired, unnamed_ttl)
+            except (OSError, StoreError) as exc:
                 log.warning("blob store sweep failed: %s", exc)
-            await asyncio.sleep(max(1.0, min(3600.0, ttl / 2)))
+            await asyncio.sleep(max(1.0, min(3600.0, min(ttl, unnamed_ttl) / 2)))
+
+    async def sweep_unnamed(self) -> int:
+        """Remove the blobs no record names, uploaded over ``blob_unnamed_ttl_s`` ago."""
+        assert self.blobs is not None
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.settings.blob_unnamed_ttl_s)
+        stored_before = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        removed = 0
+        while ids := await self.store.forget_unnamed_blobs(stored_before, 500):
+            for blob_id in ids:
+                await self.blobs.remove(blob_id)
+            removed += len(ids)
+        return removed
 
     def _store(self) -> BlobStore:
         if self.blobs is None:
@@ -149,14 +170,16 @@ class BlobService:
     # -- uploads ----------------------------------------------------------------------
 
     async def upload(
-        self, principal: Principal, blob_id: str, body: AsyncIterable[bytes], content_range: str | None
+        self, principal: Principal, blob_id: str, body: AsyncIterable[bytes], content_range: str | None, declared: int | None = None
     ) -> tuple[BlobReceipt, Literal[200, 201, 202]]:
-        """A whole blob, or one chunk of a resumable upload (``Content-Range``)."""
+        """A whole blob (``declared``: its Content-Length, if sent), or one chunk of a
+        resumable upload (``Content-Range``)."""
         self.check_id(blob_id)
         blobs = self._store()
         limit = self.settings.max_blob_bytes
         try:
             if content_range is None:
+                await self._within_quota(principal, blob_id, declared or 0)
                 stored = await blobs.put(blob_id, body, limit)
                 total = stored.offset
             else:
@@ -169,6 +192,7 @@ class BlobService:
                 if not blobs.resumable:
                     raise BadRequest("this server's blob store takes whole uploads only: send the blob without Content-Range")
                 total = chunk.total
+                await self._within_quota(principal, blob_id, total)
                 stored = await blobs.append(blob_id, principal.device_id, chunk.start, chunk.end, chunk.total, body)
         except BlobMismatch as exc:
             raise HashMismatch(str(exc)) from None
@@ -181,12 +205,26 @@ class BlobService:
             if isinstance(exc, UploadBusy):
                 headers["Retry-After"] = "1"
             raise UploadOffsetMismatch(str(exc), headers=headers) from None
-        return await self._receipt(blob_id, total, stored)
+        return await self._receipt(principal, blob_id, total, stored)
 
-    async def _receipt(self, blob_id: str, total: int, stored: Stored) -> tuple[BlobReceipt, Literal[200, 201, 202]]:
+    async def _within_quota(self, principal: Principal, blob_id: str, size: int) -> None:
+        """413 when this upload would take the caller's blobs no record names past his quota
+        (a blob stored already, or one a record of his wards names, costs nothing)."""
+        quota = self.settings.blob_quota_bytes
+        access = await self.store.blob_access(blob_id, sorted(principal.wards))
+        if access.named or access.size is not None:
+            return
+        used = await self.store.unnamed_blob_bytes(principal.user_id)
+        if used + size > quota or used >= quota:
+            raise PayloadTooLarge(
+                f"your uploads no record names hold {used} bytes; with this one they would pass your quota of {quota} bytes. "
+                "Push the records that name them, or wait for them to expire"
+            )
+
+    async def _receipt(self, principal: Principal, blob_id: str, total: int, stored: Stored) -> tuple[BlobReceipt, Literal[200, 201, 202]]:
         if not stored.complete:
             return BlobReceipt(id=blob_id, size=total, offset=stored.offset, stored=False), 202
-        await self.store.blob_stored(blob_id, stored.offset)  # also when it was there: heals a lost note
+        await self.store.blob_stored(blob_id, stored.offset, principal.user_id)  # also when it was there: heals a lost note
         return BlobReceipt(id=blob_id, size=stored.offset, offset=stored.offset, stored=True), 201 if stored.created else 200
 
     # -- the missing list -------------------------------------------------------------------

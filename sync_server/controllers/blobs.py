@@ -35,8 +35,10 @@ URL). A device uploads a blob in chunks, each a ``PUT`` with
   ``HEAD /v1/blobs/{id}``, whose answer (200 if the blob is readable, else 403 or
   404) carries ``Upload-Offset: <bytes held>``, and sends the rest from there;
 - ``total`` above the limit: 413 before anything is read; a body longer than its
-  ``Content-Range``: 400; a staged part untouched for
-  ``Settings.blob_staging_ttl_s`` (7 days) is dropped.
+  ``Content-Range``: 400; a staged part is dropped ``Settings.blob_staging_ttl_s``
+  (24 hours) after its upload began, however often it was topped up since;
+- blobs no record names count against the uploader's quota (``blob_quota_bytes``):
+  past it, 413; they are dropped ``blob_unnamed_ttl_s`` (7 days) after upload.
 
 Blob bytes are streamed to and from the blob store, never held whole in memory,
 and never logged (the access line names the route template and the path).
@@ -116,7 +118,11 @@ class BlobsController(Controller):
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             raise UnsupportedMediaType("blobs are uploaded as they are: no Content-Encoding")
-        receipt, status = await blobs.upload(request.user, blob_id, _body(request, blobs.settings.max_blob_bytes), request.headers.get("content-range"))
+        length = request.headers.get("content-length", "")
+        declared = int(length) if length.isascii() and length.isdigit() and len(length) < 19 else None
+        receipt, status = await blobs.upload(
+            request.user, blob_id, _body(request, blobs.settings.max_blob_bytes), request.headers.get("content-range"), declared
+        )
         return Response(receipt, status_code=status, headers={"Upload-Offset": str(receipt.offset)})
 
     @head("/{blob_id:str}", summary="A blob's size, and how much of your resumable upload of it the server holds")

@@ -64,7 +64,9 @@ class SyncController(Controller):
         max_page = service.settings.max_page
         if limit is None:
             limit = max_page
-        if not 1 <= limit <= max_page:
+        if limit > max_page:  # a number that does not fit: 400 (PROTOCOL.md section 1)
+            raise BadRequest(f"limit must be between 1 and {max_page}")
+        if limit < 1:
             raise Unprocessable(f"limit must be between 1 and {max_page}")
         wanted = None
         if collections:

@@ -35,6 +35,7 @@ from schemas.collections import CollectionSpec, FieldSpec, Policy
 from schemas.stamps import stamp_ms, stamp_node
 
 from ..principal import Principal
+from .guards import WardOf, foreign_stamp, reference_error, size_error
 from .state import RecordState
 
 __all__ = ["ConflictDraft", "Context", "Outcome", "apply_change"]
@@ -52,6 +53,16 @@ class Context:
     now_ms: int
     max_skew_ms: int = 600_000
     max_text_bytes: int = 65_536
+    max_record_bytes: int = 256 * 1024
+    max_set_elements: int = 2_000
+    #: the node every pushed stamp must name (the device; ``server`` for the server's
+    #: own edits); None: any (the engine's own tests replay many devices at once)
+    node: str | None = None
+    #: stamps before this (ms since the epoch: the device's registration less the skew
+    #: window) cannot be true and are replaced by the server's, as stamps too far ahead are
+    floor_ms: int = 0
+    #: the ward of a record the server holds, for references to other records (None: unchecked)
+    ward_of: WardOf | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -162,7 +173,7 @@ def _check_scope(state: RecordState | None, ops: list[_Op], change: Change, spec
         wards.add(str(given["ward_id"].value))
     for w in sorted(wards):
         if not ctx.principal.may_see(w):
-            return _reject("forbidden", f"ward {w} is not in your scope", "ward_id")
+            return _reject("forbidden", "this ward is not in your scope", "ward_id")  # naming nothing of it
     author = given.get("created_by")
     if state is None and author and author.value != ctx.principal.user_id and not ctx.principal.is_admin:
         return _reject("forbidden", "created_by must be the calling user", "created_by")
@@ -170,13 +181,15 @@ def _check_scope(state: RecordState | None, ops: list[_Op], change: Change, spec
 
 
 def _restamp(ops: list[_Op], change: Change, ctx: Context) -> tuple[int, str | None]:
-    """Distrust stamps too far ahead of the server's clock: use the server's HLC."""
+    """Distrust stamps too far ahead of the server's clock, or earlier than the device
+    can have made them (before its registration): use the server's HLC."""
     limit = f"{min(ctx.now_ms + ctx.max_skew_ms, 10**13 - 1):013d}"  # stamps start with 13 digits: compare as text
+    floor = f"{min(max(ctx.floor_ms, 0), 10**13 - 1):013d}"
     server_stamp: str | None = None
     count = 0
     trusted = ""
     for op in ops:
-        if op.ts[:13] > limit:
+        if op.ts[:13] > limit or op.ts[:13] < floor:
             server_stamp = server_stamp or ctx.hlc.now()
             op.ts = server_stamp
             count += 1
@@ -184,7 +197,7 @@ def _restamp(ops: list[_Op], change: Change, ctx: Context) -> tuple[int, str | N
             trusted = op.ts
     delete_ts = change.delete.ts if change.delete else None
     if delete_ts is not None:
-        if delete_ts[:13] > limit:
+        if delete_ts[:13] > limit or delete_ts[:13] < floor:
             delete_ts = server_stamp or ctx.hlc.now()
             count += 1
         elif delete_ts > trusted:
@@ -239,6 +252,8 @@ def apply_change(state: RecordState | None, change: Change, ctx: Context) -> Out
     ``state`` is not modified; the outcome carries the new state.
     """
     spec = COLLECTIONS[change.collection]
+    if ctx.node is not None and (foreign := foreign_stamp(change, ctx.node)) is not None:
+        return Outcome(state=None, errors=[foreign])
     ops = _ops(spec, change, ctx)
     if isinstance(ops, Outcome):
         return ops
@@ -250,13 +265,15 @@ def apply_change(state: RecordState | None, change: Change, ctx: Context) -> Out
     scope = _check_scope(state, ops, change, spec, ctx)
     if isinstance(scope, Outcome):
         return scope
+    if (wrong := reference_error(spec.name, scope, ((op.field.name, op.value) for op in ops), ctx.ward_of)) is not None:
+        return Outcome(state=None, errors=[wrong])
     top_sent = max([op.ts for op in ops] + ([delete.ts] if delete else []))
     restamped, delete_ts = _restamp(ops, change, ctx)
     _fill_authorship(spec, ops, {op.field.name for op in ops}, ctx)
     if state is None:
         out = _create(spec, change, scope, ops, delete_ts)
         out.restamped, out.top_sent = restamped, top_sent
-        return out
+        return _within_limits(None, out, ctx)
 
     new = state.copy()
     merger = _Merger(new, ctx.principal)
@@ -275,7 +292,15 @@ def apply_change(state: RecordState | None, change: Change, ctx: Context) -> Out
             out.diff[name] = (old, now)
     if new.deleted != state.deleted:
         out.deleted = (state.deleted, new.deleted)
-    return out
+    return _within_limits(state, out, ctx)
+
+
+def _within_limits(before: RecordState | None, out: Outcome, ctx: Context) -> Outcome:
+    """The outcome, or its rejection when it grows the record past a limit (``guards``)."""
+    if out.state is None or not out.diff:
+        return out
+    error = size_error(before, out.state, out.diff, ctx.max_record_bytes, ctx.max_set_elements)
+    return out if error is None else Outcome(state=None, errors=[error])
 
 
 class _Merger:

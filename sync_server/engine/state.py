@@ -32,6 +32,8 @@ class RecordState:
     sets: dict[str, Elements] = dataclasses.field(default_factory=dict)
     tomb: str | None = None
     seq: int = 0  # 0: not stored yet
+    #: the encoded size as pulled, or an upper bound of it (-1: not known); see ``guards.size_error``
+    size: int = -1
 
     @property
     def top_stamp(self) -> str:
@@ -52,6 +54,7 @@ class RecordState:
             {name: {e: list(v) for e, v in elems.items()} for name, elems in self.sets.items()},
             self.tomb,
             self.seq,
+            self.size,
         )
 
     def pulled(self) -> PulledRecord:
@@ -93,4 +96,5 @@ def decode_state(doc: bytes, crdt: bytes) -> RecordState:
         extra.sets,
         extra.tomb,
         pulled.seq,
+        len(doc),
     )

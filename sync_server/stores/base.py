@@ -364,8 +364,18 @@ class Store(abc.ABC):
         """Whether a record of ``wards`` names the blob, and its size if it is uploaded."""
 
     @abc.abstractmethod
-    async def blob_stored(self, blob_id: str, size: int) -> None:
-        """Note that the blob store now holds this blob (idempotent)."""
+    async def blob_stored(self, blob_id: str, size: int, uploader: str | None = None) -> None:
+        """Note that the blob store now holds this blob (idempotent: the first uploader stays)."""
+
+    @abc.abstractmethod
+    async def unnamed_blob_bytes(self, uploader: str) -> int:
+        """The bytes of the blobs ``uploader`` uploaded that no record names (their quota)."""
+
+    @abc.abstractmethod
+    async def forget_unnamed_blobs(self, stored_before: str, limit: int) -> list[str]:
+        """Forget up to ``limit`` blobs stored before ``stored_before`` (ISO time) that no
+        record names, and answer their ids: their bytes are to be removed next. A blob a
+        record names meanwhile is kept (one statement decides)."""
 
     @abc.abstractmethod
     async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:

@@ -70,7 +70,10 @@ async def test_network_errors_and_5xx_are_retried_with_growing_jittered_delays(
     assert len(set(sleeps.delays)) == 4  # jittered
 
 
-async def test_retry_after_from_the_server_is_honoured(make_client: MakeClient, world: World, forward: Forwarder, sleeps: Sleeps) -> None:
+@pytest.mark.parametrize("status", [429, 408])  # 408: the server found the body too slow to arrive
+async def test_retry_after_from_the_server_is_honoured(
+    make_client: MakeClient, world: World, forward: Forwarder, sleeps: Sleeps, status: int
+) -> None:
     class RetryAfter(httpx.AsyncBaseTransport):
         def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
             self.inner = inner
@@ -79,7 +82,7 @@ async def test_retry_after_from_the_server_is_honoured(make_client: MakeClient, 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             self.calls += 1
             if self.calls == 1:
-                return httpx.Response(429, headers={"Retry-After": "3"}, json={"type": "t", "title": "Too many", "status": 429, "detail": "slow down"})
+                return httpx.Response(status, headers={"Retry-After": "3"}, json={"type": "t", "title": "Too many", "status": status, "detail": "slow down"})
             return await self.inner.handle_async_request(request)
 
     inner = transport_of(forward(None))

@@ -12,7 +12,7 @@ from ...engine.state import RecordState, decode_state
 from ..base import BlobAccess
 from ..blobrefs import BLOB_COLLECTIONS, refs
 
-__all__ = ["access", "missing", "rebuild", "stored", "write_refs"]
+__all__ = ["access", "forget_unnamed", "missing", "rebuild", "stored", "unnamed_bytes", "write_refs"]
 
 _DELETE = (
     "DELETE FROM blob_refs r USING unnest($1::text[], $2::text[]) AS k(collection, record_id) "
@@ -72,5 +72,28 @@ async def missing(conn: Any, wards: Sequence[str], after: str | None, limit: int
     return [r[0] for r in rows]
 
 
-async def stored(conn: Any, blob_id: str, size: int, now: str) -> None:
-    await conn.execute("INSERT INTO blobs (id, size, stored_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING", blob_id, size, now)
+async def stored(conn: Any, blob_id: str, size: int, uploader: str | None, now: str) -> None:
+    await conn.execute(
+        "INSERT INTO blobs (id, size, stored_at, uploader) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING", blob_id, size, now, uploader
+    )
+
+
+async def unnamed_bytes(conn: Any, uploader: str) -> int:
+    value = await conn.fetchval(
+        "SELECT coalesce(sum(size), 0) FROM blobs b WHERE b.uploader = $1 AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.blob_id = b.id)",
+        uploader,
+    )
+    return int(value)
+
+
+async def forget_unnamed(conn: Any, stored_before: str, limit: int) -> list[str]:
+    """Delete up to ``limit`` rows of blobs stored before ``stored_before`` that no record names.
+    A record naming one meanwhile locks no row here, so the check is made again at delete time."""
+    rows = await conn.fetch(
+        "DELETE FROM blobs d WHERE d.id IN (SELECT b.id FROM blobs b WHERE b.stored_at < $1 "
+        "AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.blob_id = b.id) LIMIT $2) "
+        "AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.blob_id = d.id) RETURNING d.id",
+        stored_before,
+        limit,
+    )
+    return [r[0] for r in rows]

@@ -91,7 +91,7 @@ def decode(epoch: str, cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         their_epoch, pos = text.split(":")
-        value = int(pos)
+        value = int(pos) if pos.isascii() and pos.isdigit() else -1
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}") from None
     if value < 0 or value >= 1 << 63:

@@ -15,7 +15,7 @@ from msgspec import UNSET
 
 from schemas import Device, DeviceToken, Team, TeamUpdate, User, UserUpdate, Ward
 
-from ...principal import Principal
+from ...principal import Principal, epoch_ms
 from ..base import EnrolmentRow
 from ..errors import AlreadyExists, NotFound, Refused, StoreUnavailable, UnknownReference
 
@@ -50,7 +50,8 @@ _PRINCIPAL = """
 SELECT d.device_id, u.id, u.role,
        CASE WHEN u.role = 'admin' THEN ARRAY(SELECT id FROM wards)
        ELSE ARRAY(SELECT t.ward_id FROM user_teams ut JOIN teams t ON t.id = ut.team_id WHERE ut.user_id = u.id
-                  UNION SELECT ward_id FROM user_wards WHERE user_id = u.id) END
+                  UNION SELECT ward_id FROM user_wards WHERE user_id = u.id) END,
+       d.created_at
   FROM devices d JOIN users u ON u.id = d.user_id
  WHERE d.token_hash = $1 AND d.revoked_at IS NULL AND u.disabled_at IS NULL
 """
@@ -60,7 +61,7 @@ async def principal(conn: Any, token_hash: str) -> Principal | None:
     row = await conn.fetchrow(_PRINCIPAL, token_hash)
     if row is None:
         return None
-    return Principal(user_id=row[1], device_id=row[0], role=row[2], wards=frozenset(row[3]))
+    return Principal(user_id=row[1], device_id=row[0], role=row[2], wards=frozenset(row[3]), registered_ms=epoch_ms(row[4]))
 
 
 async def _require(conn: Any, table: str, ids: Sequence[str], what: str) -> None:

@@ -20,6 +20,7 @@ from schemas import (
 
 from .._rows import CONFLICT_COLUMNS, conflict_from_row, history_entry
 from ..base import HealthUpdate, ResolvedConflict, TargetRow
+from ..errors import AlreadyExists
 
 __all__ = [
     "check_rows",
@@ -178,14 +179,19 @@ async def conflict(conn: Any, conflict_id: int) -> Conflict | None:
 
 
 async def resolve_conflicts(conn: Any, resolved: Sequence[ResolvedConflict]) -> None:
-    await conn.execute(
+    """Only a conflict still open is resolved (the row is locked by the update): a second
+    resolution, even one racing the first, fails its whole transaction (its edit too)."""
+    status = await conn.execute(
         "UPDATE conflicts c SET status = 'resolved', resolved_by = r.who, resolved_at = r.stamp, resolution = r.how "
-        "FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) AS r(who, stamp, how, conflict_id) WHERE c.id = r.conflict_id",
+        "FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) AS r(who, stamp, how, conflict_id) "
+        "WHERE c.id = r.conflict_id AND c.status = 'open'",
         [r.resolved_by for r in resolved],
         [r.resolved_at for r in resolved],
         [r.resolution for r in resolved],
         [r.conflict_id for r in resolved],
     )
+    if int(status.split()[-1]) != len({r.conflict_id for r in resolved}) or len(resolved) != len({r.conflict_id for r in resolved}):
+        raise AlreadyExists("conflict " + ", ".join(f"c-{r.conflict_id}" for r in resolved) + " is resolved already")
 
 
 # -- history ---------------------------------------------------------------------------

@@ -408,9 +408,17 @@ class PostgresStore(Store):
         async with self._acquire() as conn:
             return await _blobs.access(conn, blob_id, wards)
 
-    async def blob_stored(self, blob_id: str, size: int) -> None:
+    async def blob_stored(self, blob_id: str, size: int, uploader: str | None = None) -> None:
         async with self._acquire() as conn:
-            await _blobs.stored(conn, blob_id, size, _now())
+            await _blobs.stored(conn, blob_id, size, uploader, _now())
+
+    async def unnamed_blob_bytes(self, uploader: str) -> int:
+        async with self._acquire() as conn:
+            return await _blobs.unnamed_bytes(conn, uploader)
+
+    async def forget_unnamed_blobs(self, stored_before: str, limit: int) -> list[str]:
+        async with self._acquire() as conn:
+            return await _blobs.forget_unnamed(conn, stored_before, limit)
 
     async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
         async with self._acquire() as conn:

@@ -10,7 +10,7 @@ from ...engine.state import RecordState, decode_state
 from ..base import BlobAccess
 from ..blobrefs import BLOB_COLLECTIONS, refs
 
-__all__ = ["access", "missing", "rebuild", "stored", "write_refs"]
+__all__ = ["access", "forget_unnamed", "missing", "rebuild", "stored", "unnamed_bytes", "write_refs"]
 
 _CHUNK = 400
 
@@ -67,13 +67,40 @@ def missing(conn: sqlite3.Connection, wards: Sequence[str], after: str | None, l
     return sorted(found)[:limit]
 
 
-def stored(conn: sqlite3.Connection, blob_id: str, size: int, now: str) -> None:
+def unnamed_bytes(conn: sqlite3.Connection, uploader: str) -> int:
+    row = conn.execute(
+        "SELECT coalesce(sum(size), 0) FROM blobs b WHERE b.uploader = ? AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.blob_id = b.id)",
+        (uploader,),
+    ).fetchone()
+    return int(row[0])
+
+
+def forget_unnamed(conn: sqlite3.Connection, stored_before: str, limit: int) -> list[str]:
+    """Delete up to ``limit`` rows of blobs stored before ``stored_before`` that no record names."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = conn.execute(
+            "DELETE FROM blobs WHERE id IN (SELECT b.id FROM blobs b WHERE b.stored_at < ? "
+            "AND NOT EXISTS (SELECT 1 FROM blob_refs r WHERE r.blob_id = b.id) LIMIT ?) RETURNING id",
+            (stored_before, limit),
+        ).fetchall()
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return [r[0] for r in rows]
+
+
+def stored(conn: sqlite3.Connection, blob_id: str, size: int, uploader: str | None, now: str) -> None:
     """Note that the blob store holds this blob (idempotent)."""
     if conn.in_transaction:
         conn.execute("ROLLBACK")
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("INSERT OR IGNORE INTO blobs (id, size, stored_at) VALUES (?, ?, ?)", (blob_id, size, now))
+        conn.execute("INSERT OR IGNORE INTO blobs (id, size, stored_at, uploader) VALUES (?, ?, ?, ?)", (blob_id, size, now, uploader))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -20,6 +20,7 @@ from schemas import (
 
 from .._rows import CONFLICT_COLUMNS, conflict_from_row, history_entry
 from ..base import HealthUpdate, ResolvedConflict, TargetRow
+from ..errors import AlreadyExists
 from ..projections import ENUMS
 from . import _projections
 
@@ -237,10 +238,15 @@ def conflict(conn: sqlite3.Connection, conflict_id: int) -> Conflict | None:
 
 
 def resolve_conflicts(conn: sqlite3.Connection, resolved: Sequence[ResolvedConflict]) -> None:
-    conn.executemany(
-        "UPDATE conflicts SET status = 'resolved', resolved_by = ?, resolved_at = ?, resolution = ? WHERE id = ?",
-        [(r.resolved_by, r.resolved_at, r.resolution, r.conflict_id) for r in resolved],
-    )
+    """Only a conflict still open is resolved: a second resolution, even one racing the
+    first, finds it resolved and fails its whole transaction (its edit too)."""
+    for r in resolved:
+        done = conn.execute(
+            "UPDATE conflicts SET status = 'resolved', resolved_by = ?, resolved_at = ?, resolution = ? WHERE id = ? AND status = 'open'",
+            (r.resolved_by, r.resolved_at, r.resolution, r.conflict_id),
+        )
+        if done.rowcount != 1:
+            raise AlreadyExists(f"conflict c-{r.conflict_id} is resolved already")
 
 
 # -- history ---------------------------------------------------------------------------

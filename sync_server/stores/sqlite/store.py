@@ -47,7 +47,7 @@ from schemas import (
 )
 
 from ...engine.state import RecordState
-from ...principal import Principal
+from ...principal import Principal, epoch_ms
 from ..base import (
     BlobAccess,
     ConflictRow,
@@ -300,10 +300,10 @@ class SqliteStore(Store):
         try:
             text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
             epoch, seq = text.split(":")
-            value = int(seq)
+            value = int(seq) if seq.isascii() and seq.isdigit() else -1
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}") from None
-        if value < 0:
+        if value < 0 or value >= 1 << 63:  # past a 64-bit integer: no such position
             raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}")
         if epoch != self.epoch:
             raise CursorExpired("the cursor is from another epoch of this store; pull again from the start")
@@ -338,7 +338,8 @@ class SqliteStore(Store):
                    ELSE (SELECT group_concat(w) FROM (
                             SELECT t.ward_id AS w FROM user_teams ut JOIN teams t ON t.id = ut.team_id
                              WHERE ut.user_id = u.id
-                            UNION SELECT ward_id FROM user_wards WHERE user_id = u.id)) END
+                            UNION SELECT ward_id FROM user_wards WHERE user_id = u.id)) END,
+                   d.created_at
               FROM devices d JOIN users u ON u.id = d.user_id
              WHERE d.token_hash = ? AND d.revoked_at IS NULL AND u.disabled_at IS NULL"""
         rows = list(await self._reader().execute_fetchall(sql, (token_hash,)))
@@ -346,7 +347,7 @@ class SqliteStore(Store):
             return None
         row = rows[0]
         wards = frozenset(row[3].split(",")) if row[3] else frozenset()
-        return Principal(user_id=row[1], device_id=row[0], role=row[2], wards=wards)
+        return Principal(user_id=row[1], device_id=row[0], role=row[2], wards=wards, registered_ms=epoch_ms(row[4]))
 
     async def create(self, entity: Ward | Team | User | DeviceToken, token_hash: str | None = None) -> None:
         await self._on_writer(_sql.create_entity, entity, token_hash, _now())
@@ -429,8 +430,14 @@ class SqliteStore(Store):
     async def blob_access(self, blob_id: str, wards: Sequence[str]) -> BlobAccess:
         return cast(BlobAccess, await self._query(_blobs.access, blob_id, wards))
 
-    async def blob_stored(self, blob_id: str, size: int) -> None:
-        await self._on_writer(_blobs.stored, blob_id, size, _now())
+    async def blob_stored(self, blob_id: str, size: int, uploader: str | None = None) -> None:
+        await self._on_writer(_blobs.stored, blob_id, size, uploader, _now())
+
+    async def unnamed_blob_bytes(self, uploader: str) -> int:
+        return cast(int, await self._query(_blobs.unnamed_bytes, uploader))
+
+    async def forget_unnamed_blobs(self, stored_before: str, limit: int) -> list[str]:
+        return cast(list[str], await self._on_writer(_blobs.forget_unnamed, stored_before, limit))
 
     async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
         return cast(list[str], await self._query(_blobs.missing, wards, after, limit))
