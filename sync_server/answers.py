@@ -31,7 +31,7 @@ from .codec import DecodedPush
 
 __all__ = ["pull_answer", "push_answer"]
 
-_push = msgspec.json.Decoder(PushResponse[msgspec.Raw])
+_push = msgspec.json.Decoder(PushResponse[PulledRecord])
 _record = msgspec.json.Decoder(PulledRecord)
 _sorted = msgspec.json.Encoder(order="sorted")
 
@@ -47,8 +47,7 @@ def push_answer(stored: bytes, push: DecodedPush, *, minimal: bool, compact: boo
     results: list[ChangeResult[Any]] = []
     for result in answer.results:
         record: Any = None
-        if result.record is not None:
-            pulled = _record.decode(result.record)
+        if (pulled := result.record) is not None:
             key = (pulled.collection, pulled.id)
             if not (minimal and _stands_as_sent(pulled, own.get(key, []))):
                 record = _compact(pulled) if compact else pulled

@@ -9,10 +9,10 @@ from litestar.params import FromQuery, QueryParameter
 from schemas import COLLECTIONS, Change
 
 from .. import codec
+from ..answers import push_answer
 from ..errors import BadRequest, Unprocessable
 from ..fleet import parse_client_header
 from ..principal import Principal
-from ..answers import push_answer
 from ..service import SyncService
 
 __all__ = ["SyncController"]
