@@ -19,7 +19,7 @@ import dataclasses
 import email.utils
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -98,7 +98,7 @@ class Http:
         attempts = max(1, self.retry.attempts)
         for attempt in range(attempts):
             last = attempt == attempts - 1
-            request = self.http.build_request(method, url, params=query, content=content, headers=all_headers)
+            request = self._build(method, url, query, content, all_headers)
             try:
                 response = await self.http.send(request, stream=True)
                 try:
@@ -119,6 +119,16 @@ class Http:
             raise error_for(_read_problem(status, response.reason_phrase, body), method, path)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _build(self, method: str, url: str, query: dict[str, str], content: bytes | None, headers: dict[str, str]) -> httpx.Request:
+        """A request whose body, when large, goes out in pieces with its length declared:
+        httpx's write timeout then bounds each piece, not the whole body, so a slow link
+        that keeps moving is never cut while a stalled one still is (timeouts follow
+        progress)."""
+        if content is None or len(content) <= _PIECE:
+            return self.http.build_request(method, url, params=query, content=content, headers=headers)
+        headers = {**headers, "Content-Length": str(len(content))}
+        return self.http.build_request(method, url, params=query, content=_pieces(content), headers=headers)
+
     async def _pause(self, attempt: int, retry_after: float | None) -> None:
         self.retries += 1
         await self.sleep(self.retry.delay(attempt, self.rng, retry_after))
@@ -134,6 +144,14 @@ class Http:
 
 
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+#: the piece a large body is written in (a few seconds of a 2G link)
+_PIECE = 16 * 1024
+
+
+async def _pieces(content: bytes) -> AsyncIterator[bytes]:
+    view = memoryview(content)
+    for start in range(0, len(content), _PIECE):
+        yield bytes(view[start : start + _PIECE])
 
 
 def decode(reply: Reply, kind: type[T]) -> T:

@@ -10,7 +10,7 @@ import msgspec
 
 from schemas import Conflict, ErrorItem, Warning
 
-__all__ = ["DeadLetter", "RetryPolicy", "SyncProgress", "SyncReport"]
+__all__ = ["DeadLetter", "RetryPolicy", "SyncProgress", "SyncReport", "WireOptions"]
 
 
 class SyncReport(msgspec.Struct, kw_only=True):
@@ -88,3 +88,29 @@ class RetryPolicy:
         if retry_after is not None:
             wait = max(wait, min(retry_after, self.max_delay))
         return wait
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WireOptions:
+    """How ``sync()`` spends the link's bytes (PROTOCOL.md 1, 4, 5); the defaults suit a
+    handheld on 2G, :meth:`plain` is the protocol without any of it.
+
+    ``gzip``: push bodies gzip-compressed (answers are compressed by the server whenever
+    httpx offers it, which it always does). ``msgpack``: push bodies in MessagePack
+    rather than JSON (off: once gzipped, JSON is as small, and answers stay JSON since
+    the device stores the records' JSON as received). ``minimal``: ``Prefer:
+    return=minimal``, so the push answer carries only the records the merge changed.
+    ``compact_stamps``: one stamp per record on the wire, and the fields that differ.
+    ``page_bytes``: the byte budget asked of each pull page (None: the server's 4 MiB),
+    so a connection cut mid-page costs little to fetch again.
+    """
+
+    gzip: bool = True
+    msgpack: bool = False
+    minimal: bool = True
+    compact_stamps: bool = True
+    page_bytes: int | None = 512 * 1024
+
+    @classmethod
+    def plain(cls) -> WireOptions:
+        return cls(gzip=False, msgpack=False, minimal=False, compact_stamps=False, page_bytes=None)
