@@ -89,13 +89,16 @@ class Http:
         headers: Mapping[str, str] | None = None,
         safe: bool = True,
         expect: frozenset[int] = frozenset(),
+        attempts: int | None = None,
     ) -> Reply:
         """The answer to a request, once it is a 2xx (or a status in ``expect``, which the
-        caller handles itself); raises the SDK's errors otherwise."""
+        caller handles itself); raises the SDK's errors otherwise. ``attempts`` overrides
+        the retry policy's (1: the caller decides what to send again, as a resumable
+        upload does after asking where the server's part ends)."""
         url = self.base_url + path
         all_headers = {**self._auth, **(headers or {})}
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
-        attempts = max(1, self.retry.attempts)
+        attempts = max(1, self.retry.attempts if attempts is None else attempts)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             request = self._build(method, url, query, content, all_headers)

@@ -1,7 +1,10 @@
-"""``sync()``: blobs, then push the outbox in change sets, then pull until caught up.
+"""``sync()``: push the outbox in change sets, pull until caught up, then upload photos.
 
-Blobs first: the server then holds every photo an edit names before the edit
-arrives (``_blobs.py``).
+Photos last: on a 2G link one photo takes minutes, and the records must never wait
+for it (PROTOCOL.md 6b: the server accepts a change naming a blob it does not hold
+yet, and lists it as missing until it comes). A photo cut short resumes where the
+server's part ends, in this sync or the next (``_blobs.py``); an upload the link
+keeps failing is a warning (``blob_pending``), not a failed sync.
 
 The order matters. Pushing first means the pull that follows brings back the
 server's verdict on this device's own edits; pulling last leaves every base as
@@ -85,19 +88,24 @@ class Syncer:
         retries_before = self.http.retries
         try:
             if push:
-                uploaded = None if progress is None else lambda done: progress(SyncProgress(phase="blobs", pushed=0, to_push=0, pulled=0, blobs=done))
-                report.blobs = await self.blobs.upload_named(report.warnings, uploaded)
                 await self._push(report, progress)
             if pull:
                 await self._pull(report, progress)
                 if self.restore is not None and await self.restore.waiting():
                     await self._send_back(report, progress, push)
+            if push:  # photos last: a slow one never holds the records back (see the module docstring)
+                uploaded = None if progress is None else lambda done: progress(self._blob_progress(report, done))
+                report.blobs = await self.blobs.upload_named(report.warnings, uploaded)
         except SyncError as exc:
             exc.report = report
             raise
         finally:
             report.retries = self.http.retries - retries_before
         return report
+
+    @staticmethod
+    def _blob_progress(report: SyncReport, done: int) -> SyncProgress:
+        return SyncProgress(phase="blobs", pushed=report.pushed + report.rejected, to_push=0, pulled=report.pulled, blobs=done)
 
     def _client_header(self) -> str:
         clock = f"{self.clock.wall():013d}-0000-{self.device_id}"
