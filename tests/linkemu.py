@@ -60,6 +60,7 @@ class Link:
         self.cuts = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._conns: list[_Conn] = []
         self.url = ""
 
     async def __aenter__(self) -> Link:
@@ -71,9 +72,11 @@ class Link:
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         assert self._server is not None
         self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for conn in self._conns:  # end every connection; the pumps then finish on their own
+            conn.cut = True
+            for w in conn.writers:
+                w.transport.abort()
+        await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 5)
         with contextlib.suppress(Exception):
             await self._server.wait_closed()
 
@@ -93,6 +96,7 @@ class Link:
             self.connections += 1
             cut_at = self.rng.expovariate(1 / self.cut_mean_bytes) if self.cut_mean_bytes else float("inf")
             conn = _Conn(cut_at, writers=[client_w, server_w])
+            self._conns.append(conn)
             await asyncio.gather(self._pump(client_r, server_w, conn, up=True), self._pump(server_r, client_w, conn, up=False))
         finally:
             self._tasks.discard(task)
