@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -181,3 +182,18 @@ async def test_a_long_poll_with_nothing_new_ends_when_its_time_is_up(world: Worl
     started = time.monotonic()
     response = await world.officer_b.http.get("/v1/sync/pull", params={"wait": 1})
     assert response.json()["records"] == [] and 0.9 < time.monotonic() - started < 3
+
+
+def test_serve_keeps_idle_connections_open_for_75_seconds(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """uvicorn's default (5 s) ended a handheld's connection while its last answer was
+    still crossing a 2G link, so each sync paid for a new TCP handshake."""
+    from sync_server import cli
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: seen.update(kwargs))
+    for name in Settings.__struct_fields__:  # serve exports its settings for the workers
+        monkeypatch.delenv(f"PATROL_SYNC_{name.upper()}", raising=False)
+        monkeypatch.setenv(f"PATROL_SYNC_{name.upper()}", "")
+        monkeypatch.delenv(f"PATROL_SYNC_{name.upper()}")
+    cli.main(["serve", "--db", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert seen["timeout_keep_alive"] == 75
