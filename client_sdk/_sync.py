@@ -244,7 +244,8 @@ class Syncer:
             await self._pull_pages(report, progress)
 
     async def _fetch(self, cursor: str | None) -> PullResponse[WireRecord]:
-        params: dict[str, Any] = {"cursor": cursor, "limit": self.page_size}
+        # the server's default page (1,000) goes unsaid: an idle sync is one small request
+        params: dict[str, Any] = {"cursor": cursor, "limit": self.page_size if self.page_size != 1000 else None}
         if self.wire.compact_stamps:
             params["stamps"] = "compact"
         if self.wire.page_bytes is not None:

@@ -34,6 +34,8 @@ def _parameters(max_page: int) -> dict[tuple[str, str, str], dict[str, Any]]:
     return {
         # absent or "null": a full page
         ("/v1/sync/pull", "get", "limit"): {"oneOf": [{"type": "integer", "minimum": 1, "maximum": max_page}, {"type": "null"}]},
+        ("/v1/sync/pull", "get", "wait"): {"oneOf": [{"type": "integer", "minimum": 0, "maximum": 60}, {"type": "null"}]},
+        ("/v1/sync/pull", "get", "max_bytes"): {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 1 << 40}, {"type": "null"}]},
         ("/v1/sync/pull", "get", "collections"): {"type": "string", "maxLength": 500, "pattern": f"^({one}(,{one})*)?$"},
         ("/v1/conflicts", "get", "collection"): {"type": "string", "enum": names},
         ("/v1/records/{collection}/{record_id}/history", "get", "collection"): {"type": "string", "enum": names},

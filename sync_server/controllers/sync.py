@@ -87,7 +87,7 @@ class SyncController(Controller):
                 raise BadRequest(f"unknown collections: {', '.join(unknown)}")
         fmt = codec.response_format(request.headers.get("accept"))
         # a long poll ends in time to answer before the server's own request deadline
-        wait_s = min(float(wait or 0), max(0.0, service.settings.request_timeout_s - 5))
+        wait_s = min(float(wait or 0), service.settings.max_wait_s, max(0.0, service.settings.request_timeout_s - 5))
         body = await service.pull(
             request.user, cursor or None, limit, wanted, fmt, max_bytes=max_bytes, wait_s=wait_s, compact=stamps == "compact"
         )
