@@ -49,13 +49,10 @@ async def test_a_small_answer_is_not_compressed(world: World) -> None:
 
 
 async def test_a_problem_answer_over_1_kib_is_compressed_too(world: World) -> None:
-    changes = [{"collection": "premises", "id": "x" * 70, "fields": {}}]
-    body = {"device_id": "lamson-h01" * 40, "changeset_id": "bad", "changes": changes}
-    response = await world.officer_a.http.post("/v1/sync/push", json=body, headers={"Accept-Encoding": "gzip"})
-    assert response.status_code >= 400
-    assert response.headers["content-type"].startswith("application/problem+json")
-    if len(response.content) > 1024:
-        assert response.headers.get("content-encoding") == "gzip"
+    params = {"limit": "x" * 300, "wait": "y" * 300, "max_bytes": "z" * 300}
+    response = await world.officer_a.http.get("/v1/sync/pull", params=params, headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 400 and response.headers["content-type"].startswith("application/problem+json")
+    assert len(response.content) > 1024 and response.headers.get("content-encoding") == "gzip"
 
 
 async def test_ten_changes_to_one_record_answer_the_record_once_and_so_does_a_retry(world: World) -> None:
