@@ -22,7 +22,7 @@ class SyncReport(msgspec.Struct, kw_only=True):
     received; ``warnings``: the server's (``clock_skew``) and the SDK's own
     (``server_reset``, ``restore_skipped``, ``changeset_reused``, ``blob_refused``);
     ``retries``: requests sent again after a network error or a 5xx; ``changesets``:
-    change sets the server answered; ``blobs``: attachments uploaded before the push;
+    change sets the server answered; ``blobs``: attachments uploaded (after the records: a photo never holds them back);
     ``restored``: after the server was restored from a backup, records this device
     held that the backup lacked (or held older), sent back to it.
     """
