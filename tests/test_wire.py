@@ -194,3 +194,25 @@ def test_serve_keeps_idle_connections_open_for_75_seconds(monkeypatch: pytest.Mo
         monkeypatch.delenv(f"PATROL_SYNC_{name.upper()}")
     cli.main(["serve", "--db", f"sqlite:///{tmp_path / 'x.db'}"])
     assert seen["timeout_keep_alive"] == 75
+
+
+async def test_a_pull_of_large_records_stops_at_4_mib_a_page(world: World) -> None:
+    """Patrols with a route of 5,000 points (~230 KB each): 20 of them are over 4 MiB."""
+    route = [[21.0 + n / 1e5, 105.0 + n / 1e5, "2023-06-08T08:00:00Z"] for n in range(5_000)]
+    ts = stamp("lamson-h01")
+    patrols = [
+        {
+            "collection": "patrols",
+            "id": f"pt{n}",
+            "fields": {"ward_id": edit("lam-son", ts), "team_id": edit("ls-t1", ts), "started_at": edit("2023-06-08T08:00:00Z", ts), "route": edit(route, ts)},
+        }
+        for n in range(20)
+    ]
+    answer = await world.officer_a.push_ok(patrols)
+    assert all(r["status"] == "applied" for r in answer["results"]), answer["results"][0]
+    response = await world.officer_b.http.get("/v1/sync/pull")
+    page = response.json()
+    assert 1 < len(page["records"]) < 20 and page["more"] is True
+    assert len(response.content) <= 4 * 1024 * 1024
+    rest = (await world.officer_b.http.get("/v1/sync/pull", params={"cursor": page["cursor"]})).json()
+    assert len(page["records"]) + len(rest["records"]) == 20 and rest["more"] is False
