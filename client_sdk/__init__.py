@@ -36,7 +36,7 @@ from .errors import (
     UnavailableError,
 )
 from .ids import new_id, uuid7
-from .types import DeadLetter, RetryPolicy, SyncProgress, SyncReport
+from .types import DeadLetter, RetryPolicy, SyncProgress, SyncReport, WireOptions
 
 __all__ = [
     "APIError",
@@ -61,6 +61,7 @@ __all__ = [
     "SyncReport",
     "TransportError",
     "UnavailableError",
+    "WireOptions",
     "__version__",
     "new_id",
     "uuid7",

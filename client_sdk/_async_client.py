@@ -28,12 +28,13 @@ from ._restore import Restore
 from ._sync import Progress, Syncer
 from ._values import Values, check_elements, encode_record, encode_value, spec_for, utc_text
 from .errors import InvalidEdit, RecordNotFound, StoreMismatch
-from .types import DeadLetter, RetryPolicy, SyncReport
+from .types import DeadLetter, RetryPolicy, SyncReport, WireOptions
 
 __all__ = ["AsyncPatrolClient"]
 
 R = TypeVar("R", bound=Record)
 MiB = 1024 * 1024
+_LIMITS = httpx.Limits(keepalive_expiry=60.0)
 
 
 def _wall_ms() -> int:
@@ -62,6 +63,10 @@ class AsyncPatrolClient(OnlineAPI):
     ``send_back_after_restore``: when the server answers that it was restored from a
     backup (410), push back what this device held and the backup lacks (on by
     default; turn it off for an operator who restores to *undo* bad data).
+    ``wire``: compression, minimal answers, compact stamps, page budget
+    (:class:`~client_sdk.WireOptions`; ``WireOptions.plain()`` turns them all off).
+    ``timeout``: seconds without progress (connecting, or between two pieces of a body
+    sent or received) before a request counts as failed, never the whole request.
     """
 
     def __init__(
@@ -81,6 +86,7 @@ class AsyncPatrolClient(OnlineAPI):
         page_size: int = 1000,
         blob_chunk_bytes: int = 4 * MiB,
         send_back_after_restore: bool = True,
+        wire: WireOptions | None = None,
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -89,7 +95,10 @@ class AsyncPatrolClient(OnlineAPI):
         self.device_id = device_id
         self.user_id = user_id
         self._owns_http = http is None
-        self._httpx = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        # one client for the device's life: its connections stay open across a sync and
+        # between syncs (idle up to a minute; the server keeps them 75 s), so a 2G link
+        # pays for a TCP handshake once, not per request
+        self._httpx = http if http is not None else httpx.AsyncClient(timeout=timeout, limits=_LIMITS)
         self._http = Http(self._httpx, token, base_url=base_url or "", retry=retry, sleep=sleep, rng=rng)
         self._db = LocalDB(path)
         self._clock = DeviceClock(device_id, clock or _wall_ms)
@@ -106,6 +115,7 @@ class AsyncPatrolClient(OnlineAPI):
             max_bytes=max_body_bytes,
             page_size=page_size,
             blobs=self._blobs,
+            wire=wire or WireOptions(),
             restore=Restore(self._db, self._clock, user_id) if send_back_after_restore else None,
         )
         self._syncing = False

@@ -3,17 +3,20 @@
 A photo is kept in the device's store (table ``blobs``) under its id, ``sha256:``
 and the hex digest of its bytes, from the moment the app hands it over
 (``put_blob``): a record names it in a ``photos`` field, offline, and ``sync()``
-uploads every blob the pending edits name before it pushes them, so a record never
-reaches the server before its evidence does. Three ways up:
+uploads every blob that a pending edit or a record on the device names, *after* the
+records have gone (a photo never holds records back; the server lists it as missing
+meanwhile). Chunks are sized from the link as measured: about ten seconds of it each
+(16 KiB to ``chunk_bytes``), so a cut costs at most one chunk and no request has to
+outlast a timeout. Three ways up:
 
-- a blob of at most ``chunk_bytes`` goes in one ``PUT``. Content addressing makes
-  the request idempotent, so it is retried like a push: after a lost answer the
-  server finds the blob stored and answers 200 again;
+- a blob no larger than the current chunk goes in one ``PUT``. Content addressing
+  makes the request idempotent, so it is retried like a push: after a lost answer
+  the server finds the blob stored and answers 200 again;
 - a larger one goes in chunks (the server's resumable-upload extension,
-  ``Content-Range: bytes a-b/total``). A chunk cut short keeps the bytes that
-  arrived; the resend of that chunk is answered 409 with ``Upload-Offset`` and the
-  upload carries on from there. A sync that gives up (network gone) resumes at the
-  next one: ``HEAD`` tells how much of this device's upload the server holds;
+  ``Content-Range: bytes a-b/total``). A chunk is sent once; after a cut the SDK
+  first asks (``HEAD``, ``Upload-Offset``) how much the server kept, and goes on from
+  there, with smaller chunks. A sync whose link gives out keeps its records pushed
+  and pulled, warns ``blob_pending``, and the next one resumes the same way;
 - a server whose blob store takes whole uploads only (400 to a chunk) gets the
   whole blob.
 
@@ -36,6 +39,7 @@ import asyncio
 import hashlib
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +48,7 @@ from schemas import BLOB_ID_PATTERN, BlobReceipt, MissingBlobs, Warning
 from ._http import Http, Reply, decode
 from ._localdb import LocalDB, fetch_all, scalar
 from ._values import decode_pending
-from .errors import InvalidEdit, InvalidRequestError, ProtocolError, RecordNotFound
+from .errors import InvalidEdit, InvalidRequestError, ProtocolError, RecordNotFound, TransportError, UnavailableError
 
 __all__ = ["Blobs"]
 
@@ -54,6 +58,11 @@ _OCTETS = {"Content-Type": "application/octet-stream"}
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 #: 409s in a row (another request of this device holds the staged part) before giving up
 _BUSY_ROUNDS = 20
+#: upload chunks: about this many seconds of the link each, within these bounds
+_CHUNK_SECONDS = 10.0
+_MIN_CHUNK = 16 * 1024
+_FIRST_CHUNK = 64 * 1024
+_NAMED = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def blob_id_of(data: bytes) -> str:
@@ -73,6 +82,13 @@ class Blobs:
         self.db = db
         self.http = http
         self.chunk_bytes = chunk_bytes
+        #: the next upload chunk: about ``_CHUNK_SECONDS`` of the link as last measured
+        self.chunk = min(chunk_bytes, _FIRST_CHUNK)
+
+    def _measured(self, sent: int, seconds: float) -> None:
+        """Size the next chunk from the last one's speed (PUT sent to answer read)."""
+        if sent >= _MIN_CHUNK and seconds > 0:
+            self.chunk = int(min(self.chunk_bytes, max(_MIN_CHUNK, sent / seconds * _CHUNK_SECONDS)))
 
     # -- on the device ----------------------------------------------------------------
 
@@ -107,6 +123,9 @@ class Blobs:
                 for (change,) in await fetch_all(conn, "SELECT change FROM outbox"):
                     pending = decode_pending(change)
                     named |= {e for s in pending.sets.values() for e, (present, _) in s.elements.items() if present}
+                # records pushed already (photos go up after their records)
+                for (fields,) in await fetch_all(conn, "SELECT fields FROM records WHERE instr(fields, CAST('sha256:' AS BLOB)) > 0"):
+                    named |= {m.group(0) for m in _NAMED.finditer(bytes(fields).decode("utf-8", "replace"))}
         done = 0
         for blob_id in sorted(waiting & named):
             try:
@@ -114,6 +133,9 @@ class Blobs:
             except InvalidRequestError as exc:  # 413 or 422: this copy will never be taken; the edits go on
                 warnings.append(Warning(code="blob_refused", detail=f"{blob_id}: {exc.problem.detail or exc.problem.title}"))
                 continue
+            except (TransportError, UnavailableError) as exc:  # the link gave out: the next sync resumes it
+                warnings.append(Warning(code="blob_pending", detail=f"{blob_id}: not uploaded yet ({exc}); the next sync resumes it"))
+                break
             done += 1
             if progress is not None:
                 progress(done)
@@ -125,7 +147,7 @@ class Blobs:
             size = await scalar(conn, "SELECT length(data) FROM blobs WHERE id = ?", (_check_id(blob_id),))
         if size is None:
             raise RecordNotFound(f"no blob {blob_id} on this device")
-        if size <= self.chunk_bytes or not await self._upload_in_chunks(blob_id, int(size)):
+        if size <= self.chunk or not await self._upload_in_chunks(blob_id, int(size)):
             await self._upload_whole(blob_id)
         async with self.db.transaction() as conn:
             await conn.execute("UPDATE blobs SET uploaded = 1 WHERE id = ?", (blob_id,))
@@ -133,7 +155,9 @@ class Blobs:
     async def _upload_whole(self, blob_id: str) -> None:
         data = await self.local(blob_id)
         assert data is not None
+        started = time.monotonic()
         reply = await self.http.send("PUT", f"/v1/blobs/{blob_id}", content=data, headers=_OCTETS, safe=True)
+        self._measured(len(data), time.monotonic() - started)
         self._check_receipt(decode(reply, BlobReceipt), blob_id, len(data))
 
     async def _upload_in_chunks(self, blob_id: str, size: int) -> bool:
@@ -144,19 +168,35 @@ class Blobs:
             return True
         offset = _offset(head)
         busy = 0
+        cuts = 0
         while True:
             if offset >= size:  # a full part the server did not publish (cannot happen): start over
                 offset = 0
-            end = min(size, offset + self.chunk_bytes)
+            end = min(size, offset + self.chunk)
             async with self.db.transaction() as conn:
                 chunk = await scalar(conn, "SELECT substr(data, ?, ?) FROM blobs WHERE id = ?", (offset + 1, end - offset, blob_id))
             headers = {**_OCTETS, "Content-Range": f"bytes {offset}-{end - 1}/{size}"}
+            started = time.monotonic()
             try:
-                reply = await self.http.send("PUT", path, content=bytes(chunk), headers=headers, safe=True, expect=frozenset({409}))
+                # one attempt: after a cut, the server may hold part of this chunk, so ask
+                # where its part ends before sending anything again
+                reply = await self.http.send("PUT", path, content=bytes(chunk), headers=headers, safe=True, expect=frozenset({409}), attempts=1)
             except InvalidRequestError as exc:
                 if exc.problem.status == 400 and offset == 0 and "whole uploads" in (exc.problem.detail or ""):
                     return False
                 raise
+            except (TransportError, UnavailableError):
+                cuts += 1
+                if cuts >= max(1, self.http.retry.attempts):
+                    raise
+                self.chunk = max(_MIN_CHUNK, self.chunk // 2)  # a link that cuts: smaller chunks lose less
+                await self.http.sleep(self.http.retry.delay(cuts - 1, self.http.rng))
+                head = await self.http.send("HEAD", path, safe=True, expect=frozenset({403, 404}))
+                if head.status_code == 200:
+                    return True
+                offset = _offset(head)
+                continue
+            self._measured(end - offset, time.monotonic() - started)
             if reply.status_code == 409:  # not where the server's part ends (a resend after a cut), or busy
                 busy += 1
                 if busy > _BUSY_ROUNDS:
@@ -169,7 +209,7 @@ class Blobs:
             if receipt.stored:
                 self._check_receipt(receipt, blob_id, size)
                 return True
-            busy = 0
+            busy = cuts = 0
             offset = receipt.offset
 
     @staticmethod

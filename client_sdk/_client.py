@@ -49,7 +49,7 @@ from schemas import (
 from ._async_client import AsyncPatrolClient, MiB
 from ._localdb import LocalDB
 from ._sync import Progress
-from .types import DeadLetter, RetryPolicy, SyncReport
+from .types import DeadLetter, RetryPolicy, SyncReport, WireOptions
 
 __all__ = ["PatrolClient"]
 
@@ -114,6 +114,7 @@ class PatrolClient:
         page_size: int = 1000,
         blob_chunk_bytes: int = 4 * MiB,
         send_back_after_restore: bool = True,
+        wire: WireOptions | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._portal = _Portal()
@@ -135,6 +136,7 @@ class PatrolClient:
                 page_size=page_size,
                 blob_chunk_bytes=blob_chunk_bytes,
                 send_back_after_restore=send_back_after_restore,
+                wire=wire,
                 rng=rng,
             )
             client._owns_http = True  # the transport's client is ours to close

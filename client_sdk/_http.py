@@ -20,7 +20,7 @@ import dataclasses
 import email.utils
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -95,16 +95,19 @@ class Http:
         headers: Mapping[str, str] | None = None,
         safe: bool = True,
         expect: frozenset[int] = frozenset(),
+        attempts: int | None = None,
     ) -> Reply:
         """The answer to a request, once it is a 2xx (or a status in ``expect``, which the
-        caller handles itself); raises the SDK's errors otherwise."""
+        caller handles itself); raises the SDK's errors otherwise. ``attempts`` overrides
+        the retry policy's (1: the caller decides what to send again, as a resumable
+        upload does after asking where the server's part ends)."""
         url = self.base_url + path
         all_headers = {**self._auth, **(headers or {})}
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
-        attempts = max(1, self.retry.attempts)
+        attempts = max(1, self.retry.attempts if attempts is None else attempts)
         for attempt in range(attempts):
             last = attempt == attempts - 1
-            request = self.http.build_request(method, url, params=query, content=content, headers=all_headers)
+            request = self._build(method, url, query, content, all_headers)
             try:
                 response = await self.http.send(request, stream=True)
                 try:
@@ -125,6 +128,30 @@ class Http:
             raise error_for(_read_problem(status, response.reason_phrase, body), method, path)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _build(self, method: str, url: str, query: dict[str, str], content: bytes | None, headers: dict[str, str]) -> httpx.Request:
+        """A request whose body, when large, goes out in pieces with its length declared:
+        httpx's write timeout then bounds each piece, not the whole body, so a slow link
+        that keeps moving is never cut while a stalled one still is (timeouts follow
+        progress)."""
+        if content is None or len(content) <= _PIECE:
+            request = self.http.build_request(method, url, params=query, content=content, headers=headers)
+        else:
+            headers = {**headers, "Content-Length": str(len(content))}
+            request = self.http.build_request(method, url, params=query, content=_pieces(content), headers=headers)
+        # httpx's defaults that say nothing (HTTP/1.1 keeps connections alive anyway): an
+        # idle sync on 2G is one small request, and these were a fifth of it
+        for name in ("accept", "connection"):
+            if request.headers.get(name) in ("*/*", "keep-alive"):
+                del request.headers[name]
+        if request.headers.get("user-agent", "").startswith("python-httpx/"):
+            if "x-client" in request.headers:  # names the SDK already
+                del request.headers["user-agent"]
+            else:
+                request.headers["user-agent"] = "patrol-sync-py"
+        if request.headers.get("accept-encoding") == "gzip, deflate, br":
+            request.headers["accept-encoding"] = "br, gzip"
+        return request
+
     async def _pause(self, attempt: int, retry_after: float | None) -> None:
         self.retries += 1
         await self.sleep(self.retry.delay(attempt, self.rng, retry_after))
@@ -143,6 +170,14 @@ class Http:
 
 
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+#: the piece a large body is written in (a few seconds of a 2G link)
+_PIECE = 16 * 1024
+
+
+async def _pieces(content: bytes) -> AsyncIterator[bytes]:
+    view = memoryview(content)
+    for start in range(0, len(content), _PIECE):
+        yield bytes(view[start : start + _PIECE])
 
 
 def decode(reply: Reply, kind: type[T]) -> T:

@@ -22,7 +22,8 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from schemas import ChangeResult, Delete, ErrorItem, FieldEdit, PushResponse, SetEdit, ValueEdit
+from schemas import AnyChange, ChangeResult, Delete, ErrorItem, FieldEdit, PushResponse, SetEdit, ValueEdit
+from schemas.compact import own_state
 
 from ._localdb import LocalDB, fetch_all, fetch_one, scalar
 from ._records import DeviceClock, WireRecord, refresh_views, stamps_of, upsert_pulled
@@ -65,6 +66,7 @@ class _Raws(msgspec.Struct):
 _heads = msgspec.json.Decoder(_Heads)
 _raws = msgspec.json.Decoder(_Raws)
 _rows = msgspec.json.Decoder(list[int])
+_typed_change = msgspec.json.Decoder(AnyChange)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -236,8 +238,12 @@ class Outbox:
         answer = PushResponse[WireRecord](changeset_id=frozen.changeset_id, cursor="", results=results)
         return (await self.settle(frozen, answer)).rejected
 
-    async def settle(self, frozen: Frozen, answer: PushResponse[WireRecord]) -> Settled:
+    async def settle(self, frozen: Frozen, answer: PushResponse[WireRecord], minimal: bool = False) -> Settled:
         """Apply the server's answer: bases updated, rejections to dead letters, rows done.
+
+        ``minimal``: the server applied ``Prefer: return=minimal``, so a record that
+        comes as its ``seq`` alone stands exactly as this change set made it
+        (``schemas.compact.own_state``), and is rebuilt from the body sent.
 
         Not fsynced: lost to a power cut, the change set would still be in flight, and
         its resend would get the same answer."""
@@ -245,8 +251,10 @@ class Outbox:
         results = answer.results
         if len(results) != len(heads):
             raise ProtocolError(f"change set {frozen.changeset_id}: {len(heads)} changes sent, {len(results)} results")
-        raws = _raws.decode(frozen.body).changes if any(r.status == "rejected" for r in results) else []
+        raws = _raws.decode(frozen.body).changes if any(r.status == "rejected" for r in results) or minimal else []
         applied = [r.record for r in results if r.status == "applied" and r.record is not None]
+        if minimal:
+            applied += _rebuilt(heads, raws, results)
         now = utc_text(self.clock.wall())
         dead = []
         for n, (head, result) in enumerate(zip(heads, results, strict=True)):
@@ -334,3 +342,32 @@ def _out_change(collection: str, record_id: str, pending: Pending) -> _OutChange
         fields[name] = SetEdit(add=add, remove=remove, ts=max(ts for _, ts in s.elements.values()), base=s.base)
     delete = Delete(ts=pending.delete.ts, base=pending.delete.base) if pending.delete is not None else None
     return _OutChange(collection=collection, id=record_id, fields=fields, delete=delete)
+
+
+def _rebuilt(heads: list[_Head], raws: list[msgspec.Raw], results: list[ChangeResult[WireRecord]]) -> list[WireRecord]:
+    """The records a minimal answer gave as ``seq`` alone, as this device's changes made them."""
+    whole = {(h.collection, h.id) for h, r in zip(heads, results, strict=True) if r.record is not None or r.status != "applied"}
+    changes: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    seqs: dict[tuple[str, str], int] = {}
+    for head, raw, result in zip(heads, raws, results, strict=True):
+        key = (head.collection, head.id)
+        if key not in whole and result.seq is not None:
+            try:  # typed, then plain again: values in the server's canonical form (timestamps)
+                change = msgspec.to_builtins(_typed_change.decode(raw))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                whole.add(key)
+                continue
+            changes.setdefault(key, []).append(change)
+            seqs[key] = max(seqs.get(key, 0), result.seq)
+    records = []
+    for (collection, record_id), sent in changes.items():
+        if (collection, record_id) in whole:
+            continue
+        state = own_state(sent)
+        if state is None or not isinstance(state[0].get("ward_id"), str):
+            continue  # (cannot happen: the server answers such records whole) the next pull brings it
+        fields, stamps = state
+        records.append(
+            WireRecord(collection, record_id, fields["ward_id"], seqs[(collection, record_id)], False, msgspec.Raw(_json.encode(fields)), msgspec.Raw(_json.encode(stamps)))
+        )
+    return records

@@ -15,6 +15,7 @@ import aiosqlite
 import msgspec
 
 from schemas import HLC
+from schemas.compact import expand_stamps
 
 from ._localdb import by_collection, fetch_all
 from ._values import Pending, apply_pending, decode_pending
@@ -37,6 +38,8 @@ class WireRecord(msgspec.Struct):
     deleted: bool
     fields: msgspec.Raw
     stamps: msgspec.Raw
+    #: compact stamps (``?stamps=compact``): most fields' stamp; ``stamps`` holds the others
+    stamp: str | None = None
 
 
 _stamps = msgspec.json.Decoder(dict[str, str])
@@ -104,6 +107,9 @@ async def upsert_pulled(conn: aiosqlite.Connection, records: Sequence[WireRecord
     for r in records:
         stamps = _stamps.decode(r.stamps)
         stored: bytes | msgspec.Raw = r.stamps  # Raw binds as a BLOB
+        if r.stamp is not None:
+            stamps = expand_stamps(_field_names.decode(r.fields), r.stamp, stamps)
+            stored = _json.encode(stamps)
         if stamps:
             first = next(iter(stamps.values()))
             if all(s == first for s in stamps.values()):  # the same stamp for every field

@@ -1,7 +1,10 @@
-"""``sync()``: blobs, then push the outbox in change sets, then pull until caught up.
+"""``sync()``: push the outbox in change sets, pull until caught up, then upload photos.
 
-Blobs first: the server then holds every photo an edit names before the edit
-arrives (``_blobs.py``).
+Photos last: on a 2G link one photo takes minutes, and the records must never wait
+for it (PROTOCOL.md 6b: the server accepts a change naming a blob it does not hold
+yet, and lists it as missing until it comes). A photo cut short resumes where the
+server's part ends, in this sync or the next (``_blobs.py``); an upload the link
+keeps failing is a warning (``blob_pending``), not a failed sync.
 
 The order matters. Pushing first means the pull that follows brings back the
 server's verdict on this device's own edits; pulling last leaves every base as
@@ -23,7 +26,9 @@ request.
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -37,7 +42,7 @@ from ._records import DeviceClock, WireRecord, pending_keys, refresh_views, upse
 from ._restore import Restore
 from ._version import __version__ as _version
 from .errors import ConflictError, InvalidRequestError, ProtocolError, ServerResetError, SyncError
-from .types import SyncProgress, SyncReport
+from .types import SyncProgress, SyncReport, WireOptions
 
 __all__ = ["Progress", "Syncer"]
 
@@ -60,6 +65,7 @@ class Syncer:
         page_size: int,
         blobs: Blobs,
         restore: Restore | None,
+        wire: WireOptions | None = None,
     ) -> None:
         self.db = db
         self.outbox = outbox
@@ -71,27 +77,35 @@ class Syncer:
         self.page_size = page_size
         self.blobs = blobs
         self.restore = restore
+        self.wire = wire or WireOptions()
         self._pending_hint = 0
         self._quiet: int | None = None
+        #: change sets whose answer the server gave minimal (``Preference-Applied``)
+        self._minimal: set[str] = set()
 
     async def run(self, progress: Progress | None, push: bool, pull: bool) -> SyncReport:
         report = SyncReport()
         retries_before = self.http.retries
         try:
             if push:
-                uploaded = None if progress is None else lambda done: progress(SyncProgress(phase="blobs", pushed=0, to_push=0, pulled=0, blobs=done))
-                report.blobs = await self.blobs.upload_named(report.warnings, uploaded)
                 await self._push(report, progress)
             if pull:
                 await self._pull(report, progress)
                 if self.restore is not None and await self.restore.waiting():
                     await self._send_back(report, progress, push)
+            if push:  # photos last: a slow one never holds the records back (see the module docstring)
+                uploaded = None if progress is None else lambda done: progress(self._blob_progress(report, done))
+                report.blobs = await self.blobs.upload_named(report.warnings, uploaded)
         except SyncError as exc:
             exc.report = report
             raise
         finally:
             report.retries = self.http.retries - retries_before
         return report
+
+    @staticmethod
+    def _blob_progress(report: SyncReport, done: int) -> SyncProgress:
+        return SyncProgress(phase="blobs", pushed=report.pushed + report.rejected, to_push=0, pulled=report.pulled, blobs=done)
 
     def _client_header(self) -> str:
         clock = f"{self.clock.wall():013d}-0000-{self.device_id}"
@@ -137,9 +151,10 @@ class Syncer:
         size to freeze change sets at from now on (smaller when the server refused it
         whole: to isolate the change that breaks it); or None for a lone poison change,
         dead-lettered here."""
-        headers = {"Content-Type": "application/json", "X-Client": self._client_header()}
+        content, headers = self._push_body(frozen.body)
+        params = {"stamps": "compact"} if self.wire.compact_stamps else None
         try:
-            response = await self.http.send("POST", "/v1/sync/push", content=frozen.body, headers=headers, safe=True)
+            response = await self.http.send("POST", "/v1/sync/push", params=params, content=content, headers=headers, safe=True)
         except InvalidRequestError as exc:
             if frozen.changes > 1:  # halve until the change that breaks it stands alone
                 await self.outbox.unfreeze(frozen)
@@ -160,12 +175,29 @@ class Syncer:
         if answer.changeset_id != frozen.changeset_id:
             raise ProtocolError(f"sent change set {frozen.changeset_id}, the answer is for {answer.changeset_id}")
         self._pending_hint -= frozen.changes
+        if "return=minimal" in response.headers.get("preference-applied", "").replace(" ", ""):
+            self._minimal.add(frozen.changeset_id)
         return answer
+
+    def _push_body(self, body: bytes) -> tuple[bytes, dict[str, str]]:
+        """The frozen body as it goes on the wire (the same bytes on every resend)."""
+        headers = {"Content-Type": "application/json", "X-Client": self._client_header()}
+        if self.wire.msgpack:
+            body = msgspec.msgpack.encode(msgspec.json.decode(body))
+            headers["Content-Type"] = "application/msgpack"
+        if self.wire.gzip:
+            body = gzip.compress(body, compresslevel=6, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+        if self.wire.minimal:
+            headers["Prefer"] = "return=minimal"
+        return body, headers
 
     async def _settle(
         self, frozen: Frozen, answer: PushResponse[WireRecord], report: SyncReport, progress: Progress | None, to_push: int
     ) -> None:
-        settled = await self.outbox.settle(frozen, answer)
+        minimal = frozen.changeset_id in self._minimal
+        self._minimal.discard(frozen.changeset_id)
+        settled = await self.outbox.settle(frozen, answer, minimal)
         report.changesets += 1
         report.pushed += settled.applied
         report.rejected += settled.rejected
@@ -212,7 +244,12 @@ class Syncer:
             await self._pull_pages(report, progress)
 
     async def _fetch(self, cursor: str | None) -> PullResponse[WireRecord]:
-        params = {"cursor": cursor, "limit": self.page_size}
+        # the server's default page (1,000) goes unsaid: an idle sync is one small request
+        params: dict[str, Any] = {"cursor": cursor, "limit": self.page_size if self.page_size != 1000 else None}
+        if self.wire.compact_stamps:
+            params["stamps"] = "compact"
+        if self.wire.page_bytes is not None:
+            params["max_bytes"] = self.wire.page_bytes
         response = await self.http.send("GET", "/v1/sync/pull", params=params, headers={"X-Client": self._client_header()})
         return decode(response, PullResponse[WireRecord])
 

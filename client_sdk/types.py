@@ -10,7 +10,7 @@ import msgspec
 
 from schemas import Conflict, ErrorItem, Warning
 
-__all__ = ["DeadLetter", "RetryPolicy", "SyncProgress", "SyncReport"]
+__all__ = ["DeadLetter", "RetryPolicy", "SyncProgress", "SyncReport", "WireOptions"]
 
 
 class SyncReport(msgspec.Struct, kw_only=True):
@@ -22,7 +22,7 @@ class SyncReport(msgspec.Struct, kw_only=True):
     received; ``warnings``: the server's (``clock_skew``) and the SDK's own
     (``server_reset``, ``restore_skipped``, ``changeset_reused``, ``blob_refused``);
     ``retries``: requests sent again after a network error or a 5xx; ``changesets``:
-    change sets the server answered; ``blobs``: attachments uploaded before the push;
+    change sets the server answered; ``blobs``: attachments uploaded (after the records: a photo never holds them back);
     ``restored``: after the server was restored from a backup, records this device
     held that the backup lacked (or held older), sent back to it.
     """
@@ -88,3 +88,29 @@ class RetryPolicy:
         if retry_after is not None:
             wait = max(wait, min(retry_after, self.max_delay))
         return wait
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WireOptions:
+    """How ``sync()`` spends the link's bytes (PROTOCOL.md 1, 4, 5); the defaults suit a
+    handheld on 2G, :meth:`plain` is the protocol without any of it.
+
+    ``gzip``: push bodies gzip-compressed (answers are compressed by the server whenever
+    httpx offers it, which it always does). ``msgpack``: push bodies in MessagePack
+    rather than JSON (off: once gzipped, JSON is as small, and answers stay JSON since
+    the device stores the records' JSON as received). ``minimal``: ``Prefer:
+    return=minimal``, so the push answer carries only the records the merge changed.
+    ``compact_stamps``: one stamp per record on the wire, and the fields that differ.
+    ``page_bytes``: the byte budget asked of each pull page (None: the server's 4 MiB),
+    so a connection cut mid-page costs little to fetch again.
+    """
+
+    gzip: bool = True
+    msgpack: bool = False
+    minimal: bool = True
+    compact_stamps: bool = True
+    page_bytes: int | None = 512 * 1024
+
+    @classmethod
+    def plain(cls) -> WireOptions:
+        return cls(gzip=False, msgpack=False, minimal=False, compact_stamps=False, page_bytes=None)

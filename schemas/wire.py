@@ -30,6 +30,7 @@ __all__ = [
     "AnyChange",
     "Change",
     "ChangeResult",
+    "CompactRecord",
     "Conflict",
     "ConflictKind",
     "ConflictSide",
@@ -180,6 +181,20 @@ class PulledRecord(Struct):
     deleted: bool
     fields: dict[str, Any]
     stamps: dict[str, str]
+
+
+class CompactRecord(Struct, omit_defaults=True):
+    """A record with compact stamps (``schemas.compact``): ``stamp`` for most fields,
+    ``stamps`` for the others; without ``stamp``, ``stamps`` is the full map."""
+
+    collection: str
+    id: str
+    ward_id: str
+    seq: int
+    deleted: bool
+    fields: dict[str, Any]
+    stamps: dict[str, str]
+    stamp: str | None = None
 
 
 class ErrorItem(Struct, omit_defaults=True):

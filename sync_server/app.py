@@ -10,12 +10,14 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar, Request, Response, Router
+from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware.base import DefineMiddleware
+from litestar.middleware.compression import CompressionMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.params import ParameterKwarg
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -217,7 +219,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # Outside routing, so that unknown paths and refused requests are counted, logged
     # with a request id, and answered as problems too (app-level middleware runs only
     # once a route is found). ``asgi_handler`` is what ``Litestar.__call__`` calls.
-    app.asgi_handler = RequestContext(Limiter(app.asgi_handler, settings, metrics, the_store), metrics)
+    # Compression there too, so that every answer over 1 KiB is compressed when the client
+    # offers an encoding (brotli, else gzip; PROTOCOL.md 1), problems and refusals included;
+    # not blob bytes (photos do not shrink, and ranges must stay byte ranges).
+    compression = CompressionConfig(
+        backend="brotli", minimum_size=1025, brotli_quality=5, gzip_compress_level=6, gzip_fallback=True, exclude=["^/v1/blobs/sha256:"]
+    )
+    app.asgi_handler = RequestContext(CompressionMiddleware(Limiter(app.asgi_handler, settings, metrics, the_store), compression), metrics)
     if settings.proxies():  # outermost: the access line and the limiter see the real client
         app.asgi_handler = ProxyHeadersMiddleware(app.asgi_handler, trusted_hosts=settings.proxies())  # type: ignore[arg-type,assignment]
     return app

@@ -117,6 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         log_config=logging_config(args.log_level, settings.log_format),
         access_log=False,  # the app writes its own access line, with the request id
         proxy_headers=False,
+        timeout_keep_alive=75,  # a handheld on 2G keeps its connection between requests (uvicorn's 5 s ended it mid-sync)
     )
 
 

@@ -365,7 +365,7 @@ class _Demo:
         violation, photo = named[0]
         data = await sup.get_blob(photo)  # fetched from the server, checked against its sha256 id
         self.console.print(
-            f"Evidence: {len(named)} violation photos attached on the handhelds, {uploaded} uploaded before their records, "
+            f"Evidence: {len(named)} violation photos attached on the handhelds, {uploaded} uploaded after their records, "
             f"{len(missing)} missing on the server. The supervisor opens the photo of violation {violation.record_no}: "
             f"{len(data):,} bytes, {photo[:19]}…, checksum verified."
         )

@@ -75,6 +75,8 @@ def _parameters(max_page: int) -> dict[tuple[str, str, str], dict[str, Any]]:
     one = "(" + "|".join(names) + ")"
     return {
         ("/v1/sync/pull", "get", "limit"): {"type": "integer", "minimum": 1, "maximum": max_page, "description": "records per page; absent: the most a page holds"},
+        ("/v1/sync/pull", "get", "wait"): {"type": "integer", "minimum": 0, "maximum": 60, "description": "seconds to wait for a change when there is none (long poll)"},
+        ("/v1/sync/pull", "get", "max_bytes"): {"type": "integer", "minimum": 1, "maximum": 1 << 40, "description": "a smaller page, in encoded bytes"},
         ("/v1/sync/pull", "get", "collections"): {"type": "string", "maxLength": 500, "pattern": f"^({one}(,{one})*)?$"},
     }
 

@@ -29,6 +29,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_body_bytes: int = 8 * MiB  # after decompression
     max_changes: int = 5_000  # per change set
     max_page: int = 1_000  # records per pull page
+    max_page_bytes: int = 4 * MiB  # encoded records per pull page, before compression (never fewer than one)
+    max_wait_s: float = 55.0  # the longest a long-poll pull (wait=) waits; below request_timeout_s
     max_text_bytes: int = 64 * 1024  # one field value string, UTF-8
     max_blob_bytes: int = 20 * MiB
     #: the blob store's folder (``sync_server/blobs``); empty: beside the SQLite file

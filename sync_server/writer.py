@@ -434,12 +434,18 @@ def _log(m: _Merged, working: dict[Key, RecordState], now: str, edits: list[Edit
 
 
 def _answer(m: _Merged, working: dict[Key, RecordState], docs: dict[Key, bytes], cursor: str) -> bytes:
+    """The change set's answer; a record's state comes once, on its last result (§4),
+    so ten changes to one record do not answer it ten times."""
+    last = {item.key: n for n, item in enumerate(m.items) if isinstance(item, _Applied)}
     results: list[ChangeResult[msgspec.Raw]] = []
-    for item in m.items:
+    for n, item in enumerate(m.items):
         if isinstance(item, Rejected):
             results.append(ChangeResult(collection=item.collection, id=item.id, status="rejected", errors=item.errors))
             continue
         state = working[item.key]
+        if last[item.key] != n:
+            results.append(ChangeResult(collection=state.collection, id=state.id, status="applied", seq=state.seq))
+            continue
         doc = docs.get(item.key) or encode_doc(state)
         results.append(ChangeResult(collection=state.collection, id=state.id, status="applied", seq=state.seq, record=msgspec.Raw(doc)))
     answer = PushResponse[msgspec.Raw](

@@ -43,5 +43,5 @@ def test_the_demo_shows_collisions_skew_retries_and_ends_with_every_device_match
     assert len(re.findall(r"│ (?:lamson-h0\d|sup-laptop) +│ \d+ +│ 0 +│ yes", out)) == 4
     assert "all devices match." in out
     flat = " ".join(out.split())  # rich wraps long lines
-    assert "Evidence: 9 violation photos attached on the handhelds, 9 uploaded before their records, 0 missing on the server." in flat
+    assert "Evidence: 9 violation photos attached on the handhelds, 9 uploaded after their records, 0 missing on the server." in flat
     assert re.search(r"The supervisor opens the photo of violation \S+: [\d,]+ bytes, sha256:[0-9a-f]{12}…, checksum verified", flat)

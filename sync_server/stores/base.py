@@ -26,6 +26,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from schemas import (
     CheckRow,
@@ -61,6 +62,7 @@ __all__ = [
     "StoredChangeset",
     "TargetRow",
     "WriteTx",
+    "cut_page",
 ]
 
 Key = tuple[str, str]  # (collection, id)
@@ -186,6 +188,22 @@ class Page:
     more: bool
 
 
+def cut_page(rows: Sequence[Any], limit: int, max_bytes: int | None) -> tuple[list[Any], bool]:
+    """The rows of one page (``(position, doc)`` pairs, ``limit + 1`` fetched) and
+    whether more wait: at most ``limit`` rows and, past the first, no more than
+    ``max_bytes`` of documents, so that a page of large records stays small enough
+    to cross a slow link (PROTOCOL.md 1: 4 MiB by default)."""
+    more = len(rows) > limit
+    page = list(rows[:limit])
+    if max_bytes is not None:
+        size = 0
+        for n, row in enumerate(page):
+            size += len(row[1]) + 1
+            if size > max_bytes and n > 0:
+                return page[:n], True
+    return page, more
+
+
 class ReadTx(abc.ABC):
     """Reads for merging a group of change sets."""
 
@@ -253,11 +271,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def pull(
-        self, wards: frozenset[str] | None, cursor: str | None, limit: int, collections: frozenset[str] | None
+        self,
+        wards: frozenset[str] | None,
+        cursor: str | None,
+        limit: int,
+        collections: frozenset[str] | None,
+        max_bytes: int | None = None,
     ) -> Page:
         """Records changed after ``cursor`` in commit order, each once as it now stands.
 
-        ``wards`` None means every ward. Raises CursorInvalid or CursorExpired.
+        ``wards`` None means every ward. A page stops before the record that would take
+        its documents past ``max_bytes`` (never fewer than one record; see
+        :func:`cut_page`). Raises CursorInvalid or CursorExpired.
         """
 
     # -- identity -------------------------------------------------------------

@@ -115,9 +115,9 @@ async def test_a_push_not_committed_in_time_answers_503_and_its_retry_gets_the_o
 async def test_a_request_with_no_answer_by_its_deadline_gets_503_not_a_hang(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     pull = SyncService.pull
 
-    async def stuck_pull(self: SyncService, *args: Any) -> bytes:
+    async def stuck_pull(self: SyncService, *args: Any, **kwargs: Any) -> bytes:
         await asyncio.sleep(30)
-        return await pull(self, *args)
+        return await pull(self, *args, **kwargs)
 
     monkeypatch.setattr(SyncService, "pull", stuck_pull)
     started = time.monotonic()

@@ -58,7 +58,7 @@ async def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_document(
     sqlite_url: str, make_server: type[ServerProcess], tmp_path: Path
 ) -> None:
     token = cli("admin", "bootstrap", "--db", sqlite_url)
-    server = make_server(sqlite_url)
+    server = make_server(sqlite_url, env={"PATROL_SYNC_MAX_WAIT_S": "0.5"})  # long polls (wait=60) end at once
     await server.start()
     done = schemathesis(server.url, token, tmp_path / "junit.xml")
     summary = done.stdout[-6000:]

@@ -8,6 +8,7 @@ look inside it, only at what the HTTP API answers.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -99,8 +100,9 @@ class Forward(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         n = len(self.seen)
-        self.seen.append(request)
-        what = await self.fault(request, n) if self.fault is not None else None
+        seen = await _plain(request)
+        self.seen.append(seen)
+        what = await self.fault(seen, n) if self.fault is not None else None
         if what == "before":
             raise httpx.ConnectError("network down (injected)", request=request)
         if what is not None and what.isdigit():
@@ -130,6 +132,14 @@ async def forward() -> AsyncIterator[Callable[[Fault | None], httpx.AsyncClient]
     yield make
     for client in made:
         await client.aclose()
+
+
+async def _plain(request: httpx.Request) -> httpx.Request:
+    """The request as tests read it: body read whole, and gunzipped when the SDK gzipped it."""
+    body = await request.aread()
+    if request.headers.get("content-encoding") != "gzip":
+        return request
+    return httpx.Request(request.method, request.url, headers=request.headers, content=gzip.decompress(body))
 
 
 def transport_of(http: httpx.AsyncClient) -> Forward:

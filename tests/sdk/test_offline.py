@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import time
 import unicodedata
 import uuid
@@ -39,7 +40,8 @@ class Captured:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/sync/push":
-            self.bodies.append(msgspec.json.decode(request.content))
+            body = request.read()
+            self.bodies.append(msgspec.json.decode(gzip.decompress(body) if request.headers.get("content-encoding") == "gzip" else body))
         return httpx.Response(503, json={"type": "x", "title": "Service unavailable", "status": 503, "detail": "offline"})
 
     def changes(self) -> list[dict[str, Any]]:

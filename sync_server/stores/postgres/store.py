@@ -70,6 +70,7 @@ from ..base import (
     StoredChangeset,
     TargetRow,
     WriteTx,
+    cut_page,
 )
 from ..errors import CursorExpired, StoreUnavailable
 from ..schema import SchemaStatus
@@ -300,7 +301,12 @@ class PostgresStore(Store):
         return _cursor.encode(self.epoch, pos)
 
     async def pull(
-        self, wards: frozenset[str] | None, cursor: str | None, limit: int, collections: frozenset[str] | None
+        self,
+        wards: frozenset[str] | None,
+        cursor: str | None,
+        limit: int,
+        collections: frozenset[str] | None,
+        max_bytes: int | None = None,
     ) -> Page:
         after = _cursor.decode(self.epoch, cursor) if cursor else 0
         if wards is not None and not wards:
@@ -314,8 +320,7 @@ class PostgresStore(Store):
             async with self._acquire() as conn:
                 if after > await _sql.top_position(conn):
                     raise CursorExpired("the cursor is ahead of this store (restored from a backup?); pull again from the start")
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, more = cut_page(rows, limit, max_bytes)
         last = rows[-1][0] if rows else after
         return Page([r[1] for r in rows], self.encode_cursor(last), more)
 

@@ -63,6 +63,7 @@ from ..base import (
     StoredChangeset,
     TargetRow,
     WriteTx,
+    cut_page,
 )
 from ..errors import CursorExpired, CursorInvalid, StoreError, StoreUnavailable
 from ..schema import SchemaStatus
@@ -310,7 +311,12 @@ class SqliteStore(Store):
         return value
 
     async def pull(
-        self, wards: frozenset[str] | None, cursor: str | None, limit: int, collections: frozenset[str] | None
+        self,
+        wards: frozenset[str] | None,
+        cursor: str | None,
+        limit: int,
+        collections: frozenset[str] | None,
+        max_bytes: int | None = None,
     ) -> Page:
         after = self._decode_cursor(cursor) if cursor else 0
         conn = self._reader()
@@ -324,8 +330,7 @@ class SqliteStore(Store):
             head = await conn.execute_fetchall("SELECT coalesce(max(seq), 0) FROM records")
             if after > int(next(iter(head))[0]):
                 raise CursorExpired("the cursor is ahead of this store (restored from a backup?); pull again from the start")
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, more = cut_page(rows, limit, max_bytes)
         last = rows[-1][0] if rows else after
         return Page([r[1] for r in rows], self.encode_cursor(last), more)
 
