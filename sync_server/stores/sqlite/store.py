@@ -181,6 +181,7 @@ class SqliteStore(Store):
         self._queries = [ThreadConnection(self.path, busy_timeout_ms, f"query{i}") for i in range(2)]
         self._next_query = itertools.count()
         self._readers: list[aiosqlite.Connection] = []
+        self._checkpoint_conn: aiosqlite.Connection | None = None
         self._next_reader = itertools.count()
         self._lock = asyncio.Lock()
         self._checkpointer: asyncio.Task[None] | None = None
@@ -214,19 +215,18 @@ class SqliteStore(Store):
         except StoreError:
             await self.close()
             raise
-        self._checkpointer = asyncio.create_task(self._checkpoint_loop(await self._connect()))
+        # kept here, not only in the task: a store closed before the task first runs
+        # (``migrate``, ``serve``'s check) must still close the connection
+        self._checkpoint_conn = await self._connect()
+        self._checkpointer = asyncio.create_task(self._checkpoint_loop(self._checkpoint_conn))
         self._opened = True
 
     async def _checkpoint_loop(self, conn: aiosqlite.Connection, every_s: float = 0.5) -> None:
         """Copy the write-ahead log into the database, off the commit path."""
-        try:
-            while True:
-                await asyncio.sleep(every_s)
-                with contextlib.suppress(sqlite3.Error):
-                    await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(conn.close())
+        while True:
+            await asyncio.sleep(every_s)
+            with contextlib.suppress(sqlite3.Error):
+                await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def close(self) -> None:
         self._opened = False
@@ -235,6 +235,10 @@ class SqliteStore(Store):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointer
             self._checkpointer = None
+        if self._checkpoint_conn is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint_conn.close()
+            self._checkpoint_conn = None
         for conn in self._readers:
             with contextlib.suppress(Exception):
                 await conn.close()
