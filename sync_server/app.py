@@ -34,6 +34,7 @@ from .controllers import (
     health,
 )
 from .limits import Limiter
+from .listing import RecordLists
 from .observability import Metrics, RequestContext, metrics_endpoint
 from .service import SyncService
 from .settings import Settings
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         await service.start()
         app.state.service = service
         app.state.supervision = SupervisionService(the_store, service.writer, service.hlc, service.fleet)
+        app.state.lists = RecordLists(the_store, settings.default_timezone)
         await blob_service.start()
         try:
             yield
@@ -138,6 +140,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     def blobs() -> BlobService:
         return blob_service
+
+    def lists(request: Request[Any, Any, Any]) -> RecordLists:
+        return request.app.state.lists  # type: ignore[no-any-return]
 
     app = Litestar(
         route_handlers=[
@@ -161,6 +166,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             "service": Provide(service, sync_to_thread=False),
             "supervision": Provide(supervision, sync_to_thread=False),
             "blobs": Provide(blobs, sync_to_thread=False),
+            "lists": Provide(lists, sync_to_thread=False),
         },
         exception_handlers={
             errors.ProblemError: _on_problem,

@@ -130,6 +130,27 @@ def cmd_user_add(args: argparse.Namespace) -> None:
     _print_rows([user])
 
 
+def cmd_user_password(args: argparse.Namespace) -> None:
+    """The console password (PROTOCOL.md section 8): from a prompt, or standard input
+    when it is not a terminal; never from an argument, where ``ps`` would show it."""
+    import getpass
+
+    from .passwords import PasswordRefused, hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"new console password for {args.id}: ")
+        if getpass.getpass("the same again: ") != password:
+            raise CommandError("the two passwords differ; nothing was changed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        hashed = hash_password(password)
+    except PasswordRefused as exc:
+        raise CommandError(str(exc)) from None
+    _run_with_store(args.db, lambda s: s.set_password(args.id, hashed))
+    print(f"console password set for {args.id}")
+
+
 def cmd_device_add(args: argparse.Namespace) -> None:
     request = _valid(NewDevice(device_id=args.device_id, user_id=args.user))
     issued = _run_with_store(args.db, lambda s: identity.issue_device(s, request))
@@ -230,6 +251,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ward", action="append", help="a ward the user oversees without a team (repeat)")
     p.set_defaults(run=cmd_user_add)
     with_db(user.add_parser("list", help="list users")).set_defaults(run=_lister(User))
+    p = with_db(user.add_parser("password", help="set a user's console password (read from standard input or a prompt)"))
+    p.add_argument("id")
+    p.set_defaults(run=cmd_user_password)
 
     device = admin.add_parser("device", help="devices and their tokens").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = with_db(device.add_parser("add", help="register a device and print its token"))
