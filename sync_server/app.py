@@ -9,19 +9,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, Response, Router
+from litestar import Litestar, Request, Response, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.response import Redirect
 
 from schemas import ErrorItem, Problem
 
 from . import errors, openapi
 from .auth import TokenAuthMiddleware
 from .blobs import BlobService, blob_store_for
+from .console import ConsoleAuth, Pulse, console_router
 from .controllers import (
     AdminController,
     BlobsController,
@@ -106,12 +108,19 @@ class _WireDocument(JsonRenderPlugin):
         return super().render(request, openapi.complete(openapi_schema, settings.max_page))
 
 
+@get("/", include_in_schema=False, sync_to_thread=False)
+def console_redirect() -> Redirect:
+    """The addresses a person tries first lead to the console."""
+    return Redirect("/console/", status_code=302)
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Litestar:
     """The server. ``store`` (not yet opened) overrides the one ``settings.db_url`` names."""
     settings = settings or Settings.from_env()
     the_store = store or store_for(settings.db_url)
     metrics = Metrics()
     blob_service = BlobService(the_store, blob_store_for(settings), settings)
+    pulse = Pulse()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -120,6 +129,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.state.settings = settings
         service = SyncService(the_store, settings)
         metrics.watch(service.writer)
+        service.writer.listeners.append(pulse.on_group)
         await service.start()
         app.state.service = service
         app.state.supervision = SupervisionService(the_store, service.writer, service.hlc, service.fleet)
@@ -157,11 +167,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             DevicesController,
             # blob bodies have their own limit (streamed to the blob store, never held whole)
             Router(path="/", route_handlers=[BlobsController], request_max_body_size=settings.max_blob_bytes),
+            console_router(the_store, ConsoleAuth(the_store), pulse),
+            console_redirect,
         ],
         lifespan=[lifespan],
         # OPTIONS too (Litestar exempts it by default): the role guards need a caller, and
         # without one an OPTIONS on a guarded route was a 500; no browser preflights here
-        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema", "^/metrics$"], exclude_http_methods=[])],
+        middleware=[DefineMiddleware(TokenAuthMiddleware, exclude=["^/healthz$", "^/schema", "^/metrics$", "^/console(/|$)", "^/$"], exclude_http_methods=[])],
         dependencies={
             "service": Provide(service, sync_to_thread=False),
             "supervision": Provide(supervision, sync_to_thread=False),

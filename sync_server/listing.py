@@ -27,7 +27,7 @@ from .principal import Principal
 from .stores import ListQuery, Store
 from .supervision import SupervisionService
 
-__all__ = ["COLUMNS", "LISTED", "ListParams", "RecordLists", "Table", "enum_values", "local_time"]
+__all__ = ["COLUMNS", "FILTERS", "LISTED", "ListParams", "RecordLists", "Table", "enum_values", "local_time"]
 
 #: the collections that have a list, and the columns a table of each shows, in order
 COLUMNS: Mapping[str, tuple[str, ...]] = {
@@ -39,7 +39,7 @@ COLUMNS: Mapping[str, tuple[str, ...]] = {
 }
 LISTED = tuple(COLUMNS)
 #: the filters each collection takes (others are refused, not silently ignored)
-_FILTERS: Mapping[str, frozenset[str]] = {
+FILTERS: Mapping[str, frozenset[str]] = {
     "premises": frozenset({"kind"}),
     "checks": frozenset({"kind", "officer", "dates"}),
     "violations": frozenset({"status", "category", "dates"}),
@@ -96,7 +96,7 @@ class RecordLists:
         if collection not in COLUMNS:
             raise NotFound(f"no list of {collection} (lists: {', '.join(LISTED)})")
         wards = SupervisionService.wards(principal, p.ward)
-        allowed = _FILTERS[collection]
+        allowed = FILTERS[collection]
         fields = COLLECTIONS[collection].fields
         for name, value in (("status", p.status), ("category", p.category), ("kind", p.kind), ("officer", p.officer)):
             if value is None:
@@ -175,6 +175,18 @@ class RecordLists:
                 if isinstance(state.fields.get("name"), str):
                     out["premises"][ident] = state.fields["name"]
         return out
+
+    async def record(self, principal: Principal, collection: str, record_id: str) -> tuple[ListedRecord, bool]:
+        """One record as it stands (deleted or not), named; NotFound outside the caller's wards."""
+        if collection not in COLLECTIONS:
+            raise NotFound(f"no collection {collection}")
+        async with self.store.read() as reads:
+            state = (await reads.records([(collection, record_id)])).get((collection, record_id))
+        if state is None or not principal.may_see(state.ward_id):
+            raise NotFound(f"no record {collection}/{record_id} in your wards")
+        record = ListedRecord(collection=collection, id=record_id, ward_id=state.ward_id, seq=state.seq, fields=dict(state.fields))
+        await self.name([record])
+        return record, state.deleted
 
     async def zones(self) -> dict[str, ZoneInfo]:
         """Each ward's time zone (dates are shown in the ward's zone)."""

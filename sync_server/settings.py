@@ -46,7 +46,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             if raw is not None:
                 values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return msgspec.convert(values, cls, strict=True)
+        return msgspec.convert(values, cls, strict=False)
 
     def to_env(self) -> dict[str, str]:
         """The variables that rebuild these settings in another process (a worker)."""
