@@ -182,7 +182,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
         from .demo import run_demo
     except ImportError:
         raise CommandError("the demo is not part of this build") from None
-    sys.exit(run_demo(seed=args.seed))
+    if args.serve and args.port:  # say so now, not after the whole scenario
+        import socket
+
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", args.port))
+            except OSError:
+                raise CommandError(f"port {args.port} is in use; choose another with --port (0: any free port)") from None
+    sys.exit(run_demo(seed=args.seed, serve=args.serve, port=args.port))
 
 
 # -- parser -----------------------------------------------------------------------
@@ -206,6 +214,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the demo scenario on a temporary embedded store")
     demo.add_argument("--seed", type=int, default=2023)
+    demo.add_argument("--serve", action="store_true", help="then keep the server running and print the console's address and a sign-in")
+    demo.add_argument("--port", type=int, default=8000, help="the port to serve on with --serve (0: any free port)")
     demo.set_defaults(run=cmd_demo)
 
     admin = commands.add_parser("admin", help="administer wards, teams, users and devices").add_subparsers(

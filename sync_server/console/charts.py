@@ -15,20 +15,22 @@ def _fmt(n: float) -> str:
     return f"{int(n):,}".replace(",", ".") if float(n).is_integer() else f"{n:.1f}".replace(".", ",")
 
 
-def day_columns(points: Sequence[tuple[str, int]], label: str, width: int = 640, height: int = 180) -> Markup:
-    """Checks per day as columns; the days between the first and the last are all drawn
-    (a day without checks is a gap people should see), at most the last 92."""
+def day_columns(
+    points: Sequence[tuple[str, int]], label: str, start: dt.date | None = None, end: dt.date | None = None, width: int = 640, height: int = 180
+) -> Markup:
+    """Checks per day as columns; every day of the period (or from the first check to the
+    last) is drawn, a day without checks a gap people should see; at most the last 92."""
     if not points:
         return Markup("")
     values = dict(points)
-    first, last = dt.date.fromisoformat(points[0][0]), dt.date.fromisoformat(points[-1][0])
+    first, last = start or dt.date.fromisoformat(points[0][0]), end or dt.date.fromisoformat(points[-1][0])
     days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)][-92:]
     top = max(values.values()) or 1
     left, bottom, gap = 28, 22, 2
     plot_w, plot_h = width - left - 4, height - bottom - 8
     step = plot_w / len(days)
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}" preserveAspectRatio="none">',
+        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(label)}">',
         f"<title>{escape(label)}</title>",
     ]
     for fraction in (0.5, 1.0):

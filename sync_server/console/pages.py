@@ -85,7 +85,7 @@ class ConsolePages(Controller):
             start=start,
             end=end,
             month_start=dt.date.today().replace(day=1),
-            checks_chart=charts.day_columns(days, t("overview.checks_per_day")),
+            checks_chart=charts.day_columns(days, t("overview.checks_per_day"), start, end),
             category_chart=charts.share_bars(by_category, t("overview.by_category")),
             status_chart=charts.share_bars(by_status, t("overview.by_status")),
             live=True,

@@ -63,7 +63,11 @@ def _number(value: float | int | None) -> str:
 
 
 def _when(value: Any, zone: ZoneInfo | None = None) -> str:
-    return local_time(value, zone or _HO_CHI_MINH) or ""
+    """A time as people in the ward write it, in the ward's zone: ``10/06/2023 09:45``."""
+    text = local_time(value, zone or _HO_CHI_MINH) or ""
+    if len(text) == 16 and text[4] == "-":
+        return f"{text[8:10]}/{text[5:7]}/{text[:4]} {text[11:]}"
+    return text
 
 
 _env.filters.update(money=money, number=_number, when=_when)
