@@ -2,7 +2,7 @@
 passwords, sessions and failed sign-ins (PROTOCOL.md sections 6 and 9).
 
 A record list walks one ``p_*_list`` index (ward, then date or name; the row key
-breaks ties) and joins each row to its stored document, so a page costs its own
+breaks ties; ``p_*_list_all`` without the ward when several wards are asked) and joins each row to its stored document, so a page costs its own
 rows whatever the size of the ward."""
 
 from __future__ import annotations
@@ -73,9 +73,12 @@ def record_list(conn: sqlite3.Connection, q: ListQuery) -> list[ListedRow]:
     if q.after is not None:
         value, rk = _position(q.after, text=q.collection == "premises")
         op = "<" if desc else ">"
-        where.append(f"({order} {op} ? OR ({order} = ? AND p.rk {op} ?))")
+        # the first bound makes an index range (a page far down costs no more than the first)
+        where.append(f"{order} {op}= ? AND ({order}, p.rk) {op} (?, ?)")
         args += [value, value, rk]
     direction = "DESC" if desc else "ASC"
+    if len(wards) > 1:  # in date order across wards, skipping the others' rows (no sort of them all)
+        index += "_all"
     sql = f"""
         SELECT r.doc, {order}, p.rk FROM {table} p INDEXED BY {index}
           JOIN p_keys k ON k.key = p.rk

@@ -24,3 +24,8 @@ CREATE INDEX p_violations_list ON p_violations (ward_id, (coalesce(day, '')), id
 CREATE INDEX p_tips_list ON p_tips (ward_id, (coalesce(day, '')), id) WHERE live = 1;
 CREATE INDEX p_patrols_list ON p_patrols (ward_id, (coalesce(day, '')), id) WHERE live = 1;
 CREATE INDEX p_premises_list ON p_premises (ward_id, (coalesce(name, '')), id) WHERE live = 1;
+CREATE INDEX p_checks_list_all ON p_checks ((coalesce(day, '')), id) WHERE live = 1;
+CREATE INDEX p_violations_list_all ON p_violations ((coalesce(day, '')), id) WHERE live = 1;
+CREATE INDEX p_tips_list_all ON p_tips ((coalesce(day, '')), id) WHERE live = 1;
+CREATE INDEX p_patrols_list_all ON p_patrols ((coalesce(day, '')), id) WHERE live = 1;
+CREATE INDEX p_premises_list_all ON p_premises ((coalesce(name, '')), id) WHERE live = 1;

@@ -3,8 +3,9 @@
 -- A console password per user (argon2id, NULL: cannot sign in), server-side sessions
 -- (only a hash of the cookie is kept; several workers share them through this file),
 -- failed sign-ins by user and by address (to slow and limit guessing across workers),
--- and one list index per collection so a record list walks its ward's rows in date
--- (or name) order instead of sorting them.
+-- and two list indexes per collection so a record list walks rows in date (or name)
+-- order instead of sorting them: one ward's (ward, date), several wards' (date alone,
+-- the other wards' rows skipped as they come).
 
 ALTER TABLE users ADD COLUMN password_hash TEXT;
 
@@ -28,3 +29,8 @@ CREATE INDEX p_violations_list ON p_violations (ward, coalesce(day, 0)) WHERE li
 CREATE INDEX p_tips_list ON p_tips (ward, coalesce(day, 0)) WHERE live = 1;
 CREATE INDEX p_patrols_list ON p_patrols (ward, coalesce(day, 0)) WHERE live = 1;
 CREATE INDEX p_premises_list ON p_premises (ward, coalesce(name, '')) WHERE live = 1;
+CREATE INDEX p_checks_list_all ON p_checks (coalesce(day, 0)) WHERE live = 1;
+CREATE INDEX p_violations_list_all ON p_violations (coalesce(day, 0)) WHERE live = 1;
+CREATE INDEX p_tips_list_all ON p_tips (coalesce(day, 0)) WHERE live = 1;
+CREATE INDEX p_patrols_list_all ON p_patrols (coalesce(day, 0)) WHERE live = 1;
+CREATE INDEX p_premises_list_all ON p_premises (coalesce(name, '')) WHERE live = 1;
