@@ -156,3 +156,17 @@ async def test_another_wards_record_page_photo_and_list_are_out_of_reach(world: 
         assert page.status_code == 200 and "Phú Sơn only" in page.text and f"/console/blobs/{blob}" in page.text
         image = await other.get(f"/console/blobs/{blob}")
         assert image.status_code == 200 and image.content == photo and image.headers["content-type"] == "image/png"
+
+
+async def test_the_addresses_a_person_tries_lead_to_the_console_in_vietnamese_or_english(world: World, browser: httpx.AsyncClient, settings: Settings) -> None:
+    root = await browser.get("/")
+    assert root.status_code == 302 and root.headers["location"] == "/console/"
+    assert (await browser.get("/console")).headers["location"].startswith("/console/signin")
+    await _set_password(settings, "u-minh")
+    assert (await sign_in(browser, "u-minh")).status_code == 303
+    assert "<h1>Tổng quan</h1>" in (await browser.get("/console/")).text
+    switched = await browser.get("/console/lang/en", params={"next": "/console/records/violations"})
+    assert switched.status_code == 303 and switched.headers["location"] == "/console/records/violations"
+    page = await browser.get("/console/records/violations")
+    assert "<h1>Violations</h1>" in page.text and "Download Excel" in page.text
+    assert (await browser.get("/console/lang/en", params={"next": "https://evil.example/"})).headers["location"] == "/console/"
