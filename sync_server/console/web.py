@@ -26,10 +26,12 @@ from .auth import ConsoleAuth, SignedIn, same_token
 __all__ = [
     "LANG_COOKIE",
     "SESSION_COOKIE",
+    "SIGNIN_CSRF_COOKIE",
     "CsrfRefused",
     "NotSignedIn",
     "Page",
     "html",
+    "lang_of",
     "on_not_signed_in",
     "on_problem",
     "page_of",
