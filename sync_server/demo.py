@@ -124,7 +124,8 @@ class _Flaky(httpx.AsyncBaseTransport):
 @contextlib.asynccontextmanager
 async def _server(settings: Settings, port: int = 0) -> AsyncIterator[tuple[str, asyncio.Task[None]]]:
     """The server on loopback; its task ends when it stops (Ctrl-C or SIGTERM under ``--serve``)."""
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # a console left open holds a live stream: Ctrl-C waits for it 3 s at most, not its minute
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

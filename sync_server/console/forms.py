@@ -103,4 +103,4 @@ class ConsoleForms(Controller):
     async def live(self, request: Request[Any, Any, Any], auth: NamedDependency[ConsoleAuth], pulse: NamedDependency[Pulse]) -> ServerSentEvent:
         """Server-sent events: ``changed`` when devices' pushes commit (the page re-reads itself)."""
         await page_of(request, auth)
-        return ServerSentEvent(pulse.events(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return ServerSentEvent(pulse.events(), retry_duration=1000, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -8,14 +8,18 @@ committed by another worker shows within that time."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 from ..writer import GroupStats
 
-__all__ = ["FALLBACK_S", "Pulse"]
+__all__ = ["FALLBACK_S", "LIFETIME_S", "Pulse"]
 
 FALLBACK_S = 30
 _KEEPALIVE_S = 15.0
+#: a stream ends after this long and the browser opens the next one (EventSource does so by
+#: itself): a server shutting down waits for open answers, and none is open much longer
+LIFETIME_S = 55.0
 _SETTLE_S = 0.3  # a burst of commits (a handheld's whole outbox) is one refresh, not fifty
 
 
@@ -34,10 +38,11 @@ class Pulse:
         """``changed`` after each commit (settled), a comment line now and then to keep the
         connection open through proxies; ends when the client goes."""
         seen = self.beat
+        ends = time.monotonic() + LIFETIME_S
         yield "ready"
-        while True:
+        while (left := ends - time.monotonic()) > 0:
             try:
-                await asyncio.wait_for(self._changed.wait(), _KEEPALIVE_S)
+                await asyncio.wait_for(self._changed.wait(), min(_KEEPALIVE_S, left))
             except TimeoutError:
                 yield ""
                 continue

@@ -170,3 +170,23 @@ async def test_the_addresses_a_person_tries_lead_to_the_console_in_vietnamese_or
     page = await browser.get("/console/records/violations")
     assert "<h1>Violations</h1>" in page.text and "Download Excel" in page.text
     assert (await browser.get("/console/lang/en", params={"next": "https://evil.example/"})).headers["location"] == "/console/"
+
+
+async def test_the_live_stream_says_changed_when_a_device_pushes_and_ends_by_itself(
+    world: World, browser: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sync_server.console import live
+
+    monkeypatch.setattr(live, "LIFETIME_S", 3.0)
+    assert (await browser.get("/console/live")).status_code == 303  # signed in only
+    await _set_password(settings, "u-minh")
+    assert (await sign_in(browser, "u-minh")).status_code == 303
+    async with browser.stream("GET", "/console/live") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.aiter_lines()
+        assert "data: ready" in [await anext(lines) for _ in range(2)]
+        ts = stamp("lamson-h01")
+        fields = {"ward_id": "lam-son", "name": "Nhà trọ Hạc Thành", "kind": "boarding_house"}
+        await world.officer_a.push_ok([{"collection": "premises", "id": "live-p", "fields": {k: edit(v, ts) for k, v in fields.items()}}])
+        rest = [line async for line in lines]  # the stream ends after its lifetime
+    assert "data: changed" in rest

@@ -30,7 +30,11 @@
     var events = new EventSource(source);
     events.onopen = function () { document.body.classList.add("live-on"); };
     events.onerror = function () { document.body.classList.remove("live-on"); };
-    events.onmessage = function (e) { if (e.data === "changed") refresh(); };
+    var readies = 0;
+    events.onmessage = function (e) {
+      // "ready" again: a new stream after the last one ended; what committed between them counts too
+      if (e.data === "changed" || (e.data === "ready" && readies++ > 0)) refresh();
+    };
   }
   setInterval(refresh, 30000);
 })();
