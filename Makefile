@@ -16,8 +16,9 @@ $(BIN)/patrol-sync: pyproject.toml requirements.lock
 
 install: $(BIN)/patrol-sync
 
+# the scenario, then its server stays up with the console open (Ctrl-C to stop)
 demo: install
-	$(BIN)/patrol-sync demo
+	$(BIN)/patrol-sync demo --serve
 
 serve: install
 	$(BIN)/patrol-sync serve

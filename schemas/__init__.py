@@ -36,6 +36,7 @@ from .collections import (
     Tip,
     Violation,
 )
+from .listing import ListedRecord, RecordList
 from .stamps import HLC, SERVER_NODE, format_stamp, stamp_ms, stamp_node
 from .supervision import (
     CheckRow,
@@ -121,6 +122,7 @@ __all__ = [
     "Health",
     "HistoryEntry",
     "Id",
+    "ListedRecord",
     "MissingBlobs",
     "NewDevice",
     "NewTeam",
@@ -138,6 +140,7 @@ __all__ = [
     "PushResponse",
     "Record",
     "RecordHistory",
+    "RecordList",
     "Resolution",
     "Role",
     "SafetyGroup",

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Litestar, Request, Response, Router
+from litestar import Litestar, Request, Response, Router, get
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -20,6 +20,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.compression import CompressionMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.params import ParameterKwarg
+from litestar.response import Redirect
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from schemas import ErrorItem, Problem
@@ -27,6 +28,7 @@ from schemas import ErrorItem, Problem
 from . import docs, errors, openapi
 from .auth import TokenAuthMiddleware
 from .blobs import BlobService, blob_store_for
+from .console import ConsoleAuth, Pulse, console_router
 from .controllers import (
     AdminController,
     BlobsController,
@@ -41,6 +43,7 @@ from .controllers import (
 )
 from .enrolment import EnrolmentService
 from .limits import Limiter
+from .listing import RecordLists
 from .observability import Metrics, RequestContext, metrics_endpoint
 from .service import SyncService
 from .settings import Settings
@@ -55,7 +58,7 @@ log = logging.getLogger("patrol_sync")
 _PROBLEM = "application/problem+json"
 _json = msgspec.json.Encoder()
 #: Paths the token middleware lets through (the OpenAPI document says so too).
-_OPEN_PATHS = ["^/healthz$", "^/schema", "^/metrics$", "^/v1/enrol$", "^/app(/|$)", f"^{docs.PATH}$", f"^{docs.STATIC}/"]
+_OPEN_PATHS = ["^/healthz$", "^/schema", "^/metrics$", "^/v1/enrol$", "^/app(/|$)", "^/console(/|$)", "^/$", f"^{docs.PATH}$", f"^{docs.STATIC}/"]
 
 _STORE_ERRORS: dict[type[StoreError], type[errors.ProblemError]] = {
     store_errors.AlreadyExists: errors.AlreadyExists,
@@ -128,6 +131,12 @@ def _operation_id(handler: HTTPRouteHandler, method: str, path: Any) -> str:
     return f"{tags[0]}_{handler.handler_name}" if tags else handler.handler_name
 
 
+@get("/", include_in_schema=False, sync_to_thread=False)
+def console_redirect() -> Redirect:
+    """The addresses a person tries first lead to the console."""
+    return Redirect("/console/", status_code=302)
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Litestar:
     """The server. ``store`` (not yet opened) overrides the one ``settings.db_url`` names."""
     settings = settings or Settings.from_env()
@@ -136,6 +145,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     blob_service = BlobService(the_store, blob_store_for(settings), settings)
     document = openapi.Completed(settings.max_page, _OPEN_PATHS)
     enrolment_service = EnrolmentService(the_store, settings)
+    pulse = Pulse()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -144,9 +154,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.state.settings = settings
         service = SyncService(the_store, settings)
         metrics.watch(service.writer)
+        service.writer.listeners.append(pulse.on_group)
         await service.start()
         app.state.service = service
         app.state.supervision = SupervisionService(the_store, service.writer, service.hlc, service.fleet)
+        app.state.lists = RecordLists(the_store, settings.default_timezone)
         await blob_service.start()
         try:
             yield
@@ -167,6 +179,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     def enrolment() -> EnrolmentService:
         return enrolment_service
 
+    def lists(request: Request[Any, Any, Any]) -> RecordLists:
+        return request.app.state.lists  # type: ignore[no-any-return]
+
     app = Litestar(
         route_handlers=[
             health,
@@ -183,6 +198,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             Router(path="/", route_handlers=[BlobsController], request_max_body_size=settings.max_blob_bytes),
             docs.docs_router(document),
             webapp_router(),  # the officers' handheld app (no token: it must load before enrolment)
+            console_router(the_store, ConsoleAuth(the_store), pulse),
+            console_redirect,
         ],
         lifespan=[lifespan],
         # OPTIONS too (Litestar exempts it by default): the role guards need a caller, and
@@ -194,6 +211,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             "supervision": Provide(supervision, sync_to_thread=False),
             "blobs": Provide(blobs, sync_to_thread=False),
             "enrolment": Provide(enrolment, sync_to_thread=False),
+            "lists": Provide(lists, sync_to_thread=False),
         },
         exception_handlers={
             errors.ProblemError: _on_problem,

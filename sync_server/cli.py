@@ -199,6 +199,27 @@ def cmd_user_add(args: argparse.Namespace) -> None:
     _print_rows([user])
 
 
+def cmd_user_password(args: argparse.Namespace) -> None:
+    """The console password (PROTOCOL.md section 8): from a prompt, or standard input
+    when it is not a terminal; never from an argument, where ``ps`` would show it."""
+    import getpass
+
+    from .passwords import PasswordRefused, hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"new console password for {args.id}: ")
+        if getpass.getpass("the same again: ") != password:
+            raise CommandError("the two passwords differ; nothing was changed")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        hashed = hash_password(password)
+    except PasswordRefused as exc:
+        raise CommandError(str(exc)) from None
+    _run_with_store(args.db, lambda s: s.set_password(args.id, hashed))
+    print(f"console password set for {args.id}")
+
+
 def cmd_device_add(args: argparse.Namespace) -> None:
     request = _valid(NewDevice(device_id=args.device_id, user_id=args.user))
     issued = _run_with_store(args.db, lambda s: identity.issue_device(s, request))
@@ -281,7 +302,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
         from .demo import run_demo
     except ImportError:
         raise CommandError("the demo is not part of this build") from None
-    sys.exit(run_demo(seed=args.seed))
+    if args.serve and args.port:  # say so now, not after the whole scenario
+        import socket
+
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", args.port))
+            except OSError:
+                raise CommandError(f"port {args.port} is in use; choose another with --port (0: any free port)") from None
+    sys.exit(run_demo(seed=args.seed, serve=args.serve, port=args.port))
 
 
 # -- parser -----------------------------------------------------------------------
@@ -338,6 +367,8 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the demo scenario on a temporary embedded store")
     demo.add_argument("--seed", type=int, default=2023)
+    demo.add_argument("--serve", action="store_true", help="then keep the server running and print the console's address and a sign-in")
+    demo.add_argument("--port", type=int, default=8000, help="the port to serve on with --serve (0: any free port)")
     demo.set_defaults(run=cmd_demo)
 
     admin = commands.add_parser("admin", help="administer wards, teams, users and devices").add_subparsers(
@@ -403,6 +434,9 @@ def _parser() -> argparse.ArgumentParser:
         p = with_db(user.add_parser(action, help=f"{action} a user: {text}"))
         p.add_argument("id")
         p.set_defaults(run=_user_state(disabled))
+    p = with_db(user.add_parser("password", help="set a user's console password (read from standard input or a prompt)"))
+    p.add_argument("id")
+    p.set_defaults(run=cmd_user_password)
 
     device = admin.add_parser("device", help="devices and their tokens").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = with_db(device.add_parser("add", help="register a device and print its token"))

@@ -38,6 +38,7 @@ from schemas import Check, FirePoint, NewTeam, NewUser, NewWard, Premises, Safet
 
 from . import identity
 from .app import create_app
+from .passwords import hash_password
 from .settings import Settings
 from .stores import store_for
 
@@ -65,10 +66,17 @@ STATUSES = ["open"] * 12 + ["notified"] * 14 + ["fined"] * 15 + ["resolved"] * 6
 LABEL = {"boarding_house": "Nhà trọ", "lodging": "Nhà nghỉ", "karaoke": "Karaoke", "bar": "Quán bar", "shop": "Cửa hàng"}
 
 
-def run_demo(seed: int = 2023) -> int:
-    """Run the scenario; 0 when every device ends with the server's data."""
+#: the demo supervisor's console password (``--serve``): a demo store, deleted on exit
+DEMO_PASSWORD = "lamson-2023"
+
+
+def run_demo(seed: int = 2023, serve: bool = False, port: int = 8000) -> int:
+    """Run the scenario; 0 when every device ends with the server's data.
+
+    ``serve``: then leave the server running on ``port`` with the console open to the
+    demo supervisor, until Ctrl-C (the temporary store goes with it)."""
     console = Console(width=None if sys.stdout.isatty() else 110, highlight=False)
-    return asyncio.run(_Demo(seed, console).run())
+    return asyncio.run(_Demo(seed, console, serve, port).run())
 
 
 #: each officer photographs the first violations he records
@@ -114,8 +122,10 @@ class _Flaky(httpx.AsyncBaseTransport):
 
 
 @contextlib.asynccontextmanager
-async def _server(settings: Settings) -> AsyncIterator[str]:
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+async def _server(settings: Settings, port: int = 0) -> AsyncIterator[tuple[str, asyncio.Task[None]]]:
+    """The server on loopback; its task ends when it stops (Ctrl-C or SIGTERM under ``--serve``)."""
+    # a console left open holds a live stream: Ctrl-C waits for it 3 s at most, not its minute
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -123,14 +133,15 @@ async def _server(settings: Settings) -> AsyncIterator[str]:
             task.result()
         await asyncio.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}", task
     finally:
         server.should_exit = True
         await task
 
 
 class _Demo:
-    def __init__(self, seed: int, console: Console) -> None:
+    def __init__(self, seed: int, console: Console, serve: bool = False, port: int = 8000) -> None:
+        self.serve, self.port = serve, port
         self.rng = random.Random(seed)
         self.console = console
         self.names = {user: name for _, user, name, _ in OFFICERS}
@@ -152,7 +163,7 @@ class _Demo:
                 admin_token = await identity.bootstrap(store)
             finally:
                 await store.close()
-            async with _server(settings) as url:
+            async with _server(settings, self.port if self.serve else 0) as (url, server_task):
                 self.console.rule("[bold]patrol-sync demo: Phường Lam Sơn, TP Thanh Hóa")
                 self.console.print(f"Server {url}, embedded SQLite store in {tmp}")
                 async with contextlib.AsyncExitStack() as stack:
@@ -161,7 +172,10 @@ class _Demo:
                     await self._day_one()
                     await self._day_two()
                     await self._supervise()
-                    return await self._check(admin)
+                    result = await self._check(admin)
+                if self.serve:
+                    await self._open_console(settings, url, server_task)
+                return result
         return 1  # pragma: no cover
 
     def _client(self, url: str, token: str, device: str, user: str, tmp: str, **options: Any) -> AsyncPatrolClient:
@@ -369,6 +383,20 @@ class _Demo:
             f"{len(missing)} missing on the server. The supervisor opens the photo of violation {violation.record_no}: "
             f"{len(data):,} bytes, {photo[:19]}…, checksum verified."
         )
+
+    async def _open_console(self, settings: Settings, url: str, server_task: asyncio.Task[None]) -> None:
+        """``--serve``: give the supervisor a console password and keep serving."""
+        store = store_for(settings.db_url)
+        await store.open()
+        try:
+            await store.set_password("u-minh", hash_password(DEMO_PASSWORD))
+        finally:
+            await store.close()
+        self.console.rule("The supervisors' console")
+        self.console.print(f"Open [bold]{url}/console/[/bold] and sign in as [bold]u-minh[/bold], password [bold]{DEMO_PASSWORD}[/bold]")
+        self.console.print("(Ctrl-C stops the server; the demo's temporary store is deleted.)", style="dim")
+        sys.stdout.flush()
+        await server_task
 
     # -- the end: every device holds the server's data ----------------------------------------
 

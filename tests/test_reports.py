@@ -79,7 +79,7 @@ async def test_checks_as_csv_parse_back_to_the_json_rows(world: World, data: Dat
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     parsed = [
         {"key": row["key"], "checks": int(row["checks"]), "premises": int(row["premises"]), "violations": int(row["violations"])}
-        for row in csv.DictReader(io.StringIO(response.text))
+        for row in csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))
     ]
     assert parsed == json_rows and parsed
 

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
@@ -11,6 +9,7 @@ from litestar.params import QueryParameter
 
 from schemas import ChecksReport, GroupBy, SummaryReport, TargetsReport
 
+from .. import exports
 from ..auth import supervisors_only
 from ..principal import Principal
 from ..supervision import SupervisionService
@@ -23,13 +22,16 @@ To = Annotated[dt.date | None, QueryParameter(description="last day, inclusive")
 Period = Annotated[str | None, QueryParameter(pattern=r"^[0-9]{4}(-(0[1-9]|1[0-2]))?$", description="2023 or 2023-06")]
 
 
-def _csv(report: ChecksReport) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["key", "checks", "premises", "violations"])
-    for row in report.rows:
-        writer.writerow([row.key, row.checks, row.premises, row.violations])
-    return out.getvalue()
+def _file(report: ChecksReport, fmt: str) -> Response[bytes]:
+    """The rows as a CSV or XLSX attachment (``exports``: BOM, formula cells neutralised)."""
+    header = ["key", "checks", "premises", "violations"]
+    rows: list[list[exports.Cell]] = [[row.key, row.checks, row.premises, row.violations] for row in report.rows]
+    stem = f"checks-by-{report.group_by}"
+    if fmt == "xlsx":
+        body, media = exports.xlsx_bytes(header, rows, stem), exports.XLSX_TYPE
+    else:
+        body, media = exports.csv_bytes(header, rows), exports.CSV_TYPE
+    return Response(body, media_type=media, headers={"Content-Disposition": exports.attachment(stem, fmt)})
 
 
 class ReportsController(Controller):
@@ -60,12 +62,14 @@ class ReportsController(Controller):
         ward: Ward = None,
         from_: From = None,
         to: To = None,
-    ) -> Response[ChecksReport]:
+        format: Annotated[Literal["json", "csv", "xlsx"] | None, QueryParameter(description="csv or xlsx: a file (also Accept: text/csv)")] = None,
+    ) -> Response[Any]:
         """One row per group: checks, distinct premises, violations recorded at those checks.
-        ``Accept: text/csv`` answers the rows as CSV, for a spreadsheet."""
+        ``format=csv|xlsx`` (or ``Accept: text/csv``) answers the rows as a file, for a spreadsheet."""
         report = await supervision.checks(request.user, group_by, ward, from_, to)
-        if "text/csv" in request.headers.get("accept", ""):
-            return Response(_csv(report), media_type="text/csv")  # type: ignore[arg-type]  # Litestar adds "; charset=utf-8"
+        fmt = format or ("csv" if "text/csv" in request.headers.get("accept", "") else "json")
+        if fmt != "json":
+            return _file(report, fmt)
         return Response(report)
 
     @get("/targets", summary="Each target with its achieved count and per cent")

@@ -51,9 +51,12 @@ from ..principal import Principal
 __all__ = [
     "BlobAccess",
     "ConflictRow",
+    "ConsoleSession",
     "EditRow",
     "EnrolmentRow",
     "HealthUpdate",
+    "ListQuery",
+    "ListedRow",
     "Page",
     "ReadTx",
     "RecordRow",
@@ -202,6 +205,43 @@ def cut_page(rows: Sequence[Any], limit: int, max_bytes: int | None) -> tuple[li
             if size > max_bytes and n > 0:
                 return page[:n], True
     return page, more
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A signed-in console session (PROTOCOL.md section 9): whose, and its CSRF token."""
+
+    user_id: str
+    csrf: str
+
+
+@dataclasses.dataclass(slots=True)
+class ListQuery:
+    """One page of a record list (``GET /v1/records/{collection}``), already checked.
+
+    ``sort`` is ``date``/``-date`` (the record's report date) or, for premises,
+    ``name``/``-name``; ``after`` is the ``position`` of the last row of the page
+    before (a store's own values, carried opaquely by the cursor)."""
+
+    collection: str
+    wards: Sequence[str]
+    start: dt.date | None = None
+    end: dt.date | None = None
+    status: str | None = None
+    category: str | None = None
+    kind: str | None = None
+    officer: str | None = None
+    sort: str = "-date"
+    after: list[object] | None = None
+    limit: int = 50
+
+
+@dataclasses.dataclass(slots=True)
+class ListedRow:
+    """A live record as stored (the pull document), and its position in the list's order."""
+
+    doc: bytes
+    position: list[object]
 
 
 class ReadTx(abc.ABC):
@@ -405,3 +445,40 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
         """Blob ids named by records of ``wards`` and not uploaded, after ``after``, in id order."""
+
+    # -- the console (PROTOCOL.md sections 6 and 9) ------------------------------------------
+
+    @abc.abstractmethod
+    async def record_list(self, query: ListQuery) -> list[ListedRow]:
+        """Live records of one collection in ``query.wards``, filtered, in the query's order,
+        after ``query.after``; at most ``query.limit``. Raises CursorInvalid for a foreign position."""
+
+    @abc.abstractmethod
+    async def set_password(self, user_id: str, password_hash: str | None) -> None:
+        """Set (None: clear) a user's console password hash, ending his sessions. Raises NotFound."""
+
+    @abc.abstractmethod
+    async def password_of(self, user_id: str) -> tuple[str, str | None] | None:
+        """A user's role and console password hash (None: no such user)."""
+
+    @abc.abstractmethod
+    async def user_principal(self, user_id: str, device_id: str) -> Principal | None:
+        """The scope of a user, as a token's principal would carry it, on ``device_id``."""
+
+    @abc.abstractmethod
+    async def create_session(self, id_hash: str, user_id: str, csrf: str, now: float) -> None: ...
+
+    @abc.abstractmethod
+    async def session(self, id_hash: str, idle_s: float, now: float) -> ConsoleSession | None:
+        """The session, unless idle for ``idle_s`` (then it is ended); notes it as seen."""
+
+    @abc.abstractmethod
+    async def end_session(self, id_hash: str) -> None: ...
+
+    @abc.abstractmethod
+    async def sign_in_failures(self, keys: Sequence[str], since: float) -> int:
+        """The most failed sign-ins any of ``keys`` had since ``since`` (and forgets older ones)."""
+
+    @abc.abstractmethod
+    async def note_sign_in(self, keys: Sequence[str], failed: bool, now: float) -> None:
+        """Count a failed sign-in against each key, or (``failed`` False) clear the keys."""

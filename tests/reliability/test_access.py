@@ -114,6 +114,8 @@ CALLS = [
     Call("targets report", SUP_WARD, "GET", "/v1/reports/targets?ward={ward}"),
     Call("conflict list", SUP_WARD, "GET", "/v1/conflicts?ward={ward}"),
     Call("fleet health", SUP_WARD, "GET", "/v1/devices/health?ward={ward}"),
+    Call("record list", SUP_WARD, "GET", "/v1/records/violations?ward={ward}"),
+    Call("record list file", SUP_WARD, "GET", "/v1/records/premises?ward={ward}&format=csv"),
     Call("record history", SUP_RECORD, "GET", "/v1/records/premises/{record}/history"),
     Call("conflict resolution", SUP_RECORD, "POST", "/v1/conflicts/{conflict}/resolve", {"choice": "kept"}),
     Call("premises search", ANY_WARD, "GET", "/v1/search/premises?q=nha&ward={ward}"),
@@ -230,6 +232,10 @@ async def test_no_role_reads_writes_or_administers_outside_its_scope(world: Worl
         elif call.kind == ANY_WARD and call.name.startswith("blob") and call.method == "GET":
             photo = fixture.photos[ward]
             assert response.content == (photo[:4] if want == 206 else photo), call.name
+        elif response.headers.get("content-type", "").startswith("text/csv"):
+            shown = {w for w, name in (("lam-son", "Phường Lam Sơn"), ("phu-son", "Phường Phú Sơn")) if name in response.content.decode("utf-8-sig")}
+            if shown - role.scope:
+                wrong.append(f"{call.name}: shows {sorted(shown - role.scope)}")
         elif want == 200 and call.kind not in (OPEN, ANY_DEVICE) and not call.name.startswith("blob"):
             leaked = wards_in(call, response.json(), role.scope) - role.scope
             if leaked:

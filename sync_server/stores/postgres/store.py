@@ -58,10 +58,13 @@ from ...principal import Principal
 from ..base import (
     BlobAccess,
     ConflictRow,
+    ConsoleSession,
     EditRow,
     EnrolmentRow,
     HealthUpdate,
     Key,
+    ListedRow,
+    ListQuery,
     Page,
     ReadTx,
     RecordRow,
@@ -74,7 +77,7 @@ from ..base import (
 )
 from ..errors import CursorExpired, StoreUnavailable
 from ..schema import SchemaStatus
-from . import _blobs, _cursor, _identity, _projections, _schema, _sql, _supervision
+from . import _blobs, _console, _cursor, _identity, _projections, _schema, _sql, _supervision
 
 __all__ = ["PostgresStore", "schema_status"]
 
@@ -428,3 +431,41 @@ class PostgresStore(Store):
     async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
         async with self._acquire() as conn:
             return await _blobs.missing(conn, wards, after, limit)
+
+    # -- the console ----------------------------------------------------------------
+
+    async def record_list(self, query: ListQuery) -> list[ListedRow]:
+        async with self._acquire() as conn:
+            return await _console.record_list(conn, query)
+
+    async def set_password(self, user_id: str, password_hash: str | None) -> None:
+        async with self._acquire() as conn:
+            await _console.set_password(conn, user_id, password_hash)
+
+    async def password_of(self, user_id: str) -> tuple[str, str | None] | None:
+        async with self._acquire() as conn:
+            return await _console.password_of(conn, user_id)
+
+    async def user_principal(self, user_id: str, device_id: str) -> Principal | None:
+        async with self._acquire() as conn:
+            return await _console.user_principal(conn, user_id, device_id)
+
+    async def create_session(self, id_hash: str, user_id: str, csrf: str, now: float) -> None:
+        async with self._acquire() as conn:
+            await _console.create_session(conn, id_hash, user_id, csrf, _now(), now)
+
+    async def session(self, id_hash: str, idle_s: float, now: float) -> ConsoleSession | None:
+        async with self._acquire() as conn:
+            return await _console.session(conn, id_hash, idle_s, now)
+
+    async def end_session(self, id_hash: str) -> None:
+        async with self._acquire() as conn:
+            await _console.end_session(conn, id_hash)
+
+    async def sign_in_failures(self, keys: Sequence[str], since: float) -> int:
+        async with self._acquire() as conn:
+            return await _console.sign_in_failures(conn, keys, since)
+
+    async def note_sign_in(self, keys: Sequence[str], failed: bool, now: float) -> None:
+        async with self._acquire() as conn:
+            await _console.note_sign_in(conn, keys, failed, now)

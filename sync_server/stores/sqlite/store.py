@@ -51,10 +51,13 @@ from ...principal import Principal, epoch_ms
 from ..base import (
     BlobAccess,
     ConflictRow,
+    ConsoleSession,
     EditRow,
     EnrolmentRow,
     HealthUpdate,
     Key,
+    ListedRow,
+    ListQuery,
     Page,
     ReadTx,
     RecordRow,
@@ -67,7 +70,7 @@ from ..base import (
 )
 from ..errors import CursorExpired, CursorInvalid, StoreError, StoreUnavailable
 from ..schema import SchemaStatus
-from . import _blobs, _identity, _migrate, _sql, _supervision
+from . import _blobs, _console, _identity, _migrate, _sql, _supervision
 from ._writer import PRAGMAS, ThreadConnection
 
 __all__ = ["SqliteStore", "path_from_url", "schema_status"]
@@ -450,3 +453,41 @@ class SqliteStore(Store):
 
     async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
         return cast(list[str], await self._query(_blobs.missing, wards, after, limit))
+
+    # -- the console ----------------------------------------------------------------
+
+    async def record_list(self, query: ListQuery) -> list[ListedRow]:
+        return cast(list[ListedRow], await self._query(_console.record_list, query))
+
+    async def set_password(self, user_id: str, password_hash: str | None) -> None:
+        await self._on_writer(_console.set_password, user_id, password_hash)
+
+    async def password_of(self, user_id: str) -> tuple[str, str | None] | None:
+        return cast("tuple[str, str | None] | None", await self._query(_console.password_of, user_id))
+
+    async def user_principal(self, user_id: str, device_id: str) -> Principal | None:
+        return cast("Principal | None", await self._query(_console.user_principal, user_id, device_id))
+
+    async def create_session(self, id_hash: str, user_id: str, csrf: str, now: float) -> None:
+        await self._on_writer(_console.create_session, id_hash, user_id, csrf, _now(), now)
+
+    async def session(self, id_hash: str, idle_s: float, now: float) -> ConsoleSession | None:
+        found = await self._query(_console.session_row, id_hash)
+        if found is None:
+            return None
+        session, seen_at = found
+        if seen_at < now - idle_s:
+            await self._on_writer(_console.end_session, id_hash)
+            return None
+        if seen_at < now - min(60.0, idle_s / 10):  # one write a minute at most, not one per page
+            await self._on_writer(_console.touch_session, id_hash, now)
+        return cast(ConsoleSession, session)
+
+    async def end_session(self, id_hash: str) -> None:
+        await self._on_writer(_console.end_session, id_hash)
+
+    async def sign_in_failures(self, keys: Sequence[str], since: float) -> int:
+        return cast(int, await self._query(_console.sign_in_failures, keys, since))
+
+    async def note_sign_in(self, keys: Sequence[str], failed: bool, now: float) -> None:
+        await self._on_writer(_console.note_sign_in, keys, failed, now)
