@@ -88,6 +88,19 @@ async def test_an_officer_cannot_sign_in_even_with_his_password(world: World, br
     assert (await browser.get("/console/")).status_code == 303
 
 
+async def test_a_disabled_supervisor_cannot_sign_in_and_his_open_session_ends(world: World, browser: httpx.AsyncClient, settings: Settings) -> None:
+    await _set_password(settings, "u-minh")
+    assert (await sign_in(browser, "u-minh")).status_code == 303
+    assert (await browser.get("/console/")).status_code == 200
+    assert (await world.admin.http.patch("/v1/admin/users/u-minh", json={"disabled": True})).status_code == 200
+    assert (await browser.get("/console/")).status_code == 303  # back to the sign-in page
+    async with httpx.AsyncClient(base_url=str(browser.base_url), follow_redirects=False, timeout=30) as fresh:
+        assert (await sign_in(fresh, "u-minh")).status_code in (401, 403)
+    assert (await world.admin.http.patch("/v1/admin/users/u-minh", json={"disabled": False})).status_code == 200
+    async with httpx.AsyncClient(base_url=str(browser.base_url), follow_redirects=False, timeout=30) as again:
+        assert (await sign_in(again, "u-minh")).status_code == 303
+
+
 async def test_guessing_is_refused_after_five_failures_even_with_the_right_password(world: World, browser: httpx.AsyncClient, settings: Settings) -> None:
     await _set_password(settings, "u-minh")
     for _ in range(5):

@@ -79,7 +79,7 @@ async def set_password(conn: Any, user_id: str, password_hash: str | None) -> No
 
 
 async def password_of(conn: Any, user_id: str) -> tuple[str, str | None] | None:
-    row = await conn.fetchrow("SELECT role, password_hash FROM users WHERE id = $1", user_id)
+    row = await conn.fetchrow("SELECT role, password_hash FROM users WHERE id = $1 AND disabled_at IS NULL", user_id)
     return (row[0], row[1]) if row else None
 
 
@@ -88,7 +88,7 @@ SELECT u.role,
        CASE WHEN u.role = 'admin' THEN ARRAY(SELECT id FROM wards)
        ELSE ARRAY(SELECT t.ward_id FROM user_teams ut JOIN teams t ON t.id = ut.team_id WHERE ut.user_id = u.id
                   UNION SELECT ward_id FROM user_wards WHERE user_id = u.id) END
-  FROM users u WHERE u.id = $1
+  FROM users u WHERE u.id = $1 AND u.disabled_at IS NULL
 """
 
 

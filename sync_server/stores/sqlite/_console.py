@@ -114,7 +114,7 @@ def set_password(conn: sqlite3.Connection, user_id: str, password_hash: str | No
 
 
 def password_of(conn: sqlite3.Connection, user_id: str) -> tuple[str, str | None] | None:
-    row = conn.execute("SELECT role, password_hash FROM users WHERE id = ?", (user_id,)).fetchone()
+    row = conn.execute("SELECT role, password_hash FROM users WHERE id = ? AND disabled_at IS NULL", (user_id,)).fetchone()
     return (row[0], row[1]) if row else None
 
 
@@ -124,7 +124,7 @@ _SCOPE = """
            ELSE (SELECT group_concat(w) FROM (
                     SELECT t.ward_id AS w FROM user_teams ut JOIN teams t ON t.id = ut.team_id WHERE ut.user_id = u.id
                     UNION SELECT ward_id FROM user_wards WHERE user_id = u.id)) END
-      FROM users u WHERE u.id = ?"""
+      FROM users u WHERE u.id = ? AND u.disabled_at IS NULL"""
 
 
 def user_principal(conn: sqlite3.Connection, user_id: str, device_id: str) -> Principal | None:
