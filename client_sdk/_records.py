@@ -14,14 +14,13 @@ from collections.abc import Callable, Iterable, Sequence
 import aiosqlite
 import msgspec
 
-from schemas import HLC
+from schemas import HLC, Key
 
 from ._localdb import by_collection, fetch_all
 from ._values import Pending, apply_pending, decode_pending
 
 __all__ = ["DeviceClock", "Key", "WireRecord", "pending_keys", "refresh_views", "stamps_of", "upsert_pulled"]
 
-Key = tuple[str, str]
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 

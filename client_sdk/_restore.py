@@ -46,6 +46,7 @@ import aiosqlite
 import msgspec
 
 from schemas.collections import CollectionSpec, Policy
+from schemas.order import wins
 
 from ._localdb import LocalDB, fetch_all, scalar
 from ._outbox import save_pending
@@ -152,13 +153,9 @@ class Restore:
 
 
 def _wins(policy: Policy, rank: Mapping[str, int] | None, value: Any, ts: str, now_value: Any, now_ts: str) -> bool:
-    """Whether the held value would win over the server's in the server's merge."""
-    if policy is Policy.FIRST:
-        return ts < now_ts
-    if policy is Policy.RANK and rank:
-        held, now = rank.get(str(value), -1), rank.get(str(now_value), -1)
-        return held > now or (held == now and ts > now_ts)
-    return ts > now_ts
+    """Whether the held value would win over the server's in the server's merge (the
+    same order, ties included: ``schemas/order.py``)."""
+    return wins(policy, rank, ts, value, now_ts, now_value)
 
 
 async def _merge_into_outbox(conn: aiosqlite.Connection, collection: str, record_id: str, lost: Pending) -> None:

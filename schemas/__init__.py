@@ -1,6 +1,20 @@
 """The one wire vocabulary of patrol-sync, shared by the server and the SDK."""
 
-from ._constraints import BLOB_ID_PATTERN, STAMP_PATTERN, BlobId, ChangesetId, Day, DeviceId, Element, Id, Stamp, Timestamp
+from ._constraints import (
+    BLOB_ID_PATTERN,
+    MAX_CHANGES,
+    PERIOD_PATTERN,
+    STAMP_PATTERN,
+    BlobId,
+    ChangesetId,
+    Day,
+    DeviceId,
+    Element,
+    Id,
+    Key,
+    Stamp,
+    Timestamp,
+)
 from .admin import Device, DeviceToken, NewDevice, NewTeam, NewUser, NewWard, Role, Team, User, Ward
 from .blobs import BlobReceipt, MissingBlobs
 from .collections import (
@@ -66,6 +80,8 @@ __all__ = [
     "CHANGE_TYPES",
     "COLLECTIONS",
     "HLC",
+    "MAX_CHANGES",
+    "PERIOD_PATTERN",
     "SERVER_NODE",
     "STAMP_PATTERN",
     "AnyChange",
@@ -99,6 +115,7 @@ __all__ = [
     "Health",
     "HistoryEntry",
     "Id",
+    "Key",
     "MissingBlobs",
     "NewDevice",
     "NewTeam",

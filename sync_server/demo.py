@@ -20,7 +20,6 @@ import random
 import struct
 import sys
 import tempfile
-import time
 import zlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ from rich.table import Table
 
 from client_sdk import AsyncPatrolClient, RetryPolicy, SyncReport, new_id
 from schemas import Check, FirePoint, NewTeam, NewUser, NewWard, Premises, SafetyGroup, Target, Violation
+from schemas.stamps import wall_ms
 
 from . import identity
 from .app import create_app
@@ -182,7 +182,7 @@ class _Demo:
             if device == "lamson-h02":
                 options["http"] = await stack.enter_async_context(httpx.AsyncClient(transport=_Flaky(), timeout=30))
             if device == "lamson-h03":  # this handheld's clock runs a day ahead
-                options["clock"] = lambda: time.time_ns() // 1_000_000 + DAY_MS
+                options["clock"] = lambda: wall_ms() + DAY_MS
             self.devices[device] = await stack.enter_async_context(self._client(url, token, device, user, tmp, **options))
         self.console.print("Ward lam-son: teams ls-t1, ls-t2; officers " + ", ".join(f"{n} ({d})" for d, _, n, _ in OFFICERS)
                            + "; supervisor Phạm Văn Minh (sup-laptop). lamson-h03's clock runs a day ahead.")

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from schemas import MAX_CHANGES
+
 __all__ = ["Settings"]
 
 MiB = 1024 * 1024
@@ -16,7 +18,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``postgresql://...``
     db_url: str = "sqlite:///patrol-sync.db"
     max_body_bytes: int = 8 * MiB  # after decompression
-    max_changes: int = 5_000  # per change set
+    max_changes: int = MAX_CHANGES  # per change set
     max_page: int = 1_000  # records per pull page
     max_text_bytes: int = 64 * 1024  # one field value string, UTF-8
     max_blob_bytes: int = 20 * MiB

@@ -34,6 +34,7 @@ from schemas import (
     DeviceHealth,
     DeviceToken,
     GroupBy,
+    Key,
     PremisesHit,
     RecordHistory,
     SummaryReport,
@@ -49,6 +50,7 @@ __all__ = [
     "BlobAccess",
     "ConflictRow",
     "EditRow",
+    "Key",
     "HealthUpdate",
     "Page",
     "ReadTx",
@@ -59,8 +61,6 @@ __all__ = [
     "TargetRow",
     "WriteTx",
 ]
-
-Key = tuple[str, str]  # (collection, id)
 
 
 @dataclasses.dataclass(slots=True)

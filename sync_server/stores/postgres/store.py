@@ -50,6 +50,7 @@ from schemas import (
     User,
     Ward,
 )
+from schemas.stamps import utc_now
 
 from ...engine.state import RecordState
 from ...principal import Principal
@@ -95,7 +96,7 @@ _SERVER_SETTINGS = {
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_now()
 
 
 @contextlib.contextmanager

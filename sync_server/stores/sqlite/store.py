@@ -43,6 +43,7 @@ from schemas import (
     User,
     Ward,
 )
+from schemas.stamps import utc_now
 
 from ...engine.state import RecordState
 from ...principal import Principal
@@ -79,7 +80,7 @@ def path_from_url(url: str) -> Path:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_now()
 
 
 def _page_query(wards: frozenset[str] | None, after: int, limit: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
