@@ -25,6 +25,7 @@ device (that device's own later edit).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any, Literal
 
 import msgspec
@@ -203,7 +204,8 @@ def _fill_authorship(spec: CollectionSpec, ops: list[_Op], names: set[str], ctx:
     if "created_by" not in names:
         ops.append(_Op(spec.fields["created_by"], ts, None, value=ctx.principal.user_id))
     if "created_at" not in names:
-        ops.append(_Op(spec.fields["created_at"], ts, None, value=utc_text(stamp_ms(ts))))
+        when = msgspec.convert(utc_text(stamp_ms(ts)), dt.datetime)  # stored as a sent one is: one form, one encoding
+        ops.append(_Op(spec.fields["created_at"], ts, None, value=msgspec.to_builtins(when)))
 
 
 def _create(spec: CollectionSpec, change: Change, ward: str, ops: list[_Op], delete_ts: str | None) -> Outcome:
