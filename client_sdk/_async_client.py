@@ -126,6 +126,8 @@ class AsyncPatrolClient(OnlineAPI):
             raise
 
     async def aclose(self) -> None:
+        """Close the local store (and the HTTP client, unless it was handed in). Nothing
+        is lost: every edit was on disk when its call returned."""
         try:
             await self._db.close()
         finally:

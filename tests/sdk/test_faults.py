@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from client_sdk import AuthError, InvalidRequestError, RetryPolicy, ServerResetError, TransportError, new_id
-from schemas import Check, Premises
+from schemas import Check, NewWard, Premises
 
 from ..helpers import World
 from .conftest import Fault, MakeClient, Sleeps, transport_of
@@ -228,3 +228,14 @@ async def test_a_server_that_keeps_answering_410_raises_server_reset_error(make_
     async with make_client(world.officer_a, http=forward(on("/v1/sync/pull", "410", "410"))) as h01:
         with pytest.raises(ServerResetError):
             await h01.sync()
+
+
+
+async def test_a_refused_request_raises_invalid_request_error_carrying_the_servers_details(make_client: MakeClient, world: World) -> None:
+    async with make_client(world.admin) as admin:
+        with pytest.raises(InvalidRequestError) as failure:
+            await admin.create_ward(NewWard(id="not a valid id!", name="Phường Lam Sơn"))
+    error = failure.value
+    assert error.status == 400
+    assert [(e.field, e.code) for e in error.errors] == [("id", "invalid")]
+    assert error.errors == error.problem.errors and "id: invalid" in str(error)
