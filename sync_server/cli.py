@@ -161,7 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         from .demo import run_demo
     except ImportError:
         raise CommandError("the demo is not part of this build") from None
-    sys.exit(run_demo(seed=args.seed))
+    sys.exit(run_demo(seed=args.seed, as_json=args.json))
 
 
 # -- parser -----------------------------------------------------------------------
@@ -185,6 +185,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the demo scenario on a temporary embedded store")
     demo.add_argument("--seed", type=int, default=2023)
+    demo.add_argument("--json", action="store_true", help="print the figures as JSON on standard output (the story on standard error)")
     demo.set_defaults(run=cmd_demo)
 
     admin = commands.add_parser("admin", help="administer wards, teams, users and devices").add_subparsers(
