@@ -96,4 +96,18 @@ def test_under_one_stamp_an_add_beats_a_remove() -> None:
 def test_a_record_is_deleted_only_while_its_tombstone_is_above_every_field_stamp() -> None:
     assert order.deleted(_stamp(2), [_stamp(1), _stamp(1, 1)])
     assert not order.deleted(_stamp(1), [_stamp(1)])
+    assert not order.deleted(_stamp(1), [_stamp(0), _stamp(2)])  # an edit stamped after the delete
     assert not order.deleted(None, [])
+
+
+def test_a_value_out_of_the_ranking_ranks_below_every_other_and_ties_with_its_like() -> None:
+    rank = SPEC.fields["status"].rank or {}
+    assert not order.rank_wins(rank, _stamp(2), "lost", _stamp(1), "open")
+    assert order.rank_wins(rank, _stamp(1), "open", _stamp(2), "lost")
+    assert order.rank_wins(rank, _stamp(2), "lost", _stamp(1), "gone")  # equal (no) rank: the later stamp
+    assert not order.rank_wins(rank, _stamp(1), "lost", _stamp(2), "gone")
+
+
+def test_a_set_field_is_not_decided_as_a_whole() -> None:
+    with pytest.raises(ValueError, match="element by element"):
+        order.wins(Policy.SET, None, _stamp(1), ["a"], _stamp(0), [])
