@@ -70,6 +70,15 @@ async def test_a_clean_edit_on_the_latest_base_is_no_conflict(world: World) -> N
     assert (await _record(world))["fields"]["fine_vnd"] == 900_000
 
 
+async def test_two_devices_writing_the_same_value_concurrently_is_no_conflict(world: World) -> None:
+    stamps = await _seed_violation(world)
+    base = stamps["fine_vnd"]
+    await world.officer_a.push_ok([fields_change("violations", "v1", fine_vnd=edit(1_000_000, stamp(A, 1_686_300_000_000), base))])
+    answer = await world.officer_b.push_ok([fields_change("violations", "v1", fine_vnd=edit(1_000_000, stamp(B, 1_686_300_000_500), base))])
+    assert answer["conflicts"] == []  # they agree: nothing for a supervisor to review
+    assert (await _record(world))["stamps"]["fine_vnd"] == stamp(B, 1_686_300_000_500)
+
+
 async def test_one_devices_own_sequential_edits_are_no_conflict(world: World) -> None:
     stamps = await _seed_violation(world)
     base = stamps["fine_vnd"]
