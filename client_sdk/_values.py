@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from schemas import COLLECTIONS, Record
+from schemas import COLLECTIONS, Record, order
 from schemas.collections import CollectionSpec, FieldSpec, Policy
 from schemas.stamps import utc_text
 from schemas.text import nfc as nfc_text
@@ -205,5 +205,5 @@ def apply_pending(doc: dict[str, Any], pendings: Iterable[Pending], deleted: boo
         if pending.delete is not None:
             delete_ts = max(delete_ts or "", pending.delete.ts)
     if delete_ts is not None:
-        return delete_ts > top
+        return order.deleted(delete_ts, [top])  # the server's rule: above every edit's stamp
     return deleted
