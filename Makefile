@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint serve install lock bench clean
+.PHONY: demo test lint serve install lock bench docs clean
 
 $(BIN)/patrol-sync: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ lock:
 	.lockvenv/bin/uv pip compile pyproject.toml --extra dev --extra postgres \
 	    --python-version 3.11 --universal --generate-hashes --upgrade -o requirements.lock
 	rm -rf .lockvenv
+
+# The SDK's API reference, from its docstrings, into docs/api/ (not committed; see
+# docs/GETTING_STARTED.md for the page to start from).
+docs: install
+	$(BIN)/python -m pdoc --docformat markdown -o docs/api client_sdk client_sdk.errors client_sdk.types client_sdk.ids schemas
 
 bench: install
 	$(BIN)/python bench/push_pull.py

@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import os
 import random
-import time
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -14,8 +13,9 @@ from typing import Any, Self, TypeVar
 import httpx
 import msgspec
 
-from schemas import Conflict, DeviceToken, EnrolCode, PulledRecord, Record
+from schemas import MAX_CHANGES, Conflict, DeviceToken, EnrolCode, PulledRecord, Record
 from schemas.collections import Policy
+from schemas.stamps import wall_ms
 
 from ._blobs import Blobs
 from ._http import Http, Sleep, decode
@@ -35,10 +35,6 @@ __all__ = ["AsyncPatrolClient"]
 R = TypeVar("R", bound=Record)
 MiB = 1024 * 1024
 _LIMITS = httpx.Limits(keepalive_expiry=60.0)
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class AsyncPatrolClient(OnlineAPI):
@@ -90,8 +86,8 @@ class AsyncPatrolClient(OnlineAPI):
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if not 1 <= max_changes <= 5000:
-            raise ValueError("max_changes must be between 1 and 5,000 (the server's limit)")
+        if not 1 <= max_changes <= MAX_CHANGES:
+            raise ValueError(f"max_changes must be between 1 and {MAX_CHANGES:,} (the server's limit)")
         self.device_id = device_id
         self.user_id = user_id
         self._owns_http = http is None
@@ -101,7 +97,7 @@ class AsyncPatrolClient(OnlineAPI):
         self._httpx = http if http is not None else httpx.AsyncClient(timeout=timeout, limits=_LIMITS)
         self._http = Http(self._httpx, token, base_url=base_url or "", retry=retry, sleep=sleep, rng=rng)
         self._db = LocalDB(path)
-        self._clock = DeviceClock(device_id, clock or _wall_ms)
+        self._clock = DeviceClock(device_id, clock or wall_ms)
         self._outbox = Outbox(self._db, self._clock)
         self._reader = Reader(self._db)
         self._blobs = Blobs(self._db, self._http, chunk_bytes=blob_chunk_bytes)
@@ -175,6 +171,8 @@ class AsyncPatrolClient(OnlineAPI):
             raise
 
     async def aclose(self) -> None:
+        """Close the local store (and the HTTP client, unless it was handed in). Nothing
+        is lost: every edit was on disk when its call returned."""
         try:
             await self._db.close()
         finally:

@@ -156,6 +156,7 @@ class PatrolClient:
     # -- lifecycle ---------------------------------------------------------------------
 
     def open(self) -> None:
+        """Open (or create) the local store; checks it belongs to this device and user."""
         self._call(self._client.open())
 
     def close(self) -> None:
@@ -376,3 +377,17 @@ class PatrolClient:
 
     def update_team(self, team_id: str, *, name: str | UnsetType = UNSET, ward_id: str | UnsetType = UNSET) -> Team:
         return self._call(self._client.update_team(team_id, name=name, ward_id=ward_id))
+
+def _share_docstrings() -> None:
+    """Each blocking method says what its async twin says: one text, kept beside the
+    code that does the work, shown by ``help()`` and pdoc on both classes."""
+    twins = {"close": "aclose"}
+    for name, method in vars(PatrolClient).items():
+        if name.startswith("_") or not callable(method) or method.__doc__:
+            continue
+        twin = getattr(AsyncPatrolClient, twins.get(name, name), None)
+        if twin is not None and twin.__doc__:
+            method.__doc__ = twin.__doc__
+
+
+_share_docstrings()

@@ -59,6 +59,9 @@ class OnlineAPI:
     async def checks_report(
         self, group_by: GroupBy, *, ward: str | None = None, from_: dt.date | None = None, to: dt.date | None = None
     ) -> ChecksReport:
+        """Rows of ``checks``, distinct ``premises`` and ``violations`` per ``group_by`` key
+        (``ward``, ``team``, ``officer``, ``premises_kind``, ``check_kind``, ``day``, ``week``,
+        ``month``), each with its display name; ``from_`` and ``to`` inclusive, in the ward's zone."""
         return await self._http.get("/v1/reports/checks", ChecksReport, {"group_by": group_by, "ward": ward, "from": from_, "to": to})
 
     async def checks_report_csv(
@@ -97,6 +100,8 @@ class OnlineAPI:
         return await self._http.post(f"/v1/conflicts/{conflict_id}/resolve", Resolution(choice=choice, value=value), Conflict)
 
     async def record_history(self, collection: str, record_id: str) -> RecordHistory:
+        """Every applied edit of a record, oldest first: seq, time, user, device, and each
+        field's old and new value (supervisors and admins)."""
         return await self._http.get(f"/v1/records/{collection}/{record_id}/history", RecordHistory)
 
     async def search_premises(
@@ -106,17 +111,23 @@ class OnlineAPI:
         return await self._http.get("/v1/search/premises", SearchResults, {"q": q, "ward": ward, "kind": kind, "limit": limit})
 
     async def fleet_health(self, *, ward: str | None = None) -> FleetHealth:
+        """Per device: last push and pull, pending edits, client version, clock offset and
+        rejected changes, so the handheld that stopped syncing shows (supervisors and admins)."""
         return await self._http.get("/v1/devices/health", FleetHealth, {"ward": ward})
 
     # -- administration (admin role) -----------------------------------------------------
 
     async def create_ward(self, ward: NewWard) -> Ward:
+        """Create a ward (admin); :class:`~client_sdk.ConflictError` if its id exists."""
         return await self._http.post("/v1/admin/wards", ward, Ward)
 
     async def create_team(self, team: NewTeam) -> Team:
+        """Create a patrol team in a ward (admin); :class:`~client_sdk.ConflictError` if its id exists."""
         return await self._http.post("/v1/admin/teams", team, Team)
 
     async def create_user(self, user: NewUser) -> User:
+        """Create a user with a role, teams and wards (admin); his scope is the wards of
+        his teams plus his own ``ward_ids``."""
         return await self._http.post("/v1/admin/users", user, User)
 
     async def register_device(self, device_id: str, user_id: str) -> DeviceToken:
@@ -128,6 +139,7 @@ class OnlineAPI:
         await self._http.send("DELETE", f"/v1/admin/devices/{device_id}", safe=True)
 
     async def list_devices(self) -> list[Device]:
+        """Every registered device and its user (admin; tokens are never listed)."""
         return await self._http.get("/v1/admin/devices", list[Device])
 
     async def reissue_token(self, device_id: str) -> DeviceToken:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 import aiosqlite
 import msgspec
 
-from schemas import HLC
+from schemas import HLC, Key
 from schemas.compact import expand_stamps
 
 from ._localdb import by_collection, fetch_all
@@ -22,7 +22,6 @@ from ._values import Pending, apply_pending, decode_pending
 
 __all__ = ["DeviceClock", "Key", "WireRecord", "pending_keys", "refresh_views", "stamps_of", "upsert_pulled"]
 
-Key = tuple[str, str]
 _json = msgspec.json.Encoder()
 _decode = msgspec.json.Decoder()
 

@@ -47,6 +47,7 @@ import aiosqlite
 import msgspec
 
 from schemas.collections import CollectionSpec, Policy
+from schemas.order import wins
 from schemas.stamps import stamp_node
 
 from ._localdb import LocalDB, fetch_all, scalar
@@ -128,10 +129,19 @@ class Restore:
                 pending.delete = PendingDelete(self.clock.now(), max(now_stamps.values(), default=None))
             return pending if pending.delete is not None else None
         node = self.clock.hlc.node
+        own = [ts for ts in stamps.values() if stamp_node(ts) == node]
         for name, ts in stamps.items():
             field = spec.fields.get(name)
-            if field is None or name not in fields or stamp_node(ts) != node:
-                continue  # another device's edit is that device's to send back (the server refuses it from here)
+            if field is None or name not in fields:
+                continue
+            if stamp_node(ts) != node:
+                # another device's edit is that device's to send back (the server refuses it
+                # from here), but a record the server lacks cannot be made without its required
+                # fields: the author sends the value it holds under its own earliest stamp on
+                # the record, which the other device's own send-back (stamped later) overrides
+                if on_server is not None or name not in spec.required or not own or fields.get("created_by") != self.user_id:
+                    continue
+                ts = min(own)
             base = now_stamps.get(name)
             value = fields[name]
             if field.policy is Policy.SET:  # by element: the set's stamp may be the server's and an add not
@@ -155,13 +165,9 @@ class Restore:
 
 
 def _wins(policy: Policy, rank: Mapping[str, int] | None, value: Any, ts: str, now_value: Any, now_ts: str) -> bool:
-    """Whether the held value would win over the server's in the server's merge."""
-    if policy is Policy.FIRST:
-        return ts < now_ts
-    if policy is Policy.RANK and rank:
-        held, now = rank.get(str(value), -1), rank.get(str(now_value), -1)
-        return held > now or (held == now and ts > now_ts)
-    return ts > now_ts
+    """Whether the held value would win over the server's in the server's merge (the
+    same order, ties included: ``schemas/order.py``)."""
+    return wins(policy, rank, ts, value, now_ts, now_value)
 
 
 async def _merge_into_outbox(conn: aiosqlite.Connection, collection: str, record_id: str, lost: Pending) -> None:

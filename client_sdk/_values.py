@@ -9,15 +9,15 @@ so the device reads back exactly what the server will store.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
 
-from schemas import COLLECTIONS, Record
+from schemas import COLLECTIONS, Record, order
 from schemas.collections import CollectionSpec, FieldSpec, Policy
+from schemas.stamps import utc_text
+from schemas.text import nfc as nfc_text
 
 from .errors import InvalidEdit
 
@@ -120,7 +120,7 @@ def spec_for(kind: type[Record] | str) -> CollectionSpec:
 def nfc(value: Any) -> Any:
     """NFC-normalise every string inside a JSON-like value."""
     if isinstance(value, str):
-        return value if value.isascii() or unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
+        return nfc_text(value)
     if isinstance(value, list):
         return [nfc(v) for v in value]
     if isinstance(value, tuple):
@@ -205,11 +205,5 @@ def apply_pending(doc: dict[str, Any], pendings: Iterable[Pending], deleted: boo
         if pending.delete is not None:
             delete_ts = max(delete_ts or "", pending.delete.ts)
     if delete_ts is not None:
-        return delete_ts > top
+        return order.deleted(delete_ts, [top])  # the server's rule: above every edit's stamp
     return deleted
-
-
-def utc_text(ms: int) -> str:
-    """RFC 3339 in UTC with milliseconds, as the server writes ``created_at``."""
-    when = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
-    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")

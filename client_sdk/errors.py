@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas import Problem
+from schemas import ErrorItem, Problem
 
 if TYPE_CHECKING:
     from .types import SyncReport
@@ -98,16 +98,25 @@ class ProtocolError(SyncError):
 
 
 class APIError(SyncError):
-    """The server answered with an error; ``problem`` is its RFC 9457 document."""
+    """The server answered with an error; ``problem`` is its RFC 9457 document,
+    ``errors`` the details it listed (each with a ``code``, a ``detail`` and, where one
+    is to blame, the ``field``)."""
 
     #: what to do about it, added to the message
     hint = ""
 
     def __init__(self, problem: Problem, method: str = "", path: str = "") -> None:
         where = f" ({method} {path})" if method else ""
-        super().__init__(f"{problem.status} {problem.title}: {problem.detail}{where}{self.hint}")
+        super().__init__(f"{problem.status} {problem.title}: {problem.detail}{where}{self.hint}{_listed(problem.errors)}")
         self.problem = problem
         self.status = problem.status
+        self.errors: list[ErrorItem] = list(problem.errors)
+
+
+def _listed(errors: list[ErrorItem]) -> str:
+    """The details the message does not say already, so a log line shows the culprit."""
+    named = [f"{e.field}: {e.code}" for e in errors[:5] if e.field]
+    return f" [{'; '.join(named)}]" if named else ""
 
 
 class AuthError(APIError):
@@ -139,7 +148,8 @@ class ServerResetError(APIError):
 
 
 class InvalidRequestError(APIError):
-    """400, 413, 415 or 422: the request as a whole was refused."""
+    """400, 413, 415 or 422: the request as a whole was refused; ``errors`` says why,
+    item by item, when the server listed the culprits (a malformed push envelope)."""
 
 
 class UnavailableError(APIError):

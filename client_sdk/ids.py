@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
+
+from schemas.stamps import wall_ms
 
 __all__ = ["new_id", "uuid7"]
 
@@ -25,7 +26,7 @@ def uuid7() -> uuid.UUID:
     global _last_ms, _counter
     rand = int.from_bytes(os.urandom(10), "big")
     with _lock:
-        now = time.time_ns() // 1_000_000
+        now = wall_ms()
         if now > _last_ms:
             _last_ms, _counter = now, (rand >> 64) & 0x7FF  # leave headroom for the counter
         else:

@@ -83,6 +83,7 @@ class RetryPolicy:
     max_delay: float = 30.0
 
     def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry ``attempt`` (from 0), drawn from ``rng``."""
         ceiling = min(self.max_delay, self.base_delay * (2**attempt))
         wait = rng.uniform(0, ceiling)
         if retry_after is not None:

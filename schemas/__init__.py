@@ -1,6 +1,20 @@
 """The one wire vocabulary of patrol-sync, shared by the server and the SDK."""
 
-from ._constraints import BLOB_ID_PATTERN, STAMP_PATTERN, BlobId, ChangesetId, Day, DeviceId, Element, Id, Stamp, Timestamp
+from ._constraints import (
+    BLOB_ID_PATTERN,
+    MAX_CHANGES,
+    PERIOD_PATTERN,
+    STAMP_PATTERN,
+    BlobId,
+    ChangesetId,
+    Day,
+    DeviceId,
+    Element,
+    Id,
+    Key,
+    Stamp,
+    Timestamp,
+)
 from .admin import (
     Device,
     DeviceToken,
@@ -85,6 +99,8 @@ __all__ = [
     "CHANGE_TYPES",
     "COLLECTIONS",
     "HLC",
+    "MAX_CHANGES",
+    "PERIOD_PATTERN",
     "SERVER_NODE",
     "STAMP_PATTERN",
     "AnyChange",
@@ -123,6 +139,7 @@ __all__ = [
     "HistoryEntry",
     "Id",
     "ListedRecord",
+    "Key",
     "MissingBlobs",
     "NewDevice",
     "NewTeam",

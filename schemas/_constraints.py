@@ -25,9 +25,22 @@ __all__ = [
     "ShortText",
     "Stamp",
     "Timestamp",
+    "Key",
+    "MAX_CHANGES",
     "MAX_SAFE_INT",
+    "PERIOD_PATTERN",
     "STAMP_PATTERN",
 ]
+
+#: A synced record's identity: ``(collection, id)``.
+Key = tuple[str, str]
+
+#: The most changes one change set may carry (PROTOCOL.md section 1); the server's
+#: default limit and the SDK's ceiling for its batches.
+MAX_CHANGES = 5_000
+
+#: A target's period: a year (``2023``) or a month (``2023-06``).
+PERIOD_PATTERN = r"^[0-9]{4}(-(0[1-9]|1[0-2]))?$"
 
 #: Numbers travel through JavaScript clients too: keep integers exact there.
 MAX_SAFE_INT = 2**53 - 1

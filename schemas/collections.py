@@ -25,6 +25,7 @@ import msgspec
 from msgspec import Struct
 
 from ._constraints import (
+    PERIOD_PATTERN,
     BlobId,
     Day,
     Element,
@@ -124,7 +125,7 @@ TargetMetric = Literal[
     "fire_safety_groups",
     "public_fire_points",
 ]
-Period = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}(-(0[1-9]|1[0-2]))?$", description="2023 or 2023-06")]
+Period = Annotated[str, msgspec.Meta(pattern=PERIOD_PATTERN, description="2023 or 2023-06")]
 RoutePoint = tuple[Latitude, Longitude, Timestamp]
 
 _VIOLATION_RANK = Rank("open", "notified", "fined", ("resolved", "dismissed"))

@@ -5,14 +5,18 @@ the Unix epoch, 4 lowercase hex digits of counter, and the node (a device id, or
 ``server``).  Every device keeps one :class:`HLC`; so does the server.  The clock
 never goes backwards, even when the wall clock does, and it moves past every stamp
 it observes, so an edit made after seeing another always carries a higher stamp.
+
+The wall clock and the one way both ends write a time in UTC live here too, so
+``created_at`` written by the SDK and by the server read the same.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 
-__all__ = ["HLC", "SERVER_NODE", "format_stamp", "stamp_ms", "stamp_node"]
+__all__ = ["HLC", "SERVER_NODE", "format_stamp", "stamp_ms", "stamp_node", "utc_now", "utc_text", "wall_ms"]
 
 SERVER_NODE = "server"
 _COUNTER_MAX = 0xFFFF
@@ -30,8 +34,20 @@ def stamp_node(stamp: str) -> str:
     return stamp[19:]
 
 
-def _wall_ms() -> int:
+def wall_ms() -> int:
+    """The wall clock in milliseconds since the Unix epoch (what a stamp starts with)."""
     return time.time_ns() // 1_000_000
+
+
+def utc_text(ms: int) -> str:
+    """RFC 3339 in UTC with milliseconds: ``2023-06-08T02:00:00.000Z``."""
+    when = dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utc_now() -> str:
+    """Now, as :func:`utc_text` writes it."""
+    return utc_text(wall_ms())
 
 
 class HLC:
@@ -43,7 +59,7 @@ class HLC:
 
     __slots__ = ("node", "_ms", "_counter", "_wall")
 
-    def __init__(self, node: str, state: tuple[int, int] = (0, 0), wall: Callable[[], int] = _wall_ms) -> None:
+    def __init__(self, node: str, state: tuple[int, int] = (0, 0), wall: Callable[[], int] = wall_ms) -> None:
         self.node = node
         self._ms, self._counter = state
         self._wall = wall

@@ -10,7 +10,8 @@ _EXTRA = str.maketrans({"đ": "d", "Đ": "d"})  # a letter of its own, not a d w
 
 
 def nfc(text: str) -> str:
-    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+    """The NFC form of ``text``, as stored and compared byte for byte (ASCII is NFC already)."""
+    return text if text.isascii() or unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
 
 
 def fold(text: str) -> str:

@@ -310,7 +310,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
                 probe.bind(("127.0.0.1", args.port))
             except OSError:
                 raise CommandError(f"port {args.port} is in use; choose another with --port (0: any free port)") from None
-    sys.exit(run_demo(seed=args.seed, serve=args.serve, port=args.port))
+    sys.exit(run_demo(seed=args.seed, serve=args.serve, port=args.port, as_json=args.json))
 
 
 # -- parser -----------------------------------------------------------------------
@@ -369,6 +369,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=2023)
     demo.add_argument("--serve", action="store_true", help="then keep the server running and print the console's address and a sign-in")
     demo.add_argument("--port", type=int, default=8000, help="the port to serve on with --serve (0: any free port)")
+    demo.add_argument("--json", action="store_true", help="print the figures as JSON on standard output (the story on standard error)")
     demo.set_defaults(run=cmd_demo)
 
     admin = commands.add_parser("admin", help="administer wards, teams, users and devices").add_subparsers(

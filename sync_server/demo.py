@@ -20,13 +20,13 @@ import random
 import struct
 import sys
 import tempfile
-import time
 import zlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import uvicorn
 from rich.columns import Columns
 from rich.console import Console
@@ -34,7 +34,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from client_sdk import AsyncPatrolClient, RetryPolicy, SyncReport, new_id
-from schemas import Check, FirePoint, NewTeam, NewUser, NewWard, Premises, SafetyGroup, Target, Violation
+from schemas import (
+    Check,
+    DeviceHealth,
+    FirePoint,
+    NewTeam,
+    NewUser,
+    NewWard,
+    Premises,
+    SafetyGroup,
+    SummaryReport,
+    Target,
+    TargetProgress,
+    Violation,
+)
+from schemas.stamps import wall_ms
 
 from . import identity
 from .app import create_app
@@ -42,7 +56,7 @@ from .passwords import hash_password
 from .settings import Settings
 from .stores import store_for
 
-__all__ = ["run_demo"]
+__all__ = ["Figures", "run_demo"]
 
 VN = dt.timezone(dt.timedelta(hours=7))
 DAY_MS = 86_400_000
@@ -70,13 +84,39 @@ LABEL = {"boarding_house": "Nhà trọ", "lodging": "Nhà nghỉ", "karaoke": "K
 DEMO_PASSWORD = "lamson-2023"
 
 
-def run_demo(seed: int = 2023, serve: bool = False, port: int = 8000) -> int:
+class Figures(msgspec.Struct, kw_only=True):
+    """What the demo showed, as data (``demo --json``): the figures a test or a script
+    reads without parsing the tables drawn for people."""
+
+    summary: SummaryReport | None = None
+    targets: list[TargetProgress] = []
+    #: each conflict: id, field ("-" for a delete), kind, the supervisor's decision
+    conflicts: list[dict[str, str]] = []
+    #: each sync: round, device, blobs, pushed, pulled, rejected, conflicts, retries, warnings
+    syncs: list[dict[str, Any]] = []
+    #: each warning a sync reported: device, code, detail
+    warnings: list[dict[str, str]] = []
+    fleet: list[DeviceHealth] = []
+    #: photos attached on the handhelds, uploaded, missing on the server, bytes of the one opened
+    evidence: dict[str, int] = {}
+    #: each device at the end: device, records, pending, same (as the server)
+    devices: list[dict[str, Any]] = []
+    all_match: bool = False
+
+
+def run_demo(seed: int = 2023, serve: bool = False, port: int = 8000, as_json: bool = False) -> int:
     """Run the scenario; 0 when every device ends with the server's data.
 
     ``serve``: then leave the server running on ``port`` with the console open to the
-    demo supervisor, until Ctrl-C (the temporary store goes with it)."""
-    console = Console(width=None if sys.stdout.isatty() else 110, highlight=False)
-    return asyncio.run(_Demo(seed, console, serve, port).run())
+    demo supervisor, until Ctrl-C (the temporary store goes with it). ``as_json``: the
+    story goes to standard error, and standard output gets the :class:`Figures`."""
+    out = sys.stderr if as_json else sys.stdout
+    console = Console(file=out, width=None if out.isatty() else 110, highlight=False)
+    demo = _Demo(seed, console, serve, port)
+    code = asyncio.run(demo.run())
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(demo.figures).decode() + "\n")
+    return code
 
 
 #: each officer photographs the first violations he records
@@ -147,6 +187,7 @@ class _Demo:
         self.names = {user: name for _, user, name, _ in OFFICERS}
         self.devices: dict[str, AsyncPatrolClient] = {}
         self.sync_log: list[tuple[str, str, SyncReport]] = []
+        self.figures = Figures()
 
     def _person(self) -> str:
         return f"{self.rng.choice(SURNAMES)} {self.rng.choice(MIDDLE)} {self.rng.choice(GIVEN)}"
@@ -196,7 +237,7 @@ class _Demo:
             if device == "lamson-h02":
                 options["http"] = await stack.enter_async_context(httpx.AsyncClient(transport=_Flaky(), timeout=30))
             if device == "lamson-h03":  # this handheld's clock runs a day ahead
-                options["clock"] = lambda: time.time_ns() // 1_000_000 + DAY_MS
+                options["clock"] = lambda: wall_ms() + DAY_MS
             self.devices[device] = await stack.enter_async_context(self._client(url, token, device, user, tmp, **options))
         self.console.print("Ward lam-son: teams ls-t1, ls-t2; officers " + ", ".join(f"{n} ({d})" for d, _, n, _ in OFFICERS)
                            + "; supervisor Phạm Văn Minh (sup-laptop). lamson-h03's clock runs a day ahead.")
@@ -320,10 +361,14 @@ class _Demo:
         for n, (_, device, r) in enumerate(x for x in self.sync_log if x[0] == title):
             warnings = "; ".join(w.code for w in r.warnings)
             table.add_row(str(n + 1), device, str(r.blobs), str(r.pushed), str(r.pulled), str(r.rejected), str(len(r.conflicts)), str(r.retries), warnings)
+            self.figures.syncs.append({"round": title, "device": device, "blobs": r.blobs, "pushed": r.pushed, "pulled": r.pulled,
+                                       "rejected": r.rejected, "conflicts": len(r.conflicts), "retries": r.retries,
+                                       "warnings": [w.code for w in r.warnings]})
         self.console.print(table)
         for _, device, r in (x for x in self.sync_log if x[0] == title):
             for w in r.warnings:
                 self.console.print(f"  {device}: [yellow]{w.code}[/yellow]: {w.detail}")
+                self.figures.warnings.append({"device": device, "code": w.code, "detail": w.detail})
 
     # -- the supervisor ----------------------------------------------------------------------
 
@@ -342,9 +387,10 @@ class _Demo:
             await sup.resolve_conflict(c.id, choice, value)  # type: ignore[arg-type]
             table.add_row(c.id, f"{c.collection}/…{c.record_id[-4:]}", c.field or "-", c.kind.replace("concurrent_edit", "concurrent"),
                           _side(kept), _side(other), decision)
+            self.figures.conflicts.append({"id": c.id, "field": c.field or "-", "kind": c.kind, "decision": decision})
         self.console.print(table)
         await self._sync_round("after review", [*self.devices])
-        summary = await sup.summary_report(ward=WARD)
+        summary = self.figures.summary = await sup.summary_report(ward=WARD)
         self.console.print(
             f"[bold]{summary.premises_checked} premises checked[/bold] in {summary.checks} checks, "
             f"[bold]{summary.violations_recorded} violations[/bold] recorded, fines {summary.fines_vnd:,} ₫"
@@ -363,10 +409,12 @@ class _Demo:
         self.console.print(Columns([kinds, categories, statuses]))
         await self._evidence(sup)
         targets = Table("target", "period", "target", "achieved", "per cent", title="Fire-safety targets")
-        for t in (await sup.targets_report(ward=WARD, period="2023")).targets:
+        self.figures.targets = (await sup.targets_report(ward=WARD, period="2023")).targets
+        for t in self.figures.targets:
             targets.add_row(t.metric, t.period, str(t.target), f"{t.achieved:g}", f"[bold]{t.percent:g} %")
         fleet = Table("device", "client", "pending", "clock offset", "rejected", title="Fleet health")
-        for d in (await sup.fleet_health(ward=WARD)).devices:
+        self.figures.fleet = (await sup.fleet_health(ward=WARD)).devices
+        for d in self.figures.fleet:
             offset = _offset(d.clock_offset_ms)
             fleet.add_row(d.device_id, f"{d.client or '-'} {d.client_version or ''}", str(d.pending if d.pending is not None else "-"), offset, str(d.rejected))
         self.console.print(Columns([targets, fleet]))
@@ -378,6 +426,7 @@ class _Demo:
         missing = await sup.missing_blobs(ward=WARD)
         violation, photo = named[0]
         data = await sup.get_blob(photo)  # fetched from the server, checked against its sha256 id
+        self.figures.evidence = {"attached": len(named), "uploaded": uploaded, "missing": len(missing), "opened_bytes": len(data)}
         self.console.print(
             f"Evidence: {len(named)} violation photos attached on the handhelds, {uploaded} uploaded after their records, "
             f"{len(missing)} missing on the server. The supervisor opens the photo of violation {violation.record_no}: "
@@ -412,8 +461,10 @@ class _Demo:
             same = mine == server and await client.pending_count() == 0
             ok = ok and same
             table.add_row(device, str(len(mine)), str(await client.pending_count()), "[green]yes" if same else "[red]NO")
+            self.figures.devices.append({"device": device, "records": len(mine), "pending": await client.pending_count(), "same": same})
         self.console.print(table)
         self.console.print(f"{len(server)} records on the server; " + ("[green]all devices match." if ok else "[red]some devices differ."))
+        self.figures.all_match = ok
         return 0 if ok else 1
 
 

@@ -17,9 +17,9 @@ import contextlib
 import dataclasses
 import logging
 import re
-import time
 
 from schemas import STAMP_PATTERN, stamp_ms
+from schemas.stamps import utc_text, wall_ms
 
 from .principal import Principal
 from .stores import HealthUpdate, Store, StoreUnavailable
@@ -61,10 +61,6 @@ def parse_client_header(value: str | None) -> ClientInfo | None:
     return ClientInfo(**info)  # type: ignore[arg-type]
 
 
-def _utc(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
-
-
 class FleetMonitor:
     def __init__(self, store: Store, every_s: float = 1.0) -> None:
         self.store = store
@@ -93,12 +89,12 @@ class FleetMonitor:
         rejected: int = 0,
     ) -> None:
         """Note a push (``kind="push"``) or a pull by this device."""
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = wall_ms()
         update = self._pending.setdefault(principal.device_id, HealthUpdate(device_id=principal.device_id))
         if kind == "push":
-            update.last_push_at = _utc(now_ms)
+            update.last_push_at = utc_text(now_ms)
         else:
-            update.last_pull_at = _utc(now_ms)
+            update.last_pull_at = utc_text(now_ms)
         update.rejected += rejected
         clock = (client.clock if client else None) or sent_stamp
         if clock is not None:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from schemas import MAX_CHANGES
+
 __all__ = ["Settings", "SettingsError"]
 
 MiB = 1024 * 1024
@@ -27,7 +29,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: ``sqlite:///relative.db``, ``sqlite:////absolute.db`` or ``postgresql://...``
     db_url: str = "sqlite:///patrol-sync.db"
     max_body_bytes: int = 8 * MiB  # after decompression
-    max_changes: int = 5_000  # per change set
+    max_changes: int = MAX_CHANGES  # per change set
     max_page: int = 1_000  # records per pull page
     max_page_bytes: int = 4 * MiB  # encoded records per pull page, before compression (never fewer than one)
     max_wait_s: float = 55.0  # the longest a long-poll pull (wait=) waits; below request_timeout_s

@@ -33,6 +33,8 @@ from schemas import (
     TargetsReport,
 )
 from schemas.collections import COLLECTIONS
+from schemas.order import wins
+from schemas.stamps import utc_now
 from schemas.text import fold
 
 from .codec import DecodedPush
@@ -56,10 +58,6 @@ def period_range(period: str) -> tuple[dt.date, dt.date]:
         return dt.date(year, 1, 1), dt.date(year, 12, 31)
     year, month = int(period[:4]), int(period[5:7])
     return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
-
-
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class SupervisionService:
@@ -141,7 +139,7 @@ class SupervisionService:
         changeset_id = f"resolve-{number}-{stamp}"
         push = DecodedPush(principal.device_id, changeset_id, [change], hashlib.sha256(_json.encode(raw)).digest())
         record = {"choice": decision.choice, "value": decision.value, "changeset_id": changeset_id}
-        resolved = ResolvedConflict(number, principal.user_id, _utc_now(), _json.encode(record))
+        resolved = ResolvedConflict(number, principal.user_id, utc_now(), _json.encode(record))
         outcome = await self.writer.submit(principal, push, resolved)
         if outcome.rejected:
             answer = msgspec.json.decode(outcome.answer)
@@ -238,10 +236,10 @@ def _resolution_change(conflict: Conflict, decision: Resolution, state: RecordSt
         value = (conflict.client if conflict.winner == "server" else conflict.server).value
     else:
         value = decision.value
-    if field.policy is Policy.FIRST and value != current:
-        raise Unprocessable(f"{conflict.field} is write-once: the earliest value stays")
-    if field.policy is Policy.RANK and field.rank and str(value) in field.rank and str(current) in field.rank:
-        if field.rank[str(value)] < field.rank[str(current)]:
+    if base is not None and value != current and not wins(field.policy, field.rank, stamp, value, base, current):
+        if field.policy is Policy.FIRST:  # the merge would keep the value it holds: say so instead
+            raise Unprocessable(f"{conflict.field} is write-once: the earliest value stays")
+        if str(value) in (field.rank or {}):  # a value out of the ranking is refused as not fitting below
             raise Unprocessable(f"{conflict.field} only moves forward ({current} stands; {value} ranks lower)")
     change["fields"] = {conflict.field: {"value": value, "ts": stamp, "base": base}}
     return change

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -38,7 +37,8 @@ from typing import Any
 
 import msgspec
 
-from schemas import HLC, Change, ChangeResult, Conflict, PushResponse, Warning, stamp_ms
+from schemas import HLC, Change, ChangeResult, Conflict, Key, PushResponse, Warning, stamp_ms
+from schemas.stamps import utc_now, wall_ms
 
 from .codec import DecodedPush, Rejected
 from .engine import Context, Outcome, RecordState, apply_change
@@ -65,7 +65,6 @@ __all__ = ["GroupStats", "PushOutcome", "PushWriter"]
 
 log = logging.getLogger("patrol_sync.writer")
 
-Key = tuple[str, str]
 ChangesetKey = tuple[str, str]
 _json = msgspec.json.Encoder()
 #: a group is cut at this many change sets, or once it holds this many changes
@@ -275,7 +274,7 @@ class PushWriter:
             for offset, key in enumerate(plan.dirty):
                 plan.working[key].seq = first_seq + offset
             docs = {key: encode_doc(plan.working[key]) for key in plan.dirty}
-            now = _utc_now()
+            now = utc_now()
             edits: list[EditRow] = []
             conflicts: list[Conflict] = []
             for m in plan.merged:
@@ -348,7 +347,7 @@ class PushWriter:
         ctx = Context(
             principal=job.principal,
             hlc=self.hlc,
-            now_ms=time.time_ns() // 1_000_000,
+            now_ms=wall_ms(),
             max_skew_ms=settings.max_clock_skew_ms,
             max_text_bytes=settings.max_text_bytes,
             max_record_bytes=settings.max_record_bytes,
@@ -384,10 +383,6 @@ def _references(change: Change) -> list[Key]:
         if name in REFERENCES and isinstance(value, str):
             named.append((REFERENCES[name], value))
     return named
-
-
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _log(m: _Merged, working: dict[Key, RecordState], now: str, edits: list[EditRow], conflicts: list[Conflict]) -> None:

@@ -6,12 +6,13 @@ real servers that receive the same change sets in different orders."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from client_sdk._outbox import _out_change
@@ -33,72 +34,103 @@ T0 = 1_686_200_000_000
 NOW = T0 + 10_000_000  # every generated stamp is within the clock-skew window
 DEVICES = ["lamson-h01", "lamson-h02", "sup-laptop"]
 USERS = {"lamson-h01": "u-ngoc", "lamson-h02": "u-hung", "sup-laptop": "u-minh"}
-RECORDS = ["v1", "v2", "v3"]
-SEED_TS = f"{T0:013d}-0000-lamson-h01"
+SEEDED = ["v1", "v2"]  # created first by lamson-h01, at a stamp drawn like any other
+CREATED = "v3"  # every change to it creates it (all required fields): any device, any order
+RECORDS = [*SEEDED, CREATED]
 ELEMENTS = ["sha256:" + c * 64 for c in "abc"]  # photos are blob ids
+REQUIRED = {"ward_id": "lam-son", "check_id": "chk", "premises_id": "prem", "category": "fire_safety", "status": "open"}
+
+History = tuple[tuple[str, list[dict[str, Any]]], list[tuple[str, list[dict[str, Any]]]]]
 
 
-def _seed() -> tuple[str, list[dict[str, Any]]]:
-    fields = {
-        "ward_id": "lam-son",
-        "created_by": "u-ngoc",
-        "created_at": "2023-06-08T09:00:00+07:00",
-        "check_id": "chk",
-        "premises_id": "prem",
-        "category": "fire_safety",
-        "status": "open",
-        "fine_vnd": 0,
-    }
-    changes = [
-        {"collection": "violations", "id": r, "fields": {k: {"value": v, "ts": SEED_TS} for k, v in fields.items()}}
-        for r in RECORDS
-    ]
-    return "lamson-h01", changes
+def stamps(node: str) -> st.SearchStrategy[str]:
+    """A small pool of stamps per device, so that two edits often share one (a device
+    that reused a stamp) and an edit is often stamped before the record's creation."""
+    return st.builds(lambda ms, counter: f"{T0 + ms:013d}-{counter:04x}-{node}", st.integers(0, 6), st.integers(0, 1))
+
+
+def _base(draw: st.DrawFn, ts: str, seed_ts: str) -> str | None:
+    """The base a device could have sent: nothing, or the seed when it had seen it."""
+    return draw(st.sampled_from([None, seed_ts])) if seed_ts <= ts else None
 
 
 @st.composite
-def field_edits(draw: st.DrawFn, node: str, clock: list[int]) -> dict[str, Any]:
-    def ts() -> str:
-        clock[0] += 1
-        return f"{draw(st.integers(T0 + 1, T0 + 50)):013d}-{clock[0] % 65536:04x}-{node}"
-
-    base = draw(st.sampled_from([None, SEED_TS]))
+def field_edits(draw: st.DrawFn, node: str, seed_ts: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in draw(st.sets(st.sampled_from(["fine_vnd", "description", "status", "check_id", "photos", "category"]), min_size=1)):
+    names = ["fine_vnd", "description", "status", "check_id", "premises_id", "photos", "category"]
+    for name in draw(st.sets(st.sampled_from(names), min_size=1)):
+        ts = draw(stamps(node))
+        base = _base(draw, ts, seed_ts)
         if name == "fine_vnd":
-            out[name] = {"value": draw(st.integers(0, 3)), "ts": ts(), "base": base}
+            out[name] = {"value": draw(st.integers(0, 3)), "ts": ts, "base": base}
         elif name == "description":
-            out[name] = {"value": draw(st.sampled_from(["Nhà trọ", "Karaoke", None])), "ts": ts(), "base": base}
+            out[name] = {"value": draw(st.sampled_from(["Nhà trọ", "Karaoke", None])), "ts": ts, "base": base}
         elif name == "status":
-            out[name] = {"value": draw(st.sampled_from(["open", "notified", "fined", "resolved", "dismissed"])), "ts": ts(), "base": base}
-        elif name == "check_id":
-            out[name] = {"value": draw(st.sampled_from(["chk", "chk-2"])), "ts": ts(), "base": base}
+            out[name] = {"value": draw(st.sampled_from(["open", "notified", "fined", "resolved", "dismissed"])), "ts": ts, "base": base}
+        elif name in ("check_id", "premises_id"):  # write-once: edited early, late, by any device
+            out[name] = {"value": draw(st.sampled_from([REQUIRED[name], REQUIRED[name] + "-2"])), "ts": ts, "base": base}
         elif name == "category":
-            out[name] = {"value": draw(st.sampled_from(["fire_safety", "drugs"])), "ts": ts(), "base": base}
+            out[name] = {"value": draw(st.sampled_from(["fire_safety", "drugs"])), "ts": ts, "base": base}
         else:
             add = draw(st.sets(st.sampled_from(ELEMENTS)))
             remove = draw(st.sets(st.sampled_from(ELEMENTS))) - add
-            out[name] = {"add": sorted(add), "remove": sorted(remove), "ts": ts(), "base": base}
+            out[name] = {"add": sorted(add), "remove": sorted(remove), "ts": ts, "base": base}
     return out
 
 
 @st.composite
-def changesets(draw: st.DrawFn) -> list[tuple[str, list[dict[str, Any]]]]:
-    clock = [0]
+def creations(draw: st.DrawFn, node: str) -> dict[str, Any]:
+    """A change that carries every required field: it creates the record wherever it
+    arrives first, and merges like any edit after that."""
+    fields = draw(field_edits(node, "~"))
+    for name, value in REQUIRED.items():
+        fields.setdefault(name, {"value": value, "ts": draw(stamps(node)), "base": None})
+    return {"collection": "violations", "id": CREATED, "fields": fields}
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> History:
+    """A seed that creates the seeded records (first to arrive, not always lowest stamped),
+    then change sets from any device: edits, deletes, and creations of ``CREATED``."""
+    seed_ts = draw(stamps("lamson-h01"))
+    seed_fields = {**REQUIRED, "created_by": "u-ngoc", "created_at": "2023-06-08T09:00:00+07:00", "fine_vnd": 0}
+    seed = ("lamson-h01", [
+        {"collection": "violations", "id": r, "fields": {k: {"value": v, "ts": seed_ts} for k, v in seed_fields.items()}}
+        for r in SEEDED
+    ])
     result = []
     for _ in range(draw(st.integers(1, 6))):
         node = draw(st.sampled_from(DEVICES))
         changes = []
         for _ in range(draw(st.integers(1, 4))):
             record = draw(st.sampled_from(RECORDS))
-            change: dict[str, Any] = {"collection": "violations", "id": record}
-            change["fields"] = draw(field_edits(node, clock))
+            if record == CREATED:
+                changes.append(draw(creations(node)))
+                continue
+            change: dict[str, Any] = {"collection": "violations", "id": record, "fields": draw(field_edits(node, seed_ts))}
             if draw(st.integers(0, 4)) == 0:
-                clock[0] += 1
-                change["delete"] = {"ts": f"{draw(st.integers(T0 + 1, T0 + 50)):013d}-{clock[0]:04x}-{node}", "base": SEED_TS}
+                ts = draw(stamps(node))
+                change["delete"] = {"ts": ts, "base": _base(draw, ts, seed_ts)}
             changes.append(change)
         result.append((node, changes))
-    return result
+    return seed, result
+
+
+def _edit(node: str, record: str, ms: int, counter: int = 0, **values: Any) -> tuple[str, list[dict[str, Any]]]:
+    ts = f"{T0 + ms:013d}-{counter:04x}-{node}"
+    return node, [{"collection": "violations", "id": record, "fields": {k: {"value": v, "ts": ts} for k, v in values.items()}}]
+
+
+_SEED = _edit("lamson-h01", "v1", 3, **REQUIRED, created_by="u-ngoc", created_at="2023-06-08T09:00:00+07:00", fine_vnd=0)
+#: Fixed ties, tried on every run: one stamp, two values (lww, rank of equal rank, write-once),
+#: the same write-once value stamped earlier, and a write-once value stamped before the creation.
+TIES: list[History] = [
+    (_SEED, [_edit("lamson-h02", "v1", 5, fine_vnd=1), _edit("lamson-h02", "v1", 5, fine_vnd=2)]),
+    (_SEED, [_edit("lamson-h02", "v1", 5, status="resolved"), _edit("lamson-h02", "v1", 5, status="dismissed")]),
+    (_SEED, [_edit("lamson-h02", "v1", 1, check_id="chk-a"), _edit("lamson-h02", "v1", 1, check_id="chk-b")]),
+    (_SEED, [_edit("lamson-h02", "v1", 1, check_id="chk"), _edit("sup-laptop", "v1", 2, check_id="chk")]),
+    (_SEED, [_edit("lamson-h02", "v1", 1, premises_id="prem-2"), _edit("sup-laptop", "v1", 2, premises_id="prem-3")]),
+]
 
 
 def _states(ordered: list[tuple[str, list[dict[str, Any]]]], role: str = "officer") -> dict[tuple[str, str], RecordState]:
@@ -124,27 +156,37 @@ def _apply_all(ordered: list[tuple[str, list[dict[str, Any]]]]) -> dict[str, Any
     }
 
 
-@settings(max_examples=400, deadline=None)
-@given(changesets(), st.randoms(use_true_random=False))
-def test_the_engine_converges_whatever_the_arrival_order(sets: list[tuple[str, list[dict[str, Any]]]], rng: Any) -> None:
-    seed = _seed()
+def _converges(history: History, rng: Any) -> None:
+    seed, sets = history
     shuffled = list(sets)
     rng.shuffle(shuffled)
-    assert _apply_all([seed, *sets]) == _apply_all([seed, *shuffled])
-    assert _apply_all([seed, *sets]) == _apply_all([seed, *reversed(sets)])
+    whole = _apply_all([seed, *sets])
+    assert whole == _apply_all([seed, *shuffled])
+    assert whole == _apply_all([seed, *reversed(sets)])
+
+
+@settings(max_examples=400, deadline=None)
+@given(histories(), st.randoms(use_true_random=False))
+def test_the_engine_converges_whatever_the_arrival_order(history: History, rng: Any) -> None:
+    _converges(history, rng)
+
+
+@pytest.mark.parametrize("history", TIES, ids=["lww", "rank", "first", "first-same-value", "first-before-creation"])
+def test_ties_and_early_write_once_edits_converge(history: History) -> None:
+    _converges(history, random.Random(0))
 
 
 @settings(max_examples=300, deadline=None)
-@given(changesets(), st.integers(0, 6))
-def test_a_server_restored_to_any_prefix_gets_the_whole_history_back_from_a_device(
-    sets: list[tuple[str, list[dict[str, Any]]]], cut: int
-) -> None:
+@given(histories(), st.integers(0, 6))
+@example(TIES[0], 1)
+@example(TIES[1], 1)
+@example(TIES[2], 1)
+def test_a_server_restored_to_any_prefix_gets_the_whole_history_back_from_a_device(history: History, cut: int) -> None:
     """What the SDKs send back after a restore (``client_sdk/_restore.py``), each device
-    its own edits, merged by the server's engine, ends where the history would have
-    without the restore: every field
+    its own edits, merged by the server's engine, ends where the history would have without the restore: every field
     as it was, every delete, and every set element (removals are not sent back: a set
     may keep an element removed after the backup)."""
-    seed = _seed()
+    seed, sets = history
     whole = _states([seed, *sets])  # what a device held when the server was restored
     server = _states([seed, *sets[: min(cut, len(sets))]])  # the backup
     sent_back: list[tuple[str, dict[str, Any]]] = []
@@ -156,15 +198,24 @@ def test_a_server_restored_to_any_prefix_gets_the_whole_history_back_from_a_devi
             if lost is not None:
                 sent_back.append((device, msgspec.json.decode(msgspec.json.encode(_out_change(collection, record_id, lost)))))  # as on the wire
     hlc = HLC("server", wall=lambda: NOW)
-    for device, raw in sent_back:
-        principal = Principal(user_id=USERS[device], device_id=device, role="admin", wards=frozenset({"lam-son"}))
-        ctx = Context(principal=principal, hlc=hlc, now_ms=NOW, node=device)  # the server's check of stamp nodes
-        change = msgspec.convert(raw, AnyChange)
-        key = (change.collection, change.id)
-        outcome = apply_change(server.get(key), change, ctx)
-        assert outcome.state is not None, outcome.errors  # never refused
-        if outcome.state is not None and outcome.changed:
-            server[key] = outcome.state
+    # in any order: an edit to a record the backup lacks is refused until its author's
+    # re-creation arrives (the device retries it), and is then applied
+    waiting = sent_back
+    while waiting:
+        refused = []
+        for device, raw in waiting:
+            principal = Principal(user_id=USERS[device], device_id=device, role="admin", wards=frozenset({"lam-son"}))
+            ctx = Context(principal=principal, hlc=hlc, now_ms=NOW, node=device)  # the server's check of stamp nodes
+            change = msgspec.convert(raw, AnyChange)
+            key = (change.collection, change.id)
+            outcome = apply_change(server.get(key), change, ctx)
+            if outcome.state is None:
+                assert key not in server, outcome.errors  # refused only while the record is missing
+                refused.append((device, raw))
+            elif outcome.changed:
+                server[key] = outcome.state
+        assert len(refused) < len(waiting), [r for _, r in refused]  # each pass makes progress
+        waiting = refused
     sets_fields = {name for name, f in COLLECTIONS["violations"].fields.items() if f.policy is Policy.SET}
     for key, held in whole.items():
         after = server.get(key)
@@ -178,9 +229,8 @@ def test_a_server_restored_to_any_prefix_gets_the_whole_history_back_from_a_devi
 
 
 def test_repeating_a_changeset_changes_nothing() -> None:
-    seed = _seed()
-    edit = ("lamson-h02", [{"collection": "violations", "id": "v1", "fields": {"status": {"value": "fined", "ts": f"{T0 + 5:013d}-0000-lamson-h02"}}}])
-    assert _apply_all([seed, edit]) == _apply_all([seed, edit, edit, seed])
+    edit = _edit("lamson-h02", "v1", 5, status="fined")
+    assert _apply_all([_SEED, edit]) == _apply_all([_SEED, edit, edit, _SEED])
 
 
 # -- end to end ------------------------------------------------------------------
@@ -207,11 +257,9 @@ async def _server_state(url: str, ordered: list[tuple[str, list[dict[str, Any]]]
 
 @pytest.mark.slow
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(changesets(), st.randoms(use_true_random=False))
-def test_two_servers_fed_in_different_orders_hold_the_same_records(
-    new_db_url: Callable[[], str], sets: list[tuple[str, list[dict[str, Any]]]], rng: Any
-) -> None:
-    seed = _seed()
+@given(histories(), st.randoms(use_true_random=False))
+def test_two_servers_fed_in_different_orders_hold_the_same_records(new_db_url: Callable[[], str], history: History, rng: Any) -> None:
+    seed, sets = history
     shuffled = list(sets)
     rng.shuffle(shuffled)
 
@@ -222,4 +270,4 @@ def test_two_servers_fed_in_different_orders_hold_the_same_records(
 
     first, second = asyncio.run(both())
     assert first == second
-    assert len(first) == len(RECORDS)
+    assert len(first) >= len(SEEDED)

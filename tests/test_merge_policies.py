@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from .helpers import World, edit, stamp, violation
 
 A, B = "lamson-h01", "lamson-h02"
@@ -68,6 +70,15 @@ async def test_a_clean_edit_on_the_latest_base_is_no_conflict(world: World) -> N
     assert (await _record(world))["fields"]["fine_vnd"] == 900_000
 
 
+async def test_two_devices_writing_the_same_value_concurrently_is_no_conflict(world: World) -> None:
+    stamps = await _seed_violation(world)
+    base = stamps["fine_vnd"]
+    await world.officer_a.push_ok([fields_change("violations", "v1", fine_vnd=edit(1_000_000, stamp(A, 1_686_300_000_000), base))])
+    answer = await world.officer_b.push_ok([fields_change("violations", "v1", fine_vnd=edit(1_000_000, stamp(B, 1_686_300_000_500), base))])
+    assert answer["conflicts"] == []  # they agree: nothing for a supervisor to review
+    assert (await _record(world))["stamps"]["fine_vnd"] == stamp(B, 1_686_300_000_500)
+
+
 async def test_one_devices_own_sequential_edits_are_no_conflict(world: World) -> None:
     stamps = await _seed_violation(world)
     base = stamps["fine_vnd"]
@@ -92,6 +103,17 @@ async def test_edits_of_different_fields_both_survive(world: World) -> None:
     assert record["fields"]["description"] == "Không có bình chữa cháy"
 
 
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+async def test_lww_two_values_under_one_stamp_end_with_the_higher_json_encoding_in_either_order(world: World, order: str) -> None:
+    # a device that reused a stamp: PROTOCOL.md section 3 orders the values by their JSON encoding
+    await _seed_violation(world)
+    ts = stamp(B, 1_686_300_000_000)
+    values = [1_000_000, 2_000_000] if order == "ascending" else [2_000_000, 1_000_000]
+    for value in values:
+        await world.officer_b.push_ok([fields_change("violations", "v1", fine_vnd=edit(value, ts))])
+    assert (await _record(world))["fields"]["fine_vnd"] == 2_000_000  # b"2000000" > b"1000000"
+
+
 # -- first ----------------------------------------------------------------------
 
 
@@ -109,6 +131,27 @@ async def test_first_keeps_the_earliest_value_whatever_the_order(world: World) -
     (conflict,) = answer["conflicts"]
     assert (conflict["kind"], conflict["winner"]) == ("immutable", "server")
     assert (await _record(world))["fields"]["check_id"] == "chk-early"
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+async def test_first_the_same_value_stamped_earlier_keeps_the_earlier_stamp_in_either_order(world: World, order: str) -> None:
+    await _seed_violation(world, ms=1_686_200_000_000)
+    early, late = stamp(B, 1_686_100_000_000), stamp(A, 1_686_300_000_000)
+    pushes = [(world.officer_b, early), (world.officer_a, late)]
+    for api, ts in pushes if order == "ascending" else reversed(pushes):
+        await api.push_ok([fields_change("violations", "v1", check_id=edit("chk-1", ts))])
+    record = await _record(world)
+    assert (record["fields"]["check_id"], record["stamps"]["check_id"]) == ("chk-1", early)
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+async def test_first_two_values_under_one_stamp_keep_the_lower_json_encoding_in_either_order(world: World, order: str) -> None:
+    await _seed_violation(world, ms=1_686_200_000_000)
+    ts = stamp(B, 1_686_100_000_000)  # earlier than the creation: the write-once value changes
+    values = ["chk-a", "chk-b"] if order == "ascending" else ["chk-b", "chk-a"]
+    for value in values:
+        await world.officer_b.push_ok([fields_change("violations", "v1", check_id=edit(value, ts))])
+    assert (await _record(world))["fields"]["check_id"] == "chk-a"
 
 
 # -- rank -----------------------------------------------------------------------
@@ -142,6 +185,16 @@ async def test_rank_equal_ranks_are_ordered_by_stamp(world: World) -> None:
     await world.officer_a.push_ok([fields_change("violations", "v1", status=edit("dismissed", stamp(A, 1_686_300_000_900), base))])
     await world.officer_b.push_ok([fields_change("violations", "v1", status=edit("resolved", stamp(B, 1_686_300_000_100), base))])
     assert (await _record(world))["fields"]["status"] == "dismissed"
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+async def test_rank_equal_ranks_under_one_stamp_end_with_the_higher_json_encoding_in_either_order(world: World, order: str) -> None:
+    stamps = await _seed_violation(world)
+    ts = stamp(B, 1_686_300_000_000)
+    values = ["dismissed", "resolved"] if order == "ascending" else ["resolved", "dismissed"]
+    for value in values:
+        await world.officer_b.push_ok([fields_change("violations", "v1", status=edit(value, ts, stamps["status"]))])
+    assert (await _record(world))["fields"]["status"] == "resolved"
 
 
 # -- set ------------------------------------------------------------------------

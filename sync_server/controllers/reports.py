@@ -7,7 +7,7 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
-from schemas import ChecksReport, GroupBy, SummaryReport, TargetsReport
+from schemas import PERIOD_PATTERN, ChecksReport, GroupBy, SummaryReport, TargetsReport
 
 from .. import exports
 from ..auth import supervisors_only
@@ -19,7 +19,7 @@ __all__ = ["ReportsController"]
 Ward = Annotated[str | None, QueryParameter(max_length=64, description="one ward of your scope; all of them if left out")]
 From = Annotated[dt.date | None, QueryParameter(name="from", description="first day, inclusive, in the ward's zone")]
 To = Annotated[dt.date | None, QueryParameter(description="last day, inclusive")]
-Period = Annotated[str | None, QueryParameter(pattern=r"^[0-9]{4}(-(0[1-9]|1[0-2]))?$", description="2023 or 2023-06")]
+Period = Annotated[str | None, QueryParameter(pattern=PERIOD_PATTERN, description="2023 or 2023-06")]
 
 
 def _file(report: ChecksReport, fmt: str) -> Response[bytes]:

@@ -12,9 +12,10 @@ edits ends in the same state.
 | set    | element -> (stamp, present)| per element: higher stamp, then add          |
 | delete | tombstone stamp            | higher stamp; deleted while above all fields |
 
-Two edits with the same stamp and different values only happen when two server
-workers stamp in the same millisecond; the encoded value breaks the tie so even
-that case converges.
+Two edits with the same stamp and different values (a device that reused a stamp,
+two server workers stamping in one millisecond) are ordered by the encoded value,
+so even that case converges. Which side wins is decided in ``schemas/order.py``, the
+one place the SDK and conflict resolution ask too.
 
 Conflicts are logged, never resolved here: a concurrent edit is one whose ``base``
 differs from the stamp the server holds, unless both stamps come from the same
@@ -25,14 +26,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import unicodedata
 from typing import Any, Literal
 
 import msgspec
 
-from schemas import COLLECTIONS, HLC, Change, ConflictKind, ConflictSide, ErrorItem, SetEdit
+from schemas import COLLECTIONS, HLC, Change, ConflictKind, ConflictSide, ErrorItem, SetEdit, order
 from schemas.collections import CollectionSpec, FieldSpec, Policy
-from schemas.stamps import stamp_ms, stamp_node
+from schemas.stamps import stamp_ms, stamp_node, utc_text
+from schemas.text import nfc
 
 from ..principal import Principal
 from .guards import WardOf, foreign_stamp, reference_error, size_error
@@ -41,7 +42,6 @@ from .state import RecordState
 __all__ = ["ConflictDraft", "Context", "Outcome", "apply_change"]
 
 Winner = Literal["server", "client"]
-_encode = msgspec.json.encode
 
 
 @dataclasses.dataclass(slots=True)
@@ -121,7 +121,7 @@ def _clean_text(value: Any, limit: int) -> Any:
             return value
         if len(value) * 4 > limit and len(value.encode()) > limit:
             raise _TooLarge
-        return value if unicodedata.is_normalized("NFC", value) else unicodedata.normalize("NFC", value)
+        return nfc(value)
     if isinstance(value, list):
         return [_clean_text(v, limit) for v in value]
     return value
@@ -217,8 +217,8 @@ def _fill_authorship(spec: CollectionSpec, ops: list[_Op], names: set[str], ctx:
     if "created_by" not in names:
         ops.append(_Op(spec.fields["created_by"], ts, None, value=ctx.principal.user_id))
     if "created_at" not in names:
-        when = dt.datetime.fromtimestamp(stamp_ms(ts) / 1000, dt.UTC).isoformat(timespec="milliseconds")
-        ops.append(_Op(spec.fields["created_at"], ts, None, value=when.replace("+00:00", "Z")))
+        when = msgspec.convert(utc_text(stamp_ms(ts)), dt.datetime)  # stored as a sent one is: one form, one encoding
+        ops.append(_Op(spec.fields["created_at"], ts, None, value=msgspec.to_builtins(when)))
 
 
 def _create(spec: CollectionSpec, change: Change, ward: str, ops: list[_Op], delete_ts: str | None) -> Outcome:
@@ -349,7 +349,7 @@ class _Merger:
             return  # the same edit again
         concurrent = op.base != cur_ts and stamp_node(cur_ts) != stamp_node(op.ts) and op.value != cur
         if policy is Policy.LWW:
-            wins = _above(op.ts, op.value, cur_ts, cur)
+            wins = order.lww_wins(op.ts, op.value, cur_ts, cur)
             if concurrent:
                 self._conflict(op, "concurrent_edit", "client" if wins else "server", cur, cur_ts)
             if wins:
@@ -360,14 +360,14 @@ class _Merger:
                     self.state.stamps[name] = op.ts
                     self.touched = True
                 return
-            earlier = _above(cur_ts, cur, op.ts, op.value)
+            earlier = order.first_wins(op.ts, op.value, cur_ts, cur)
             self._conflict(op, "immutable", "client" if earlier else "server", cur, cur_ts)
             if earlier:
                 self._set(name, op.value, op.ts)
         else:  # rank
-            order = op.field.rank or {}
-            new_rank, cur_rank = order[op.value], order[str(cur)]
-            wins = new_rank > cur_rank or (new_rank == cur_rank and _above(op.ts, op.value, cur_ts, cur))
+            rank = op.field.rank or {}
+            new_rank, cur_rank = rank[op.value], rank[str(cur)]
+            wins = order.rank_wins(rank, op.ts, op.value, cur_ts, cur)
             if new_rank < cur_rank:
                 self._conflict(op, "rank", "server", cur, cur_ts)  # a step back is kept out
             elif concurrent:
@@ -385,7 +385,7 @@ class _Merger:
                 cur_ts, cur_present = cur
                 if cur_ts == op.ts and cur_present == present:
                     continue
-                arriving_wins = (op.ts, present) > (cur_ts, cur_present)
+                arriving_wins = order.element_wins(op.ts, present, cur_ts, cur_present)
                 unseen = op.base is None or op.base < cur_ts
                 if cur_present != present and unseen and stamp_node(cur_ts) != stamp_node(op.ts):
                     self._conflict(
@@ -437,9 +437,3 @@ class _Merger:
         winner: Winner = "server" if self.state.deleted else "client"
         self.conflicts.append(ConflictDraft(None, "delete", winner, server, client))
 
-
-def _above(ts: str, value: Any, other_ts: str, other: Any) -> bool:
-    """Whether (ts, value) orders above (other_ts, other): by stamp, then encoded value."""
-    if ts != other_ts:
-        return ts > other_ts
-    return _encode(value) > _encode(other)

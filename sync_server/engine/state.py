@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from schemas import PulledRecord
+from schemas import PulledRecord, order
 
 __all__ = ["RecordState", "decode_state", "encode_crdt", "encode_doc"]
 
@@ -42,7 +42,7 @@ class RecordState:
     @property
     def deleted(self) -> bool:
         """Deleted while the tombstone's stamp is higher than every field stamp."""
-        return self.tomb is not None and self.tomb > self.top_stamp
+        return order.deleted(self.tomb, self.stamps.values())
 
     def copy(self) -> RecordState:
         return RecordState(

@@ -35,6 +35,7 @@ from schemas import (
     DeviceHealth,
     DeviceToken,
     GroupBy,
+    Key,
     PremisesHit,
     RecordHistory,
     SummaryReport,
@@ -54,6 +55,7 @@ __all__ = [
     "ConsoleSession",
     "EditRow",
     "EnrolmentRow",
+    "Key",
     "HealthUpdate",
     "ListQuery",
     "ListedRow",
@@ -67,8 +69,6 @@ __all__ = [
     "WriteTx",
     "cut_page",
 ]
-
-Key = tuple[str, str]  # (collection, id)
 
 
 @dataclasses.dataclass(slots=True)

@@ -5,6 +5,7 @@ The server runs on a thread of its own here, since the test itself blocks."""
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import threading
 import time
 from collections.abc import Iterator
@@ -95,3 +96,24 @@ async def _wrap(client: PatrolClient, coro: object) -> None:
 def test_both_clients_offer_the_same_methods() -> None:
     public = lambda cls: {n for n in dir(cls) if not n.startswith("_")} - {"open", "close", "aclose", "device_id", "user_id"}  # noqa: E731
     assert public(PatrolClient) == public(AsyncPatrolClient)
+
+
+def _blocking(annotation: str) -> str:
+    """What a blocking method returns for an async one's return annotation."""
+    return annotation.replace("AsyncIterator[", "Iterator[")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in dir(PatrolClient) if not n.startswith("_") and callable(getattr(PatrolClient, n))))
+def test_each_blocking_method_takes_and_returns_what_its_async_twin_does(name: str) -> None:
+    blocking = inspect.signature(getattr(PatrolClient, name))
+    twin = inspect.signature(getattr(AsyncPatrolClient, {"close": "aclose"}.get(name, name)))
+    assert list(blocking.parameters.values()) == list(twin.parameters.values())
+    assert blocking.return_annotation == _blocking(twin.return_annotation)
+
+
+def test_the_blocking_constructor_takes_the_async_ones_options_but_a_transport_for_the_http_client() -> None:
+    blocking = dict(inspect.signature(PatrolClient.__init__).parameters)
+    twin = dict(inspect.signature(AsyncPatrolClient.__init__).parameters)
+    assert blocking.pop("transport").default is None and twin.pop("http").default is None
+    twin.pop("sleep")  # the blocking client sleeps for real
+    assert list(blocking.values()) == list(twin.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pydoc
 import re
 
 import pytest
@@ -55,3 +56,30 @@ def test_the_error_tree_in_the_docstring_is_the_class_tree() -> None:
             assert cls.__bases__[0] is getattr(errors, parents[depth - 1]), name
         seen.add(name)
     assert seen == {n for n in errors.__all__}
+
+
+def _public_members(cls: type) -> list[str]:
+    return [n for n, v in vars(cls).items() if not n.startswith("_") and (callable(v) or isinstance(v, property))]
+
+
+def _documented(obj: object) -> bool:
+    return bool((getattr(obj, "__doc__", None) or "").strip())
+
+
+@pytest.mark.parametrize("name", client_sdk.__all__)
+def test_every_public_name_has_a_docstring(name: str) -> None:
+    value = getattr(client_sdk, name)
+    if name == "__version__":
+        return
+    assert _documented(value), name
+    if inspect.isclass(value):
+        assert "__doc__" in vars(value) and vars(value)["__doc__"], f"{name} only inherits its docstring"
+        for member in _public_members(value):
+            assert _documented(inspect.getattr_static(value, member)), f"{name}.{member}"
+
+
+@pytest.mark.parametrize("cls", [client_sdk.AsyncPatrolClient, client_sdk.PatrolClient], ids=lambda c: c.__name__)
+def test_every_public_method_of_the_clients_is_documented_for_help_and_pdoc(cls: type) -> None:
+    undocumented = [n for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n)) and not _documented(getattr(cls, n))]
+    assert undocumented == []
+    assert "sync" in pydoc.render_doc(cls.sync) and "Upload blobs" in pydoc.render_doc(cls.sync)

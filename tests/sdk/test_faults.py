@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from client_sdk import AuthError, InvalidRequestError, RetryPolicy, ServerResetError, TransportError, new_id
-from schemas import Check, Premises
+from schemas import Check, NewWard, Premises
 
 from ..helpers import World
 from .conftest import Fault, MakeClient, Sleeps, transport_of
@@ -200,34 +200,18 @@ async def test_a_revoked_device_gets_a_clear_error_and_keeps_its_edits(h01: Any,
     assert await h01.pending_count() == 1
 
 
-async def test_a_server_restored_from_backup_is_pulled_again_and_pending_edits_are_kept(
-    make_client: MakeClient, world: World, forward: Forwarder
-) -> None:
-    restored = False
-
-    async def epoch(request: httpx.Request, n: int) -> str | None:
-        if restored and request.url.path == "/v1/sync/pull" and request.url.params.get("cursor"):
-            return "410"
-        return None
-
-    async with make_client(world.officer_a, http=forward(epoch)) as h01:
-        kept = await h01.create(premises(rooms=1))
-        gone = await h01.create(premises("Đã xoá trên máy chủ"))
-        await h01.sync()
-        await h01.update(Premises, kept.id, rooms=2)
-        restored = True
-        report = await h01.sync(push=False)
-        assert [w.code for w in report.warnings] == ["server_reset"]
-        assert report.pulled == 2
-        got = await h01.get(Premises, kept.id)
-        assert got is not None and got.rooms == 2 and await h01.pending_count() == 1
-        assert await h01.get(Premises, gone.id) is not None
-        restored = False
-        await h01.sync()
-        assert await h01.pending_count() == 0
-
-
 async def test_a_server_that_keeps_answering_410_raises_server_reset_error(make_client: MakeClient, world: World, forward: Forwarder) -> None:
     async with make_client(world.officer_a, http=forward(on("/v1/sync/pull", "410", "410"))) as h01:
         with pytest.raises(ServerResetError):
             await h01.sync()
+
+
+
+async def test_a_refused_request_raises_invalid_request_error_carrying_the_servers_details(make_client: MakeClient, world: World) -> None:
+    async with make_client(world.admin) as admin:
+        with pytest.raises(InvalidRequestError) as failure:
+            await admin.create_ward(NewWard(id="not a valid id!", name="Phường Lam Sơn"))
+    error = failure.value
+    assert error.status == 400
+    assert [(e.field, e.code) for e in error.errors] == [("id", "invalid")]
+    assert error.errors == error.problem.errors and "id: invalid" in str(error)

@@ -160,3 +160,39 @@ async def test_a_device_told_not_to_send_back_converges_to_the_backup(
     finally:
         await devices.close()
         await restarted.stop()
+
+
+async def test_a_server_restored_from_backup_is_pulled_again_and_pending_edits_are_kept(
+    server: RunningServer, settings: Settings, world: World, devices: Devices, tmp_path: Path
+) -> None:
+    """A real restore (a new epoch, not a faked 410): the device's pull cursor is refused,
+    it pulls everything again, and the edit it had not pushed yet stays pending on top."""
+    h01 = await devices.client(world.officer_a, world.base_url)
+    kept = await h01.create(_premises("Nhà trọ Lê Lợi", rooms=1))
+    later = await h01.create(_premises("Karaoke Hoa Sữa"))
+    taken = tmp_path / "store-backup.db"
+    await h01.sync()
+    backup.backup(settings.db_url, taken)
+    await h01.update(Premises, kept.id, rooms=2)  # pending when the server goes down
+    await devices.close()
+
+    restarted = await _restart_restored(server, settings, taken)
+    try:
+        h01 = await devices.client(world.officer_a, restarted.url)
+        report = await h01.sync(push=False)
+        assert [w.code for w in report.warnings] == ["server_reset"]
+        assert report.pulled == 2
+        got = await h01.get(Premises, kept.id)
+        assert got is not None and got.rooms == 2 and await h01.pending_count() == 1
+        assert await h01.get(Premises, later.id) is not None
+        await h01.sync()
+        assert await h01.pending_count() == 0
+        supervisor = Api(restarted.url, world.supervisor.token, "sup-laptop")
+        try:
+            pulled = (await supervisor.http.get("/v1/sync/pull")).json()["records"]
+        finally:
+            await supervisor.aclose()
+        assert {r["id"]: r["fields"].get("rooms") for r in pulled} == {kept.id: 2, later.id: None}
+    finally:
+        await devices.close()
+        await restarted.stop()

@@ -11,6 +11,8 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from schemas import Key
+
 from ...engine.state import RecordState, decode_state
 from ..base import ConflictRow, EditRow, StoredChangeset
 
@@ -26,7 +28,6 @@ __all__ = [
     "top_position",
 ]
 
-Key = tuple[str, str]
 
 # -- reads of a group commit ------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from schemas import (
     UserUpdate,
     Ward,
 )
+from schemas.stamps import utc_now
 
 from ...engine.state import RecordState
 from ...principal import Principal
@@ -103,7 +104,7 @@ _SERVER_SETTINGS = {
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_now()
 
 
 @contextlib.contextmanager

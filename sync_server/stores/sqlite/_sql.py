@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from schemas import DeviceToken, Team, User, Ward
+from schemas import DeviceToken, Key, Team, User, Ward
 
 from ...engine.state import RecordState, decode_state
 from ..base import ConflictRow, EditRow, RecordRow, ResolvedConflict, StoredChangeset
@@ -27,7 +27,6 @@ __all__ = [
     "seqs",
 ]
 
-Key = tuple[str, str]
 _CHUNK = 400  # ids per IN (...) list, or ORs
 
 

@@ -45,6 +45,7 @@ from schemas import (
     UserUpdate,
     Ward,
 )
+from schemas.stamps import utc_now
 
 from ...engine.state import RecordState
 from ...principal import Principal, epoch_ms
@@ -101,7 +102,7 @@ def schema_status(url: str) -> SchemaStatus:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_now()
 
 
 def _page_query(wards: frozenset[str] | None, after: int, limit: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
