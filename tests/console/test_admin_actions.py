@@ -1,12 +1,15 @@
 """The console's admin actions over HTTP (PROTOCOL.md sections 2, 7 and 9), on both
 stores: disable and enable a user, re-issue a device's token (shown once), and an
-enrolment code with its QR code; admins only, CSRF on every form."""
+enrolment code with its QR code; admins only, CSRF on every form. One check in
+Chromium: the enrolment page draws its QR code."""
 
 from __future__ import annotations
 
 import html
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +19,7 @@ from sync_server.settings import Settings
 
 from ..conftest import RunningServer
 from ..helpers import World
+from .conftest import ThreadedServer, bootstrap, set_password
 from .test_signin import PASSWORD, _csrf, _set_password, sign_in
 
 
@@ -121,3 +125,33 @@ async def test_an_admin_action_without_its_csrf_token_is_refused(world: World, a
             assert answer.status_code == 403 and "data-token" not in answer.text and "data-code" not in answer.text, path
     assert world.supervisor.token is not None and await _pull_status(world.base_url, world.supervisor.token) == 200
     assert world.officer_a.token is not None and await _pull_status(world.base_url, world.officer_a.token) == 200
+
+
+def test_in_chromium_the_enrolment_button_shows_the_code_and_an_svg_qr_code(chromium: Any, tmp_path: Path) -> None:
+    settings = Settings(db_url=f"sqlite:///{tmp_path / 'server.db'}")
+    admin_token = bootstrap(settings.db_url)
+    set_password(settings.db_url, "admin", PASSWORD)
+    server = ThreadedServer(settings)
+    context = chromium.new_context(viewport={"width": 360, "height": 800}, locale="vi-VN")
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/console/admin/devices")
+        page.fill("input[name=user]", "admin")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/console/admin/devices")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        page.locator('tr[data-device="admin-cli"] form[action="/console/admin/enrolment/admin-cli"] button').click()
+        page.wait_for_url("**/console/admin/enrolment/admin-cli")
+        code = page.locator("[data-code]").inner_text()
+        assert re.fullmatch(r"[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}", code)
+        qr = page.locator("svg.qr")
+        assert qr.count() == 1 and qr.bounding_box()["width"] >= 100
+        with httpx.Client(base_url=server.url, timeout=30) as anonymous:
+            assert anonymous.post("/v1/enrol", json={"code": code}).json()["device_id"] == "admin-cli"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360  # nothing scrolls sideways on a phone
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {admin_token}"}, timeout=30) as old:
+            assert old.get("/v1/admin/users").status_code == 401  # exchanging the code replaced the old token
+    finally:
+        context.close()
+        server.stop()
