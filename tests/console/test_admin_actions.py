@@ -141,6 +141,10 @@ def test_in_chromium_the_enrolment_button_shows_the_code_and_an_svg_qr_code(chro
         page.click("button[type=submit]")
         page.wait_for_url("**/console/admin/devices")
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        page.goto(server.url + "/console/admin/users")
+        assert page.locator('form[action="/console/admin/disable/admin"] button').is_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        page.goto(server.url + "/console/admin/devices")
         page.locator('tr[data-device="admin-cli"] form[action="/console/admin/enrolment/admin-cli"] button').click()
         page.wait_for_url("**/console/admin/enrolment/admin-cli")
         code = page.locator("[data-code]").inner_text()
