@@ -73,5 +73,6 @@ async def test_a_change_the_server_rejects_becomes_a_dead_letter_shown_on_the_sy
     await app.page.goto(f"{app.base_url}/app/#sync")
     await app.page.wait_for_selector("[data-testid=dead-letters] .row")
     rows = await app.page.locator("[data-testid=dead-letters] .row").all_inner_texts()
-    assert len(rows) == 1 and "Kiểm tra" in rows[0] and "phu-son" in rows[0]
+    # the refusal says why (scope) and, deliberately, nothing of the other ward (PROTOCOL.md 2)
+    assert len(rows) == 1 and "Kiểm tra" in rows[0] and "not in your scope" in rows[0] and "phu-son" not in rows[0]
     await app.page.wait_for_selector("#status a:has-text('1 bị từ chối')")
