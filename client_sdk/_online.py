@@ -74,7 +74,7 @@ class OnlineAPI:
             params={"group_by": group_by, "ward": ward, "from": from_, "to": to},
             headers={"Accept": "text/csv"},
         )
-        return response.text
+        return response.content.decode("utf-8-sig")  # the file's byte-order mark is for Excel, not for code
 
     async def targets_report(self, *, ward: str | None = None, period: str | None = None) -> TargetsReport:
         """Each target with its achieved count and per cent (``period``: ``2023`` or ``2023-06``)."""
@@ -159,6 +159,7 @@ class OnlineAPI:
         return await self._http.send_json("PATCH", f"/v1/admin/users/{user_id}", changes, User, safe=True)
 
     async def update_ward(self, ward_id: str, name: str) -> Ward:
+        """Rename a ward (its id and time zone stay); admins only."""
         return await self._http.send_json("PATCH", f"/v1/admin/wards/{ward_id}", WardUpdate(name=name), Ward, safe=True)
 
     async def update_team(self, team_id: str, *, name: str | UnsetType = UNSET, ward_id: str | UnsetType = UNSET) -> Team:

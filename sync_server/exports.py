@@ -21,7 +21,7 @@ from openpyxl.styles import Font
 
 __all__ = ["CSV_TYPE", "XLSX_TYPE", "Cell", "attachment", "csv_bytes", "neutralise", "xlsx_bytes"]
 
-CSV_TYPE = "text/csv; charset=utf-8"
+CSV_TYPE = "text/csv"  # Litestar adds "; charset=utf-8" to text types
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 Cell = str | int | float | bool | None

@@ -122,7 +122,7 @@ def html(page: Page, template: str, status_code: int = 200, cookies: list[Cookie
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "same-origin",
     }
-    return Response(body, status_code=status_code, media_type="text/html; charset=utf-8", headers=headers, cookies=cookies)
+    return Response(body, status_code=status_code, media_type="text/html", headers=headers, cookies=cookies)
 
 
 def session_cookie(request: Request[Any, Any, Any], value: str, max_age: int | None) -> Cookie:
@@ -143,4 +143,4 @@ def on_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[s
     if isinstance(exc, CsrfRefused):
         message = t("signin.csrf")
     body = _env.get_template("error.html").render(t=t, me=None, csrf=None, path=request.url.path, url=lambda p, **q: f"/console{p}", message=message, status=exc.status)
-    return Response(body, status_code=exc.status, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
+    return Response(body, status_code=exc.status, media_type="text/html", headers={"Cache-Control": "no-store"})

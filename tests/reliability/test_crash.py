@@ -17,6 +17,7 @@ file; the handhelds' syncs fail, retry and carry on. Afterwards:
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import random
 import sqlite3
@@ -52,15 +53,17 @@ class Recorder(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         push = request.url.path == "/v1/sync/push"
         if push:
-            body = json.loads(request.content)
+            raw = await request.aread()  # the SDK streams its (gzip) push bodies in pieces
+            body = json.loads(gzip.decompress(raw) if request.headers.get("content-encoding") == "gzip" else raw)
             self.log["sent"][body["changeset_id"]] = body
             self.log["pushing"].set()
         response = await self.inner.handle_async_request(request)
         if push:
-            content = await response.aread()
+            content = await response.aread()  # decompressed already
             if response.status_code == 200:
-                self.log["answers"][json.loads(request.content)["changeset_id"]].append(content)
-            return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
+                self.log["answers"][body["changeset_id"]].append(content)
+            headers = [(k, v) for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")]
+            return httpx.Response(response.status_code, headers=headers, content=content, request=request)
         return response
 
     async def aclose(self) -> None:
@@ -187,7 +190,12 @@ async def crash_run(sqlite_url: str, make_server: type[ServerProcess], tmp_path:
             else:  # a push on the wire: most likely between its commit and its answer
                 await asyncio.sleep(0.2)
                 log["pushing"].clear()
-                await log["pushing"].wait()
+                pushing = asyncio.ensure_future(log["pushing"].wait())
+                await asyncio.wait([pushing, *loops], return_when=asyncio.FIRST_COMPLETED)
+                pushing.cancel()
+                for loop in loops:  # a device loop that died says why now, not at the suite's timeout
+                    if loop.done():
+                        loop.result()
                 await asyncio.sleep(rng.uniform(0, 0.02))
             answered = set(log["answers"])
             server.kill()

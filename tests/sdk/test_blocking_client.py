@@ -107,7 +107,10 @@ def _blocking(annotation: str) -> str:
 def test_each_blocking_method_takes_and_returns_what_its_async_twin_does(name: str) -> None:
     blocking = inspect.signature(getattr(PatrolClient, name))
     twin = inspect.signature(getattr(AsyncPatrolClient, {"close": "aclose"}.get(name, name)))
-    assert list(blocking.parameters.values()) == list(twin.parameters.values())
+    mine, theirs = dict(blocking.parameters), dict(twin.parameters)
+    if name == "enrol":  # like the constructors: a transport for the blocking one's own HTTP client
+        assert mine.pop("transport").default is None and theirs.pop("http").default is None
+    assert list(mine.values()) == list(theirs.values())
     assert blocking.return_annotation == _blocking(twin.return_annotation)
 
 
