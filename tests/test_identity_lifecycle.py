@@ -10,20 +10,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
-import uvicorn
 
 from client_sdk import AsyncPatrolClient, AuthError, PatrolClient
 from schemas import NewTeam, NewUser, NewWard, Premises, User, UserUpdate
-from sync_server.app import create_app
 from sync_server.enrolment import FailureLimiter, normalise
 from sync_server.settings import Settings
 from sync_server.stores import store_for
@@ -464,20 +460,6 @@ async def test_a_handheld_enrols_with_a_code_and_syncs(world: World, tmp_path: P
         await client.create(Premises(id=new_id(), ward_id="lam-son", name="Nhà nghỉ Sao Mai", kind="lodging"))
         assert (await client.sync()).pushed == 1
 
-
-@pytest.fixture
-def threaded_server(settings: Settings, admin_token: str) -> Iterator[str]:
-    """The blocking client blocks the test: its server runs on a thread of its own."""
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(30)
 
 
 def test_the_blocking_client_enrols_and_takes_a_new_token(threaded_server: str, admin_token: str, tmp_path: Path) -> None:

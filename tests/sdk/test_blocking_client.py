@@ -6,34 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from client_sdk import AsyncPatrolClient, InvalidEdit, PatrolClient, SyncProgress, new_id
 from schemas import Check, NewTeam, NewUser, NewWard, Premises
-from sync_server.app import create_app
-from sync_server.settings import Settings
 
 VN = dt.timezone(dt.timedelta(hours=7))
 
-
-@pytest.fixture
-def threaded_server(settings: Settings, admin_token: str) -> Iterator[str]:
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(30)
 
 
 def test_the_blocking_client_works_offline_and_syncs(threaded_server: str, admin_token: str, tmp_path: Path) -> None:
