@@ -10,8 +10,10 @@ from ._constraints import DeviceId, Id, Name
 
 __all__ = [
     "Device",
+    "DeviceScope",
     "DeviceToken",
     "EnrolCode",
+    "EnrolledDevice",
     "Enrolment",
     "EnrolmentRequest",
     "NewDevice",
@@ -19,6 +21,7 @@ __all__ = [
     "NewUser",
     "NewWard",
     "Role",
+    "ScopeWard",
     "Team",
     "TeamUpdate",
     "User",
@@ -79,6 +82,30 @@ class DeviceToken(Struct, kw_only=True):
     device_id: DeviceId
     user_id: Id
     token: str
+
+
+class ScopeWard(Struct, kw_only=True):
+    """A ward of a device's scope, with the name to show."""
+
+    id: Id
+    name: Name
+
+
+class DeviceScope(Struct, kw_only=True):
+    """Who a device acts for and which wards it may see and change (PROTOCOL.md section 2):
+    what a handheld needs to set itself up, so that nobody types a ward id on a phone."""
+
+    device_id: DeviceId
+    user_id: Id
+    user_name: Name
+    role: Role
+    wards: Annotated[list[ScopeWard], Meta(description="the wards of the scope, by id")]
+
+
+class EnrolledDevice(DeviceToken, kw_only=True):
+    """The answer to ``POST /v1/enrol``: the device's new token and its scope."""
+
+    scope: DeviceScope
 
 
 # Requests: the same fields, unknown ones refused.

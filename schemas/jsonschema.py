@@ -12,8 +12,10 @@ import msgspec
 
 from .admin import (
     Device,
+    DeviceScope,
     DeviceToken,
     EnrolCode,
+    EnrolledDevice,
     Enrolment,
     EnrolmentRequest,
     NewDevice,
@@ -66,6 +68,8 @@ WIRE_TYPES: tuple[Any, ...] = (
     EnrolmentRequest,
     Enrolment,
     EnrolCode,
+    EnrolledDevice,
+    DeviceScope,
     *(spec.struct for spec in COLLECTIONS.values()),
 )
 

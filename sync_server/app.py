@@ -35,6 +35,7 @@ from .controllers import (
     ConflictsController,
     DevicesController,
     EnrolController,
+    MeController,
     RecordsController,
     ReportsController,
     SearchController,
@@ -45,6 +46,7 @@ from .enrolment import EnrolmentService
 from .limits import Limiter
 from .listing import RecordLists
 from .observability import Metrics, RequestContext, metrics_endpoint
+from .scope import ScopeService
 from .service import SyncService
 from .settings import Settings
 from .stores import Store, StoreError, store_for
@@ -145,6 +147,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     blob_service = BlobService(the_store, blob_store_for(settings), settings)
     document = openapi.Completed(settings.max_page, _OPEN_PATHS)
     enrolment_service = EnrolmentService(the_store, settings)
+    scope_service = ScopeService(the_store)
     pulse = Pulse()
 
     @contextlib.asynccontextmanager
@@ -179,6 +182,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     def enrolment() -> EnrolmentService:
         return enrolment_service
 
+    def scopes() -> ScopeService:
+        return scope_service
+
     def lists(request: Request[Any, Any, Any]) -> RecordLists:
         return request.app.state.lists  # type: ignore[no-any-return]
 
@@ -194,6 +200,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             SearchController,
             DevicesController,
             EnrolController,
+            MeController,
             # blob bodies have their own limit (streamed to the blob store, never held whole)
             Router(path="/", route_handlers=[BlobsController], request_max_body_size=settings.max_blob_bytes),
             docs.docs_router(document),
@@ -212,6 +219,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             "blobs": Provide(blobs, sync_to_thread=False),
             "enrolment": Provide(enrolment, sync_to_thread=False),
             "lists": Provide(lists, sync_to_thread=False),
+            "scopes": Provide(scopes, sync_to_thread=False),
         },
         exception_handlers={
             errors.ProblemError: _on_problem,

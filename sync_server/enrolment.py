@@ -36,10 +36,11 @@ from collections.abc import Callable
 
 import msgspec
 
-from schemas import SERVER_NODE, DeviceId, DeviceToken, Enrolment, EnrolmentRequest
+from schemas import SERVER_NODE, DeviceId, EnrolledDevice, Enrolment, EnrolmentRequest
 
 from .errors import NotFound, TooManyRequests, Unprocessable
 from .identity import hash_token, new_token
+from .scope import ScopeService
 from .settings import Settings
 from .stores import Store
 from .stores.base import EnrolmentRow
@@ -151,8 +152,9 @@ class EnrolmentService:
         base = (self.settings.public_url or base_url).rstrip("/")
         return Enrolment(code=code, url=f"{base}/app/#enrol={code}", expires_at=expires_at)
 
-    async def redeem(self, code: str, client: str) -> DeviceToken:
-        """The device's new token for a valid code, once. Raises TooManyRequests (429),
+    async def redeem(self, code: str, client: str) -> EnrolledDevice:
+        """The device's new token for a valid code, once, with its scope (the app sets its
+        ward from it). Raises TooManyRequests (429),
         Unprocessable (422, malformed) or NotFound (404: unknown, used or expired)."""
         wait = self.limiter.retry_after(client)
         if wait is not None:
@@ -170,4 +172,5 @@ class EnrolmentService:
             self.limiter.failed(client)
             raise NotFound("this enrolment code is unknown, used or expired: ask an admin for a new one")
         device_id, user_id = found
-        return DeviceToken(device_id=device_id, user_id=user_id, token=token)
+        scope = await ScopeService(self.store).of_token(token)
+        return EnrolledDevice(device_id=device_id, user_id=user_id, token=token, scope=scope)

@@ -6,6 +6,7 @@ from .conflicts import ConflictsController
 from .devices import DevicesController
 from .enrol import EnrolController
 from .health import health
+from .me import MeController
 from .records import RecordsController
 from .reports import ReportsController
 from .search import SearchController
@@ -17,6 +18,7 @@ __all__ = [
     "ConflictsController",
     "DevicesController",
     "EnrolController",
+    "MeController",
     "RecordsController",
     "ReportsController",
     "SearchController",

@@ -8,7 +8,7 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from schemas import DeviceToken, EnrolCode
+from schemas import EnrolCode, EnrolledDevice
 
 from ..enrolment import EnrolmentService
 
@@ -26,9 +26,9 @@ class EnrolController(Controller):
         "",
         status_code=200,
         exclude_from_auth=True,
-        summary="Exchange a one-time enrolment code for the device's new token",
+        summary="Exchange a one-time enrolment code for the device's new token and its scope",
         description="422: not a code; 404: unknown, used or expired; 429: too many failures from this address (Retry-After).",
     )
-    async def enrol(self, data: JSONBody[EnrolCode], request: Request[Any, Any, Any], enrolment: NamedDependency[EnrolmentService]) -> DeviceToken:
+    async def enrol(self, data: JSONBody[EnrolCode], request: Request[Any, Any, Any], enrolment: NamedDependency[EnrolmentService]) -> EnrolledDevice:
         client = request.client.host if request.client else "unknown"
         return await enrolment.redeem(data.code, client)
