@@ -47,7 +47,10 @@ class AppServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        config = uvicorn.Config(create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+            timeout_graceful_shutdown=1,  # a long poll still open would hold the stop for its 25 s
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:
@@ -125,14 +128,15 @@ class App:
         await self.page.wait_for_function("window.patrolApp && window.patrolApp.local")
 
     async def enrol_with_token(self, api: Api, user: str, ward: str = "lam-son") -> None:
+        """Type the device id and token; the app learns ``user`` and ``ward`` from the server."""
         form = self.page.locator("form", has=self.page.locator("input[name=token]"))
         assert api.device_id is not None and api.token is not None
         await form.locator("input[name=device_id]").fill(api.device_id)
         await form.locator("input[name=token]").fill(api.token)
-        await form.locator("input[name=user_id]").fill(user)
-        await form.locator("input[name=ward_id]").fill(ward)
         await form.locator("button[type=submit]").click()
         await self.page.wait_for_selector("[data-testid=sync]")
+        learnt = await self.page.evaluate("[window.patrolApp.local.meta.user_id, window.patrolApp.local.meta.ward_id]")
+        assert learnt == [user, ward], learnt
 
     async def wait_idle(self) -> None:
         """Until no sync runs (one started by an edit or by the network coming back)."""

@@ -18,8 +18,9 @@ async def test_a_phone_enrols_with_its_token_and_syncs(app: App, app_world: Worl
     await app.enrol_with_token(device, "u-ngoc")
     await app.wait_idle()
     meta = await app.page.evaluate("window.patrolApp.local.meta")
-    assert (meta["device_id"], meta["user_id"], meta["ward_id"]) == (device.device_id, "u-ngoc", "lam-son")
+    assert (meta["device_id"], meta["user_id"], meta["ward_id"]) == (device.device_id, "u-ngoc", "lam-son")  # from GET /v1/me
     assert meta["last_sync"]["ok"] is True
+    assert await app.page.locator("[data-testid=ward]").inner_text() == "Phường Lam Sơn"
 
 
 async def test_a_reissued_token_entered_again_keeps_the_outbox(app: App, app_server: AppServer, app_world: World) -> None:
@@ -64,6 +65,9 @@ async def test_a_phone_enrols_with_a_one_time_code_that_works_once(app: App, app
     await app.wait_idle()
     meta = await app.page.evaluate("window.patrolApp.local.meta")
     assert meta["device_id"] == device.device_id and meta["last_sync"]["ok"] is True
+    # the ward and the officer from the enrol answer's scope: nothing typed
+    assert (meta["user_id"], meta["ward_id"], meta["scope"]["user_name"]) == ("u-ngoc", "lam-son", "Lê Văn Ngọc")
+    assert await app.page.locator("[data-testid=ward]").inner_text() == "Phường Lam Sơn"
 
     second = await app.page.context.new_page()
     await second.goto(f"{app.base_url}/app/#enrol={code}")

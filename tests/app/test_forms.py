@@ -76,3 +76,46 @@ async def test_a_change_the_server_rejects_becomes_a_dead_letter_shown_on_the_sy
     # the refusal says why (scope) and, deliberately, nothing of the other ward (PROTOCOL.md 2)
     assert len(rows) == 1 and "Kiểm tra" in rows[0] and "not in your scope" in rows[0] and "phu-son" not in rows[0]
     await app.page.wait_for_selector("#status a:has-text('1 bị từ chối')")
+
+
+async def test_an_officer_fixes_refused_changes_in_their_forms_and_resends_them_or_discards_one(app: App, app_world: World) -> None:
+    await app.open()
+    await app.enrol_with_token(await new_device(app_world), "u-ngoc")
+    await app.wait_idle()
+    make = """([ward, n]) => window.patrolApp.local.create("checks", {ward_id: ward, premises_id: "p-x", kind: "residence",
+        started_at: "2026-11-30T09:00:00+07:00", residents_present: n})"""
+    bad_value = await app.page.evaluate(make, ["lam-son", -2])  # not through a form: the forms check this
+    bad_ward = await app.page.evaluate(make, ["phu-son", 3])
+    dropped = await app.page.evaluate(make, ["phu-son", 4])
+    await app.sync()
+    letters = {d["record_id"]: d["n"] for d in await app.page.evaluate("window.patrolApp.local.deadLetters()")}
+    assert set(letters) == {bad_value, bad_ward, dropped}
+
+    # the server's refusal under the field it names; corrected and resent
+    await app.page.goto(f"{app.base_url}/app/#sync")
+    await app.page.click(f"[data-testid=fix][href='#fix/{letters[bad_value]}']")
+    await app.page.wait_for_selector("[data-testid=form-checks]")
+    assert ">= 0" in await app.page.locator("label.field:has(#f-residents_present) .error-text").inner_text()
+    await app.page.fill("#f-residents_present", "2")
+    await app.page.click("[data-testid=save]")
+    await app.page.wait_for_function("location.hash === '#sync'")
+    # refused for its ward: resent to the device's own ward, picked by name
+    await app.page.goto(f"{app.base_url}/app/#fix/{letters[bad_ward]}")
+    await app.page.wait_for_selector("[data-testid=form-checks]")
+    assert "not in your scope" in await app.page.locator("[data-testid=form-checks]").inner_text()
+    assert await app.page.input_value("#f-ward_id") == "lam-son"
+    assert await app.page.locator("#f-ward_id option:checked").inner_text() == "Phường Lam Sơn"
+    await app.page.click("[data-testid=save]")
+    await app.page.wait_for_function("location.hash === '#sync'")
+    # and one given up
+    await app.page.goto(f"{app.base_url}/app/#fix/{letters[dropped]}")
+    await app.page.click("[data-testid=discard]")
+    await app.page.wait_for_function("location.hash === '#sync'")
+
+    await app.sync()
+    on_server = await server_records(app_world.supervisor)
+    assert on_server[bad_value]["fields"]["residents_present"] == 2
+    assert on_server[bad_ward]["ward_id"] == "lam-son" and on_server[bad_ward]["fields"]["residents_present"] == 3
+    assert dropped not in on_server
+    assert await app.pending() == 0
+    assert await app.page.evaluate("window.patrolApp.local.deadLetters().then((d) => d.length)") == 0

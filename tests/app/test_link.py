@@ -3,14 +3,16 @@ where it stopped, and records pulled live while the app is open."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import os
 import struct
 import time
 import zlib
 
 import pytest
-from playwright.async_api import Route
+from playwright.async_api import Request, Route
 
 from ..helpers import World, premises
 from .conftest import App, new_device, server_records
@@ -32,6 +34,30 @@ async def enrolled(app: App, world: World) -> None:
     await app.open()
     await app.enrol_with_token(await new_device(world), "u-ngoc")
     await app.wait_idle()
+
+
+async def test_a_push_from_a_kib_goes_gzipped_and_lands_and_a_small_one_goes_plain(app: App, app_world: World) -> None:
+    await enrolled(app, app_world)
+    pushes: list[Request] = []
+    app.page.on("request", lambda r: pushes.append(r) if r.url.endswith("/v1/sync/push") else None)
+    houses = await app.page.evaluate("""async () => {
+        const ids = [];
+        for (let i = 0; i < 8; i++) ids.push(await window.patrolApp.local.create("premises",
+            {ward_id: "lam-son", name: `Nhà trọ Nén ${i}`, kind: "boarding_house", address: `${i} Đường Trần Phú, Phường Lam Sơn`}));
+        return ids; }""")
+    await app.sync()
+    small = await app.add_premises("Nhà trọ Nhỏ")  # saved: synced at once, alone
+    await app.wait_idle()
+    assert len(pushes) == 2, [p.url for p in pushes]
+    big, little = pushes
+    assert (await big.all_headers()).get("content-encoding") == "gzip"
+    body = big.post_data_buffer
+    assert body is not None
+    assert sorted(c["id"] for c in json.loads(gzip.decompress(body))["changes"]) == sorted(houses)
+    assert "content-encoding" not in await little.all_headers()
+    on_server = await server_records(app_world.supervisor)
+    assert {*houses, small} <= set(on_server)
+    assert on_server[houses[0]]["fields"]["address"] == "0 Đường Trần Phú, Phường Lam Sơn"
 
 
 async def test_a_busy_server_is_tried_again_after_its_retry_after(app: App, app_world: World) -> None:

@@ -72,7 +72,7 @@ async function syncNow() {
   } finally {
     state.busy = false;
     await refreshStatus();
-    if (!location.hash.startsWith("#new") && !location.hash.startsWith("#edit")) render();
+    if (!/^#(new|edit|fix)\//.test(location.hash)) render();
   }
 }
 
@@ -105,13 +105,13 @@ function shell(...content) {
   app.replaceChildren(...[
     h("header", {},
       h("a", { href: "#", class: "brand" }, h("img", { src: "/app/icons/icon.svg", alt: "" }), "Tuần tra"),
-      h("span", { class: "ward" }, state.local.meta.ward_id || ""),
+      h("span", { class: "ward", "data-testid": "ward" }, state.local.wardName()),
       h("button", { id: "sync-btn", class: "sync", "data-testid": "sync", title: "Đồng bộ", onclick: syncNow }, icon("sync", 18), "Đồng bộ"),
     ),
     h("div", { id: "status", class: "status" }),
     h("div", { id: "message" }),
     h("main", {}, ...content),
-    /^#(new|edit)\//.test(location.hash) ? null : h("nav", { class: "tabs" },
+    /^#(new|edit|fix)\//.test(location.hash) ? null : h("nav", { class: "tabs" },
       [["#", "home", "Trang chủ"], ["#list/premises", "building", "Cơ sở"], ["#list/checks", "clipboard", "Kiểm tra"], ["#list/violations", "alert", "Vi phạm"], ["#sync", "sync", "Đồng bộ"]]
         .map(([href, name, text]) => h("a", { href, class: location.hash === href || (href === "#" && !location.hash) ? "active" : "" }, icon(name), text)),
     ),
@@ -138,6 +138,7 @@ async function renderNow() {
   if (screen === "edit") return renderForm(a, b, params);
   if (screen === "premises") return renderPremises(a);
   if (screen === "sync") return renderSync();
+  if (screen === "fix") return renderFix(Number(a));
   return renderHome();
 }
 
@@ -153,8 +154,6 @@ function renderEnrol() {
     h("h3", {}, "Hoặc nhập mã truy cập"),
     field("Mã thiết bị", h("input", { name: "device_id", required: true, pattern: "[A-Za-z0-9_-]{1,64}" })),
     field("Mã truy cập (token)", h("input", { name: "token", required: true, type: "password" })),
-    field("Mã cán bộ", h("input", { name: "user_id", pattern: "[A-Za-z0-9_-]{1,64}" })),
-    field("Mã phường", h("input", { name: "ward_id", pattern: "[A-Za-z0-9_-]{1,64}" })),
     h("button", { type: "submit" }, "Lưu"),
   );
   $("#app").replaceChildren(h("main", { class: "enrol" }, h("div", { class: "hero" }, h("img", { src: "/app/icons/icon.svg", alt: "" }), h("h1", {}, "Tuần tra"), h("p", {}, "Ghi nhận kiểm tra, vi phạm, tuần tra — cả khi không có sóng")), error, codeForm, tokenForm));
@@ -167,7 +166,7 @@ async function enrolWithCode(code, error) {
     if (r.status === 404) { error.textContent = "Mã kích hoạt không đúng, đã dùng hoặc đã hết hạn."; return; }
     if (!r.ok) { error.textContent = `Không kích hoạt được (HTTP ${r.status}).`; return; }
     const d = await r.json();
-    await saveEnrolment({ device_id: d.device_id, token: d.token, user_id: d.user_id || null });
+    await saveEnrolment({ device_id: d.device_id, token: d.token, user_id: d.user_id || null }, d.scope);
   } catch {
     error.textContent = "Không có kết nối mạng: cần mạng để kích hoạt.";
   }
@@ -176,14 +175,17 @@ async function enrolWithCode(code, error) {
 async function enrolWithToken(form, error) {
   const data = Object.fromEntries(new FormData(form));
   if (!data.device_id || !data.token) { error.textContent = "Cần mã thiết bị và mã truy cập."; return; }
-  await saveEnrolment({ device_id: data.device_id, token: data.token, user_id: data.user_id || null, ward_id: data.ward_id || state.local.meta.ward_id || null });
+  await saveEnrolment({ device_id: data.device_id, token: data.token });
 }
 
 /** A new token (first enrolment or re-issued) replaces the old; the outbox is kept, and a
- * different device starts from a clean store. */
-async function saveEnrolment(values) {
+ * different device starts from a clean store. The ward and the officer's name come from
+ * the server (the enrol answer's scope, or `GET /v1/me` for a typed token): never typed. */
+async function saveEnrolment(values, scope) {
   if (state.local.meta.device_id && state.local.meta.device_id !== values.device_id) await state.local.wipe();
-  await state.local.setMeta({ ...values, revoked: false });
+  await state.local.setMeta({ ...values, revoked: false, scope: null, scope_at: null });
+  if (scope) await state.local.setScope(scope);
+  else if (navigator.onLine) await state.syncer.learnScope({ force: true }).catch(() => {});  // else at the next sync
   history.replaceState(null, "", "/app/#");
   state.error = null;
   await render();
@@ -277,14 +279,17 @@ async function renderSync() {
   shell(
     h("div", { class: "card" }, h("h2", {}, "Đồng bộ"),
       h("dl", {},
-        h("dt", {}, "Thiết bị"), h("dd", {}, m.device_id), h("dt", {}, "Cán bộ"), h("dd", {}, m.user_id || "—"),
+        h("dt", {}, "Thiết bị"), h("dd", {}, m.device_id), h("dt", {}, "Cán bộ"), h("dd", { "data-testid": "officer" }, m.scope ? `${m.scope.user_name} (${m.user_id})` : m.user_id || "—"),
+        h("dt", {}, "Phường"), h("dd", {}, m.scope ? m.scope.wards.map((w) => w.name).join(", ") || "—" : m.ward_id || "—"),
         h("dt", {}, "Chờ gửi"), h("dd", { "data-testid": "pending-count" }, String(new Set(rows.map((r) => `${r.collection}/${r.id}`)).size)),
         h("dt", {}, "Lần cuối"), h("dd", {}, last ? `${when(last.at)} — ${last.ok ? `gửi ${last.pushed}, nhận ${last.pulled}${last.blobs ? `, ${last.blobs} ảnh` : ""}` : last.error}` : "chưa"))),
     h("h3", { class: "section" }, `Bị từ chối (${dead.length})`),
     h("div", { class: "list", "data-testid": "dead-letters" }, dead.map((d) => h("div", { class: "row" },
       h("div", { class: "t" }, `${COLLECTIONS[d.collection] || d.collection}: ${d.record_id.slice(-8)}`),
       h("div", { class: "s" }, d.errors.map((e) => `${e.field ? label(e.field) + ": " : ""}${e.detail || e.code}`).join("; ")),
-      h("button", { class: "small", onclick: async () => { await state.local.dropDeadLetter(d.n); render(); } }, "Bỏ qua")))),
+      h("div", { class: "actions" },
+        h("a", { class: "button small", href: `#fix/${d.n}`, "data-testid": "fix" }, icon("edit", 16), "Sửa và gửi lại"),
+        h("button", { class: "small", onclick: async () => { await state.local.dropDeadLetter(d.n); render(); } }, "Bỏ qua"))))),
     h("h3", { class: "section" }, `Xung đột (${conflicts.length})`),
     h("div", { class: "list", "data-testid": "conflicts" }, conflicts.map((c) => h("div", { class: "row" },
       h("div", { class: "t" }, `${COLLECTIONS[c.collection] || c.collection} · ${c.field ? label(c.field) : "xóa"}`),
@@ -330,8 +335,30 @@ function readInput(f, el) {
   return nfc(raw);
 }
 
-async function renderForm(collection, id, params) {
-  const existing = id ? await state.local.get(collection, id) : null;
+/** A refused change (dead letter) in its form: the record as the change left it, the
+ * server's error under each field it names, resent with the officer's corrections
+ * (store.js `requeue`, the SDK's rules) or discarded. */
+async function renderFix(n) {
+  const letter = await state.local.deadLetter(n);
+  if (!letter) return shell(h("p", { class: "muted" }, "Thay đổi này không còn trong danh sách bị từ chối."));
+  const held = await state.local.get(letter.collection, letter.record_id);
+  const fields = held ? structuredClone(held.fields) : {};
+  for (const [name, edit] of Object.entries(letter.change.fields || {})) {
+    if ("value" in edit) { fields[name] = edit.value; continue; }
+    const elements = new Set(fields[name] || []);
+    for (const e of edit.add || []) elements.add(e);
+    for (const e of edit.remove || []) elements.delete(e);
+    fields[name] = [...elements].sort();
+  }
+  const existing = { collection: letter.collection, id: letter.record_id, ward_id: held ? held.ward_id : fields.ward_id, fields, letter };
+  return renderForm(letter.collection, letter.record_id, new URLSearchParams(), existing);
+}
+
+async function renderForm(collection, id, params, fixing = null) {
+  const existing = fixing || (id ? await state.local.get(collection, id) : null);
+  const letter = fixing?.letter;
+  const refusals = {};
+  for (const e of letter?.errors || []) (refusals[e.field] ||= []).push(e.detail || ERRORS[e.code] || e.code);
   const fields = state.schema.fields(collection);
   const context = {};
   const premisesId = params.get("premises") || existing?.fields.premises_id;
@@ -369,8 +396,18 @@ async function renderForm(collection, id, params) {
     const value = existing ? existing.fields[f.name] : defaults[f.name];
     const input = inputFor(f, value, collection);
     inputs[f.name] = input;
-    body.push(field(label(f.name) + (f.required ? " *" : ""), input));
+    body.push(field(label(f.name) + (f.required ? " *" : ""), input, refusals[f.name]?.join("; ")));
   }
+  let wardSelect = null;
+  const refusedWard = letter && "ward_id" in (letter.change.fields || {}) && letter.errors.some((e) => e.code === "forbidden" || e.field === "ward_id");
+  if (refusedWard && (state.local.meta.scope?.wards || []).length) {
+    // a new record refused for its ward: the officer picks one of the device's wards
+    const wards = state.local.meta.scope.wards;
+    const pick = wards.some((w) => w.id === existing.ward_id) ? existing.ward_id : state.local.meta.ward_id;
+    wardSelect = h("select", { name: "ward_id", id: "f-ward_id" }, wards.map((w) => h("option", { value: w.id, selected: w.id === pick }, w.name)));
+    body.unshift(field(label("ward_id") + " *", wardSelect, refusals.ward_id?.join("; ")));
+  }
+  const elsewhere = Object.entries(refusals).filter(([name]) => !inputs[name] && !(name === "ward_id" && wardSelect)).flatMap(([, details]) => details);
   if (collection === "violations" && !existing) {
     body.unshift(field(label("check_id") + " *", h("select", { name: "check_id", id: "f-check_id" }, checks.map((c) => h("option", { value: c.id, selected: c.id === context.check_id }, `${valueLabel(c.fields.kind)} · ${when(c.fields.started_at)}`)))));
   }
@@ -396,10 +433,18 @@ async function renderForm(collection, id, params) {
       for (const name of state.schema.requiredNames(collection)) if (name !== "ward_id" && (values[name] === undefined || values[name] === null)) problems.push(`${label(name)}: ${ERRORS.required}`);
     }
     const ward = existing ? existing.ward_id : await wardOf();
-    if (!ward) problems.push("Chưa biết phường của thiết bị: hãy đồng bộ một lần hoặc nhập mã phường khi kích hoạt.");
+    if (!ward) problems.push("Chưa biết phường của thiết bị: hãy đồng bộ một lần khi có mạng.");
     if (problems.length) { error.textContent = problems.join(" · "); return; }
     for (const [pid, blob] of newPhotos) if (photos.includes(pid)) await state.local.putBlob(pid, blob);
     try {
+      if (letter) {
+        const { changed, sets } = diffEdit(existing, values, fields);
+        if (wardSelect && wardSelect.value !== existing.ward_id) changed.ward_id = wardSelect.value;
+        await state.local.requeue(letter.n, { fixes: changed, sets });
+        if (navigator.onLine) syncNow();
+        location.hash = "#sync";
+        return;
+      }
       if (existing) await saveEdit(collection, existing, values, fields);
       else {
         const sets = {};
@@ -416,16 +461,24 @@ async function renderForm(collection, id, params) {
   };
   shell(
     h("form", { class: "card form", "data-testid": `form-${collection}`, onsubmit: submit, novalidate: true },
-      h("h2", {}, `${existing ? "Sửa" : "Thêm"} ${COLLECTIONS[collection].toLowerCase()}`),
+      h("h2", {}, `${letter ? "Sửa và gửi lại" : existing ? "Sửa" : "Thêm"} ${COLLECTIONS[collection].toLowerCase()}`),
+      letter ? h("div", { class: "alert", "data-testid": "refusal" }, "Máy chủ đã từ chối thay đổi này", elsewhere.length ? `: ${elsewhere.join("; ")}` : ". Sửa các ô được đánh dấu rồi gửi lại.") : "",
       premises && collection !== "premises" ? h("p", { class: "context" }, icon("building", 18), premises.fields.name) : "",
       ...body, error,
-      h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", "data-testid": "save" }, "Lưu"),
-        existing ? h("button", { type: "button", class: "danger", onclick: async () => { if (confirm("Xóa bản ghi này?")) { await state.local.edit(collection, existing.id, { remove: true }); if (navigator.onLine) syncNow(); history.back(); } } }, "Xóa") : "")),
+      h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", "data-testid": "save" }, letter ? "Gửi lại" : "Lưu"),
+        letter ? h("button", { type: "button", class: "danger", "data-testid": "discard", onclick: async () => { await state.local.dropDeadLetter(letter.n); location.hash = "#sync"; } }, "Bỏ thay đổi")
+        : existing ? h("button", { type: "button", class: "danger", onclick: async () => { if (confirm("Xóa bản ghi này?")) { await state.local.edit(collection, existing.id, { remove: true }); if (navigator.onLine) syncNow(); history.back(); } } }, "Xóa") : "")),
   );
   showThumbs();
 }
 
 async function saveEdit(collection, existing, values, fields) {
+  const { changed, sets } = diffEdit(existing, values, fields);
+  if (Object.keys(changed).length || Object.keys(sets).length) await state.local.edit(collection, existing.id, { values: changed, sets });
+}
+
+/** What a form changed of a record: values that differ, set elements added or removed. */
+function diffEdit(existing, values, fields) {
   const changed = {};
   const sets = {};
   for (const f of fields) {
@@ -438,7 +491,7 @@ async function saveEdit(collection, existing, values, fields) {
       if (Object.keys(diff).length) sets[f.name] = diff;
     } else if (JSON.stringify(values[f.name]) !== JSON.stringify(existing.fields[f.name] ?? null)) changed[f.name] = values[f.name];
   }
-  if (Object.keys(changed).length || Object.keys(sets).length) await state.local.edit(collection, existing.id, { values: changed, sets });
+  return { changed, sets };
 }
 
 boot().catch((e) => { document.body.textContent = `Lỗi khởi động: ${e.message}`; });

@@ -15,7 +15,7 @@ export const FIELDS = {
   fine_vnd: "Tiền phạt (đồng)", record_no: "Số biên bản", route: "Lộ trình",
   received_at: "Thời điểm nhận", channel: "Kênh tiếp nhận", summary: "Nội dung",
   leader_name: "Tổ trưởng", households: "Số hộ", established_on: "Ngày thành lập", equipment: "Trang thiết bị",
-  metric: "Chỉ số", period: "Kỳ", target: "Chỉ tiêu",
+  metric: "Chỉ số", period: "Kỳ", target: "Chỉ tiêu", ward_id: "Phường",
 };
 
 export const VALUES = {

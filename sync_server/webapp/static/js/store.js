@@ -46,7 +46,7 @@ export class Local {
 
   async load() {
     await this.tx(["meta", "outbox"], "readonly", async (s) => {
-      for (const k of ["device_id", "user_id", "token", "ward_id", "cursor", "hlc", "last_sync", "revoked"]) this.meta[k] = await s.meta.get(k);
+      for (const k of ["device_id", "user_id", "token", "ward_id", "scope", "scope_at", "cursor", "hlc", "last_sync", "revoked"]) this.meta[k] = await s.meta.get(k);
       this.hlc = HLC.restore(this.meta.device_id || "unenrolled", this.meta.hlc, () => this.wall());
       for (const row of await s.outbox.getAll()) this.hlc.observe(pendingTop(row.change));  // never a stamp twice
     });
@@ -56,6 +56,19 @@ export class Local {
     await this.tx(["meta"], "readwrite", async (s) => { for (const [k, v] of Object.entries(values)) await s.meta.put(v, k); });
     Object.assign(this.meta, values);
     if ("device_id" in values) this.hlc = new HLC(values.device_id, this.hlc.state, () => this.wall());
+  }
+
+  /** The device's scope as the server states it (`GET /v1/me`, the enrol answer): the
+   * user, and the ward new records go to (the one in use if still in scope, else the first). */
+  async setScope(scope) {
+    const ids = scope.wards.map((w) => w.id);
+    const ward = ids.includes(this.meta.ward_id) ? this.meta.ward_id : ids[0] ?? null;
+    await this.setMeta({ scope, scope_at: this.wall(), user_id: scope.user_id, ward_id: ward });
+  }
+
+  wardName() {
+    const w = this.meta.scope?.wards.find((x) => x.id === this.meta.ward_id);
+    return w ? w.name : this.meta.ward_id || "";
   }
 
   // -- reads: the pulled record with its pending edits replayed -----------------------
@@ -243,6 +256,36 @@ export class Local {
 
   async deadLetters() { return this.tx(["dead_letters"], "readonly", (s) => s.dead_letters.getAll()); }
   async conflicts() { return this.tx(["conflicts"], "readonly", (s) => s.conflicts.getAll()); }
+  async deadLetter(n) { return this.tx(["dead_letters"], "readonly", (s) => s.dead_letters.get(n)); }
+
+  /** Queue a refused change again, as the SDK's `requeue_dead_letter` does
+   * (client_sdk/_outbox.py): the letter goes, its edits are stamped anew over their old
+   * bases, `fixes` ({field: value}) replace its values, `sets` ({field: {element:
+   * present}}) its set edits; all coalesced into the record's open outbox row. */
+  async requeue(n, { fixes = {}, sets: setFixes = {} } = {}) {
+    await this.tx(["dead_letters", "outbox", "meta"], "readwrite", async (s) => {
+      const letter = await s.dead_letters.get(n);
+      if (!letter) throw new LocalError(`no dead letter ${n}`);
+      await s.dead_letters.delete(n);
+      const bases = {}, values = {}, sets = {};
+      for (const [name, edit] of Object.entries(letter.change.fields || {})) {
+        if (edit.base) bases[name] = edit.base;
+        if ("value" in edit) values[name] = edit.value;
+        else sets[name] = Object.fromEntries([...(edit.add || []).map((e) => [e, true]), ...(edit.remove || []).map((e) => [e, false])]);
+      }
+      Object.assign(values, fixes);
+      for (const [name, elements] of Object.entries(setFixes)) sets[name] = { ...sets[name], ...elements };
+      const { collection, record_id: id } = letter;
+      const open = (await s.outbox.index("key").getAll([collection, id])).filter((r) => r.changeset_id === null).at(-1);
+      const row = open || { collection, id, change: newPending(), changeset_id: null };
+      const ts = this.hlc.now();
+      pendingAdd(row.change, { values, sets }, ts, bases);
+      if (letter.change.delete) pendingDeleteAt(row.change, ts, letter.change.delete.base ? { "": letter.change.delete.base } : {});
+      await s.outbox.put(row);
+      await s.meta.put(this.hlc.stateText, "hlc");
+    });
+  }
+
   async dropDeadLetter(n) { await this.tx(["dead_letters"], "readwrite", (s) => s.dead_letters.delete(n)); }
   async dropConflict(id) { await this.tx(["conflicts"], "readwrite", (s) => s.conflicts.delete(id)); }
 

@@ -12,6 +12,8 @@ export const APP_NAME = "patrol-app";
 export const APP_VERSION = "1.0.0";
 const CHUNK = 256 * 1024;  // photo upload chunk: a cut link loses at most this much
 const MAX_CHANGES = 500, MAX_BYTES = 2 * 1024 * 1024, PAGE = 1000, LONG_POLL_S = 25;
+const GZIP_FROM = 1024;  // bytes of push body from which it is sent gzipped
+const SCOPE_TTL_MS = 6 * 3600 * 1000;  // the user's teams and wards may change: asked again a few times a day
 
 export class RevokedError extends Error {}
 export class ServerReset extends Error {}
@@ -108,6 +110,7 @@ export class Syncer {
     const report = { pushed: 0, rejected: 0, pulled: 0, conflicts: 0, blobs: 0, restored: 0, warnings: [] };
     let error = null;
     try {
+      await this.learnScope();
       await this.uploadBlobs(report);
       await this.push(report);
       await this.pull(report);
@@ -124,6 +127,19 @@ export class Syncer {
     await this.local.setMeta({ last_sync: last });
     if (error) { error.report = report; throw error; }
     return report;
+  }
+
+  /** The device's user and wards, from the server (`GET /v1/me`): after a token is
+   * entered, and then a few times a day. A server without the call (404) is left alone:
+   * the app then takes the ward of the records it pulled. */
+  async learnScope({ force = false } = {}) {
+    const m = this.local.meta;
+    if (!force && m.scope_at && Date.now() - m.scope_at < SCOPE_TTL_MS) return m.scope;
+    const response = await this.send("GET", "/v1/me", { headers: { Accept: "application/json" }, ok: [404] });
+    if (response.status === 404) { await this.local.setMeta({ scope_at: Date.now() }); return null; }
+    const scope = await response.json();
+    await this.local.setScope(scope);
+    return scope;
   }
 
   // -- photos ---------------------------------------------------------------------------
@@ -180,7 +196,8 @@ export class Syncer {
   async post(frozen, report) {
     let response;
     try {
-      response = await this.send("POST", "/v1/sync/push", { body: frozen.body, headers: { "Content-Type": "application/json" } });
+      const [body, encoding] = await this.encodeBody(frozen.body);
+      response = await this.send("POST", "/v1/sync/push", { body, headers: { "Content-Type": "application/json", ...encoding } });
     } catch (e) {
       if (e instanceof ProblemError && e.status === 409) {  // this id was used with another body
         await this.local.unfreeze(frozen);
@@ -204,6 +221,17 @@ export class Syncer {
     for (const w of answer.warnings || []) report.warnings.push(w);
     this.onChange();
     return undefined;
+  }
+
+  /** A push body gzipped (PROTOCOL.md §1) when that saves bytes: from 1 KiB, as the server
+   * does for its answers (below that the gzip header and a round of a slow link's time
+   * cost more than they save). The frozen text stays the change set's identity: the
+   * server hashes what it decodes, so a retry sent gzipped or not is the same change set. */
+  async encodeBody(text) {
+    if (text.length < GZIP_FROM || typeof CompressionStream === "undefined") return [text, {}];
+    const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+    const packed = new Uint8Array(await new Response(stream).arrayBuffer());
+    return packed.byteLength < new TextEncoder().encode(text).byteLength ? [packed, { "Content-Encoding": "gzip" }] : [text, {}];
   }
 
   // -- pull -----------------------------------------------------------------------------
