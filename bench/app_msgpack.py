@@ -15,7 +15,7 @@ import sys
 import uuid
 from pathlib import Path
 
-import brotli
+import brotli  # type: ignore[import-untyped]
 import httpx
 import msgspec
 
@@ -38,8 +38,8 @@ def main() -> None:
             body = {"device_id": "h001", "changeset_id": str(uuid.uuid4()), "changes": changes[:count]}
             sizes(f"push, {count} checks", msgspec.json.encode(body), msgspec.msgpack.encode(body))
         with httpx.Client(base_url=fleet.url, headers={"Authorization": f"Bearer {fleet.tokens['h001']}"}, timeout=60) as http:
-            body = msgspec.json.encode({"device_id": "h001", "changeset_id": str(uuid.uuid4()), "changes": changes})
-            http.post("/v1/sync/push", content=body, headers={"Content-Type": "application/json"}).raise_for_status()
+            seed = msgspec.json.encode({"device_id": "h001", "changeset_id": str(uuid.uuid4()), "changes": changes})
+            http.post("/v1/sync/push", content=seed, headers={"Content-Type": "application/json"}).raise_for_status()
             pages = [
                 http.get("/v1/sync/pull?limit=1000", headers={"Accept": accept, "Accept-Encoding": "identity"}).content
                 for accept in ("application/json", "application/msgpack")

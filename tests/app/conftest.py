@@ -40,17 +40,15 @@ class AppServer:
     """A real server on a port of its own, restartable on the same port."""
 
     def __init__(self, db_url: str) -> None:
-        self.settings = Settings(db_url=db_url, blob_dir="")
+        # long polls of at most 2 s: stopping the server waits for the open ones to end
+        self.settings = Settings(db_url=db_url, blob_dir="", max_wait_s=2.0)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"  # loopback: a secure context, as the service worker needs
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        config = uvicorn.Config(
-            create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
-            timeout_graceful_shutdown=1,  # a long poll still open would hold the stop for its 25 s
-        )
+        config = uvicorn.Config(create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:

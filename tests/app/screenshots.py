@@ -93,6 +93,14 @@ async def main() -> None:
             await app.page.goto(f"{server.url}/app/#sync")
             await app.page.wait_for_selector("[data-testid=pending-count]")
             await app.page.screenshot(path=OUT / "app-5-synced.png")
+            # a change the server refused (made here past the form's own checks), opened to fix
+            await app.page.evaluate("""window.patrolApp.local.create("checks", {ward_id: "lam-son", premises_id: "p1", kind: "residence",
+                started_at: "2026-11-30T09:00:00+07:00", result: "ok", residents_present: -2})""")
+            await app.sync()
+            n = await app.page.evaluate("window.patrolApp.local.deadLetters().then((d) => d[0].n)")
+            await app.page.goto(f"{server.url}/app/#fix/{n}")
+            await app.page.wait_for_selector("[data-testid=refusal]")
+            await app.page.screenshot(path=OUT / "app-6-fix-refused.png", full_page=True)
             await browser.close()
         for api in world.all():
             await api.aclose()

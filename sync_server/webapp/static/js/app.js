@@ -358,7 +358,12 @@ async function renderForm(collection, id, params, fixing = null) {
   const existing = fixing || (id ? await state.local.get(collection, id) : null);
   const letter = fixing?.letter;
   const refusals = {};
-  for (const e of letter?.errors || []) (refusals[e.field] ||= []).push(e.detail || ERRORS[e.code] || e.code);
+  for (const e of letter?.errors || []) {
+    // the reason in Vietnamese where the schema tells it, then the server's own words
+    const why = e.field && e.field in existing.fields ? state.schema.check(collection, e.field, existing.fields[e.field]) : null;
+    const words = (e.detail || "").replace(/ - at `\$[^`]*`$/, "");
+    (refusals[e.field] ||= []).push([ERRORS[why] || ERRORS[e.code] || e.code, words].filter(Boolean).join(" — máy chủ: "));
+  }
   const fields = state.schema.fields(collection);
   const context = {};
   const premisesId = params.get("premises") || existing?.fields.premises_id;
