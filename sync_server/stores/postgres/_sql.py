@@ -160,11 +160,11 @@ def save_args(
 _HORIZON = "(SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint + $3) << 20)"
 
 
-def page(wards: frozenset[str] | None, after: int, xid_base: int, limit: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
-    """One page of records after ``after`` in position order, one past the limit (to tell ``more``).
+def page(wards: frozenset[str] | None, after: int, xid_base: int, fetch: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
+    """Up to ``fetch`` records after ``after`` in position order, below the horizon.
 
     Several wards: one index range per ward (LATERAL), merged."""
-    args: list[Any] = [after, limit + 1, xid_base]
+    args: list[Any] = [after, fetch, xid_base]
     where_collection = ""
     if collections is not None:
         args.append(sorted(collections))

@@ -16,6 +16,8 @@ from msgspec import UNSET
 
 from schemas import Team, TeamUpdate, User, UserUpdate, Ward
 
+from .._rows import NamedRow
+from .._rows import user_from_row as _user_from_row
 from ..base import EnrolmentRow
 from ..errors import NotFound, Refused, UnknownReference
 
@@ -23,22 +25,15 @@ __all__ = ["add_enrolment", "enabled_admins", "redeem_enrolment", "reissue_token
 
 USER_COLUMNS = (
     "u.id, u.name, u.role, "
-    "(SELECT group_concat(team_id) FROM (SELECT team_id FROM user_teams WHERE user_id = u.id ORDER BY team_id)), "
-    "(SELECT group_concat(ward_id) FROM (SELECT ward_id FROM user_wards WHERE user_id = u.id ORDER BY ward_id)), "
-    "u.disabled_at IS NOT NULL"
+    "(SELECT group_concat(team_id) FROM (SELECT team_id FROM user_teams WHERE user_id = u.id ORDER BY team_id)) AS team_ids, "
+    "(SELECT group_concat(ward_id) FROM (SELECT ward_id FROM user_wards WHERE user_id = u.id ORDER BY ward_id)) AS ward_ids, "
+    "u.disabled_at IS NOT NULL AS disabled"
 )
 
 
-def user_from_row(r: Sequence[object]) -> User:
-    teams, wards = r[3], r[4]
-    return User(
-        id=str(r[0]),
-        name=str(r[1]),
-        role=r[2],  # type: ignore[arg-type]  # the table's CHECK keeps it a Role
-        team_ids=str(teams).split(",") if teams else [],
-        ward_ids=str(wards).split(",") if wards else [],
-        disabled=bool(r[5]),
-    )
+def user_from_row(r: NamedRow) -> User:
+    teams, wards = r["team_ids"], r["ward_ids"]
+    return _user_from_row(r, str(teams).split(",") if teams else [], str(wards).split(",") if wards else [])
 
 
 @contextlib.contextmanager
