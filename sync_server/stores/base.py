@@ -17,6 +17,15 @@ nothing it read has changed and writes everything or nothing::
         first_seq = await tx.next_seqs(n)         # one new version per changed record
         first_conflict = await tx.next_conflict_ids(m)
         await tx.save(records, edits, conflicts, answers)
+
+What the writer relies on (each a test in ``tests/stores/test_contract.py``): a
+transaction that fails, in the writer or in the database, leaves nothing; nothing of
+it is read or pulled before it commits, and ``read()`` does not wait for it; a write
+transaction reads what every transaction before it committed; numbers from
+``next_seqs``/``next_conflict_ids`` are above every committed one; ``cursor()`` is
+just after the transaction's own writes and moves forward from one commit to the next;
+a change set answered meanwhile shows in ``tx.changesets``, a record changed or created
+meanwhile in ``tx.seqs``; a conflict is resolved once, with its edit.
 """
 
 from __future__ import annotations
