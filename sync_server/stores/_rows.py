@@ -14,6 +14,7 @@ import msgspec
 from schemas import Conflict, ConflictSide, Device, DeviceHealth, FieldChange, HistoryEntry, Team, User, Ward
 
 from ..principal import Principal, epoch_ms
+from .base import StoredChangeset
 
 __all__ = [
     "CONFLICT_COLUMNS",
@@ -21,13 +22,16 @@ __all__ = [
     "EditDiff",
     "HEALTH_COLUMNS",
     "NamedRow",
+    "changeset_from_row",
     "conflict_from_row",
     "encode_diff",
     "entity_from_row",
     "health_from_row",
     "history_entry",
     "principal_from_row",
+    "team_from_row",
     "user_from_row",
+    "ward_from_row",
 ]
 
 
@@ -97,6 +101,10 @@ def conflict_from_row(row: NamedRow) -> Conflict:
     )
 
 
+def changeset_from_row(row: NamedRow) -> StoredChangeset:
+    return StoredChangeset(row["device_id"], row["changeset_id"], bytes(row["body_hash"]), bytes(row["response"]))
+
+
 #: the queries of ``entity_from_row``, alike in both dialects (users differ: see each backend)
 ENTITY_QUERIES: dict[type[object], str] = {
     Ward: "SELECT id, name, timezone FROM wards ORDER BY id",
@@ -105,11 +113,20 @@ ENTITY_QUERIES: dict[type[object], str] = {
 }
 
 
+def ward_from_row(row: NamedRow) -> Ward:
+    return Ward(id=row["id"], name=row["name"], timezone=row["timezone"])
+
+
+def team_from_row(row: NamedRow) -> Team:
+    return Team(id=row["id"], ward_id=row["ward_id"], name=row["name"])
+
+
 def entity_from_row(kind: type[object], row: NamedRow) -> Ward | Team | Device:
+    """A row of ``ENTITY_QUERIES[kind]``."""
     if kind is Ward:
-        return Ward(id=row["id"], name=row["name"], timezone=row["timezone"])
+        return ward_from_row(row)
     if kind is Team:
-        return Team(id=row["id"], ward_id=row["ward_id"], name=row["name"])
+        return team_from_row(row)
     return Device(device_id=row["device_id"], user_id=row["user_id"], created_at=row["created_at"], revoked_at=row["revoked_at"])
 
 

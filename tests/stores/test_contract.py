@@ -394,6 +394,19 @@ async def test_a_plan_made_outside_a_transaction_is_found_stale_inside_one(store
     assert list(answered) == [("h-01", "cs-1")]
 
 
+async def test_the_seqs_a_transaction_numbers_are_the_seqs_read_back_after_it_commits(store: Store) -> None:
+    """The writer plans the next group while this one commits, taking the records this
+    one writes from memory (its overlay) with the seqs it numbered them; the next
+    transaction then checks them with ``tx.seqs``. That holds only if the store keeps
+    each version under exactly the seq it was given."""
+    a, b = state("a"), state("b")
+    await write(store, a, b)
+    async with store.write() as tx:
+        assert await tx.seqs([("premises", "a"), ("premises", "b")]) == {("premises", "a"): a.seq, ("premises", "b"): b.seq}
+    async with store.read() as reads:
+        assert {k: s.seq for k, s in (await reads.records([("premises", "a")])).items()} == {("premises", "a"): a.seq}
+
+
 async def test_a_transaction_reads_what_a_transaction_before_it_committed(store: Store) -> None:
     """Two write transactions on one record, the second begun while the first still
     runs: the second reads the first's version (after it commits), never the one

@@ -16,7 +16,7 @@ from msgspec import UNSET
 from schemas import Device, DeviceToken, Team, TeamUpdate, User, UserUpdate, Ward
 
 from ...principal import Principal
-from .._rows import ENTITY_QUERIES, entity_from_row, principal_from_row, user_from_row
+from .._rows import ENTITY_QUERIES, entity_from_row, principal_from_row, team_from_row, user_from_row, ward_from_row
 from ..base import EnrolmentRow
 from ..errors import AlreadyExists, NotFound, Refused, StoreUnavailable, UnknownReference
 
@@ -185,7 +185,7 @@ async def rename_ward(conn: Any, ward_id: str, name: str) -> Ward:
     row = await conn.fetchrow("UPDATE wards SET name = $1 WHERE id = $2 RETURNING id, name, timezone", name, ward_id)
     if row is None:
         raise NotFound(f"no ward {ward_id}")
-    return Ward(id=row[0], name=row[1], timezone=row[2])
+    return ward_from_row(row)
 
 
 async def _lock_team_records(conn: Any) -> None:
@@ -219,7 +219,7 @@ async def update_team(conn: Any, team_id: str, changes: TeamUpdate) -> Team:
         if changes.name is not UNSET:
             await conn.execute("UPDATE teams SET name = $1 WHERE id = $2", changes.name, team_id)
         row = await conn.fetchrow("SELECT id, ward_id, name FROM teams WHERE id = $1", team_id)
-        return Team(id=row[0], ward_id=row[1], name=row[2])
+        return team_from_row(row)
 
 
 async def add_enrolment(conn: Any, e: EnrolmentRow) -> str:

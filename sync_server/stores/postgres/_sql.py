@@ -14,6 +14,7 @@ from typing import Any
 from schemas import Key
 
 from ...engine.state import RecordState, decode_state
+from .._rows import changeset_from_row
 from ..base import ConflictRow, EditRow, StoredChangeset
 
 __all__ = [
@@ -56,7 +57,7 @@ async def changesets(conn: Any, ids: Sequence[tuple[str, str]]) -> dict[tuple[st
         [i[0] for i in ids],
         [i[1] for i in ids],
     )
-    return {(r[0], r[1]): StoredChangeset(r[0], r[1], r[2], r[3]) for r in rows}
+    return {(r["device_id"], r["changeset_id"]): changeset_from_row(r) for r in rows}
 
 
 _RECORDS = (

@@ -16,7 +16,7 @@ from msgspec import UNSET
 
 from schemas import Team, TeamUpdate, User, UserUpdate, Ward
 
-from .._rows import NamedRow
+from .._rows import NamedRow, team_from_row, ward_from_row
 from .._rows import user_from_row as _user_from_row
 from ..base import EnrolmentRow
 from ..errors import NotFound, Refused, UnknownReference
@@ -113,7 +113,7 @@ def rename_ward(conn: sqlite3.Connection, ward_id: str, name: str) -> Ward:
         row = conn.execute("UPDATE wards SET name = ? WHERE id = ? RETURNING id, name, timezone", (name, ward_id)).fetchone()
         if row is None:
             raise NotFound(f"no ward {ward_id}")
-        return Ward(id=row[0], name=row[1], timezone=row[2])
+        return ward_from_row(row)
 
 
 def _team_has_records(conn: sqlite3.Connection, team_id: str) -> bool:
@@ -139,7 +139,7 @@ def update_team(conn: sqlite3.Connection, team_id: str, changes: TeamUpdate) -> 
         if changes.name is not UNSET:
             conn.execute("UPDATE teams SET name = ? WHERE id = ?", (changes.name, team_id))
         found = conn.execute("SELECT id, ward_id, name FROM teams WHERE id = ?", (team_id,)).fetchone()
-        return Team(id=found[0], ward_id=found[1], name=found[2])
+        return team_from_row(found)
 
 
 def add_enrolment(conn: sqlite3.Connection, enrolment: EnrolmentRow) -> str:
