@@ -42,7 +42,7 @@ from .errors import NotFound, TooManyRequests, Unprocessable
 from .identity import hash_token, new_token
 from .scope import ScopeService
 from .settings import Settings
-from .stores import Store
+from .stores import IdentityStore
 from .stores.base import EnrolmentRow
 
 __all__ = ["ALPHABET", "EnrolmentService", "FailureLimiter", "code_hash", "new_code", "normalise"]
@@ -120,7 +120,7 @@ class FailureLimiter:
 class EnrolmentService:
     """Makes codes (admin API and CLI) and exchanges them (``POST /v1/enrol``, no token)."""
 
-    def __init__(self, store: Store, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: IdentityStore, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock

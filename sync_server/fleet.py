@@ -22,7 +22,7 @@ from schemas import STAMP_PATTERN, stamp_ms
 from schemas.stamps import utc_text, wall_ms
 
 from .principal import Principal
-from .stores import HealthUpdate, Store, StoreUnavailable
+from .stores import FleetStore, HealthUpdate, StoreUnavailable
 
 __all__ = ["ClientInfo", "FleetMonitor", "parse_client_header"]
 
@@ -62,7 +62,7 @@ def parse_client_header(value: str | None) -> ClientInfo | None:
 
 
 class FleetMonitor:
-    def __init__(self, store: Store, every_s: float = 1.0) -> None:
+    def __init__(self, store: FleetStore, every_s: float = 1.0) -> None:
         self.store = store
         self.every_s = every_s
         self._pending: dict[str, HealthUpdate] = {}

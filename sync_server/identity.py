@@ -14,7 +14,7 @@ import zoneinfo
 from schemas import SERVER_NODE, DeviceToken, NewDevice, Team, TeamUpdate, User, UserUpdate, Ward, WardUpdate
 
 from .errors import Unprocessable
-from .stores import Store
+from .stores import IdentityStore
 
 __all__ = [
     "BOOTSTRAP_DEVICE",
@@ -43,7 +43,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-async def create_entity(store: Store, entity: Ward | Team | User) -> None:
+async def create_entity(store: IdentityStore, entity: Ward | Team | User) -> None:
     """Create a ward, team or user. Raises the store's AlreadyExists or UnknownReference."""
     if isinstance(entity, Ward):
         try:
@@ -53,7 +53,7 @@ async def create_entity(store: Store, entity: Ward | Team | User) -> None:
     await store.create(entity)
 
 
-async def issue_device(store: Store, request: NewDevice) -> DeviceToken:
+async def issue_device(store: IdentityStore, request: NewDevice) -> DeviceToken:
     """Register a device for a user and issue its token (shown only here)."""
     if request.device_id == SERVER_NODE:
         raise Unprocessable(f"device id {SERVER_NODE!r} is reserved for the server's own stamps")
@@ -63,7 +63,7 @@ async def issue_device(store: Store, request: NewDevice) -> DeviceToken:
     return issued
 
 
-async def reissue_token(store: Store, device_id: str) -> DeviceToken:
+async def reissue_token(store: IdentityStore, device_id: str) -> DeviceToken:
     """A new token for a device: the old one stops at once. Works for a revoked device too
     (it is revoked no more): a lost handheld that turns up again keeps its device id, so the
     edits still in its outbox sync as its own once it holds the new token."""
@@ -72,24 +72,24 @@ async def reissue_token(store: Store, device_id: str) -> DeviceToken:
     return DeviceToken(device_id=device_id, user_id=user_id, token=token)
 
 
-async def update_user(store: Store, user_id: str, changes: UserUpdate) -> User:
+async def update_user(store: IdentityStore, user_id: str, changes: UserUpdate) -> User:
     """Change a user's name, role, teams, wards or state. Scope is read on every request,
     so his devices' next requests see it; a disabled user's devices get 401 until he is
     enabled again. The last enabled admin can be neither disabled nor demoted (Refused)."""
     return await store.update_user(user_id, changes)
 
 
-async def rename_ward(store: Store, ward_id: str, changes: WardUpdate) -> Ward:
+async def rename_ward(store: IdentityStore, ward_id: str, changes: WardUpdate) -> Ward:
     return await store.rename_ward(ward_id, changes.name)
 
 
-async def update_team(store: Store, team_id: str, changes: TeamUpdate) -> Team:
+async def update_team(store: IdentityStore, team_id: str, changes: TeamUpdate) -> Team:
     """Rename a team, or move it to another ward while no check or patrol names it: its
     records' ``ward_id`` is write-once, so a team with records stays in their ward."""
     return await store.update_team(team_id, changes)
 
 
-async def bootstrap(store: Store) -> str:
+async def bootstrap(store: IdentityStore) -> str:
     """Create the first admin (user ``admin``, device ``admin-cli``); returns its token.
 
     Works once per store: a second call raises AlreadyExists."""

@@ -41,7 +41,7 @@ from .errors import ProblemError, RequestTimeout, TooManyRequests, Unavailable
 from .identity import hash_token
 from .observability import Metrics
 from .settings import Settings
-from .stores import Store
+from .stores import IdentityStore
 
 __all__ = ["Limiter"]
 
@@ -67,7 +67,7 @@ class _Bucket:
 class Limiter:
     """ASGI layer in front of routing (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics, store: Store | None = None) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics, store: IdentityStore | None = None) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics

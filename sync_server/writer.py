@@ -54,9 +54,9 @@ from .stores import (
     ReadTx,
     RecordRow,
     ResolvedConflict,
-    Store,
     StoredChangeset,
     StoreUnavailable,
+    SyncStore,
     WriteTx,
 )
 from .stores._rows import encode_diff
@@ -138,7 +138,7 @@ class _Plan:
 
 
 class PushWriter:
-    def __init__(self, store: Store, settings: Settings, hlc: HLC) -> None:
+    def __init__(self, store: SyncStore, settings: Settings, hlc: HLC) -> None:
         self.store = store
         self.settings = settings
         self.hlc = hlc

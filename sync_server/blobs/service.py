@@ -41,7 +41,7 @@ from ..errors import (
 )
 from ..principal import Principal
 from ..settings import Settings
-from ..stores import Store, StoreError
+from ..stores import BlobRefStore, StoreError
 from ..supervision import SupervisionService
 from .base import BlobMismatch, BlobStore, BlobTooLarge, ChunkTooLong, OffsetMismatch, Stored, UploadBusy, blob_hex
 from .ranges import Unsatisfiable, parse_chunk_range, parse_range
@@ -67,7 +67,7 @@ class BlobRead:
 
 
 class BlobService:
-    def __init__(self, store: Store, blobs: BlobStore | None, settings: Settings) -> None:
+    def __init__(self, store: BlobRefStore, blobs: BlobStore | None, settings: Settings) -> None:
         self.store = store
         self.blobs = blobs
         self.settings = settings

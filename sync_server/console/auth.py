@@ -28,7 +28,7 @@ import time
 
 from ..passwords import hash_password, needs_rehash, verify_password
 from ..principal import Principal
-from ..stores import Store
+from ..stores import SessionStore
 
 __all__ = ["CONSOLE_DEVICE", "IDLE_S", "MAX_FAILURES", "WINDOW_S", "ConsoleAuth", "SignInRefused", "same_token"]
 
@@ -68,7 +68,7 @@ def same_token(a: str | None, b: str | None) -> bool:
 
 
 class ConsoleAuth:
-    def __init__(self, store: Store, idle_s: float = IDLE_S) -> None:
+    def __init__(self, store: SessionStore, idle_s: float = IDLE_S) -> None:
         self.store = store
         self.idle_s = idle_s
 

@@ -1,21 +1,43 @@
-"""Stores, chosen by URL scheme: ``sqlite://`` (embedded, default) or ``postgresql://``."""
+"""Stores, chosen by URL scheme: ``sqlite://`` (embedded, default) or ``postgresql://``.
+
+The interface is split by role (``base.py``), each a protocol a service is typed against
+when it needs no other; :class:`Store` is their union, what a backend implements:
+
+- :class:`SyncStore`: push transactions (``read``/``write``, the push writer's) and pull
+  pages behind opaque cursors (``_paging.py``: one ``pull`` for every backend);
+- :class:`IdentityStore`: wards, teams, users, devices, tokens, enrolment codes;
+  :class:`SessionStore`: the console's passwords, sessions and failed sign-ins;
+- :class:`ReportStore`: reports over the projections, conflicts, history, search, lists;
+- :class:`BlobRefStore`: which blobs are uploaded and named, and upload quotas;
+- :class:`FleetStore`: each device's health, upserted and read back.
+
+Rows become Structs by column name, the same way for both backends (``_rows.py``). What
+every backend promises, the writer's transaction contract included, is checked on each
+by one suite: ``tests/stores/test_contract.py``.
+"""
 
 from __future__ import annotations
 
 from .base import (
     BlobAccess,
+    BlobRefStore,
     ConflictRow,
     ConsoleSession,
     EditRow,
+    FleetStore,
     HealthUpdate,
+    IdentityStore,
     ListedRow,
     ListQuery,
     Page,
     ReadTx,
     RecordRow,
+    ReportStore,
     ResolvedConflict,
+    SessionStore,
     Store,
     StoredChangeset,
+    SyncStore,
     TargetRow,
     WriteTx,
 )
@@ -34,25 +56,31 @@ from .schema import SchemaStatus, schema_status
 __all__ = [
     "AlreadyExists",
     "BlobAccess",
+    "BlobRefStore",
     "ConflictRow",
     "ConsoleSession",
     "CursorExpired",
     "CursorInvalid",
     "EditRow",
+    "FleetStore",
     "HealthUpdate",
+    "IdentityStore",
     "ListQuery",
     "ListedRow",
     "NotFound",
     "Page",
     "ReadTx",
     "RecordRow",
+    "ReportStore",
     "ResolvedConflict",
     "SchemaStatus",
     "SchemaTooNew",
+    "SessionStore",
     "Store",
     "StoreError",
     "StoreUnavailable",
     "StoredChangeset",
+    "SyncStore",
     "TargetRow",
     "UnknownReference",
     "WriteTx",

@@ -17,6 +17,15 @@ nothing it read has changed and writes everything or nothing::
         first_seq = await tx.next_seqs(n)         # one new version per changed record
         first_conflict = await tx.next_conflict_ids(m)
         await tx.save(records, edits, conflicts, answers)
+
+What the writer relies on (each a test in ``tests/stores/test_contract.py``): a
+transaction that fails, in the writer or in the database, leaves nothing; nothing of
+it is read or pulled before it commits, and ``read()`` does not wait for it; a write
+transaction reads what every transaction before it committed; numbers from
+``next_seqs``/``next_conflict_ids`` are above every committed one; ``cursor()`` is
+just after the transaction's own writes and moves forward from one commit to the next;
+a change set answered meanwhile shows in ``tx.changesets``, a record changed or created
+meanwhile in ``tx.seqs``; a conflict is resolved once, with its edit.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Protocol
 
 from schemas import (
     CheckRow,
@@ -67,7 +76,6 @@ __all__ = [
     "StoredChangeset",
     "TargetRow",
     "WriteTx",
-    "cut_page",
 ]
 
 
@@ -191,22 +199,6 @@ class Page:
     more: bool
 
 
-def cut_page(rows: Sequence[Any], limit: int, max_bytes: int | None) -> tuple[list[Any], bool]:
-    """The rows of one page (``(position, doc)`` pairs, ``limit + 1`` fetched) and
-    whether more wait: at most ``limit`` rows and, past the first, no more than
-    ``max_bytes`` of documents, so that a page of large records stays small enough
-    to cross a slow link (PROTOCOL.md 1: 4 MiB by default)."""
-    more = len(rows) > limit
-    page = list(rows[:limit])
-    if max_bytes is not None:
-        size = 0
-        for n, row in enumerate(page):
-            size += len(row[1]) + 1
-            if size > max_bytes and n > 0:
-                return page[:n], True
-    return page, more
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class ConsoleSession:
     """A signed-in console session (PROTOCOL.md section 9): whose, and its CSRF token."""
@@ -289,18 +281,9 @@ class WriteTx(ReadTx):
         """Write record versions, edit-log rows, conflicts and change-set answers."""
 
 
-class Store(abc.ABC):
-    url: str
-
-    @abc.abstractmethod
-    async def open(self) -> None:
-        """Connect, and create or migrate the schema."""
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-    @abc.abstractmethod
-    async def ping(self) -> bool: ...
+class SyncStore(Protocol):
+    """The sync role: push transactions (the writer's :meth:`read` and :meth:`write`, see
+    the module docstring) and pull pages in commit order, behind opaque cursors."""
 
     @abc.abstractmethod
     def read(self) -> AbstractAsyncContextManager[ReadTx]:
@@ -322,10 +305,12 @@ class Store(abc.ABC):
 
         ``wards`` None means every ward. A page stops before the record that would take
         its documents past ``max_bytes`` (never fewer than one record; see
-        :func:`cut_page`). Raises CursorInvalid or CursorExpired.
+        ``_paging.cut_page``). Raises CursorInvalid or CursorExpired.
         """
 
-    # -- identity -------------------------------------------------------------
+
+class IdentityStore(Protocol):
+    """The identity role: wards, teams, users, devices and their tokens, enrolment codes."""
 
     @abc.abstractmethod
     async def principal(self, token_hash: str) -> Principal | None:
@@ -343,7 +328,7 @@ class Store(abc.ABC):
     async def revoke_device(self, device_id: str) -> None:
         """Revoke a device's token at once, and drop its unused enrolment codes. Raises NotFound."""
 
-    # -- identity lifecycle (PROTOCOL.md sections 2 and 7) ----------------------------------
+    # The lifecycle (PROTOCOL.md sections 2 and 7).
     # Scope is read from these tables on every request (``principal``), so a change here is
     # seen by the next request of every worker: nothing to invalidate.
 
@@ -379,7 +364,48 @@ class Store(abc.ABC):
         token. Answers (device id, user id), or None when the code is unknown, used or expired
         (of two exchanges at once, one gets None)."""
 
-    # -- supervision (PROTOCOL.md sections 6, 6c, 6d) --------------------------------
+
+class SessionStore(Protocol):
+    """The console's part of identity: passwords, sessions and failed sign-ins."""
+
+    # The console (PROTOCOL.md section 9): passwords, sessions, failed sign-ins.
+
+    @abc.abstractmethod
+    async def set_password(self, user_id: str, password_hash: str | None) -> None:
+        """Set (None: clear) a user's console password hash, ending his sessions. Raises NotFound."""
+
+    @abc.abstractmethod
+    async def password_of(self, user_id: str) -> tuple[str, str | None] | None:
+        """A user's role and console password hash (None: no such user)."""
+
+    @abc.abstractmethod
+    async def user_principal(self, user_id: str, device_id: str) -> Principal | None:
+        """The scope of a user, as a token's principal would carry it, on ``device_id``."""
+
+    @abc.abstractmethod
+    async def create_session(self, id_hash: str, user_id: str, csrf: str, now: float) -> None: ...
+
+    @abc.abstractmethod
+    async def session(self, id_hash: str, idle_s: float, now: float) -> ConsoleSession | None:
+        """The session, unless idle for ``idle_s`` (then it is ended); notes it as seen."""
+
+    @abc.abstractmethod
+    async def end_session(self, id_hash: str) -> None: ...
+
+    @abc.abstractmethod
+    async def sign_in_failures(self, keys: Sequence[str], since: float) -> int:
+        """The most failed sign-ins any of ``keys`` had since ``since`` (and forgets older ones)."""
+
+    @abc.abstractmethod
+    async def note_sign_in(self, keys: Sequence[str], failed: bool, now: float) -> None:
+        """Count a failed sign-in against each key, or (``failed`` False) clear the keys."""
+
+
+class ReportStore(Protocol):
+    """The supervision role: reports over the projections, conflicts, record history,
+    premises search and record lists (read-only; a resolution is written by a push)."""
+
+    # PROTOCOL.md sections 6, 6c, 6d.
     # ``wards`` is always a concrete list (the caller's scope or the asked ward);
     # ``start``/``end`` are local days, both inclusive, None for open ends.
 
@@ -413,13 +439,15 @@ class Store(abc.ABC):
         """Live premises whose folded name, address or owner has every term as a word prefix, best first."""
 
     @abc.abstractmethod
-    async def record_health(self, updates: Sequence[HealthUpdate]) -> None: ...
+    async def record_list(self, query: ListQuery) -> list[ListedRow]:
+        """Live records of one collection in ``query.wards``, filtered, in the query's order,
+        after ``query.after``; at most ``query.limit``. Raises CursorInvalid for a foreign position."""
 
-    @abc.abstractmethod
-    async def fleet_health(self, wards: Sequence[str] | None) -> list[DeviceHealth]:
-        """Devices whose user works in one of ``wards`` (None: every device)."""
 
-    # -- attachments (PROTOCOL.md section 6b) ---------------------------------------------
+class BlobRefStore(Protocol):
+    """The attachments role: which blobs are uploaded, which records name them, quotas."""
+
+    # PROTOCOL.md section 6b.
     # The bytes are in the blob store (``sync_server/blobs``); the record store keeps which
     # blobs are uploaded and which records name which blob, the latter written with each
     # record in the same transaction (``stores/blobrefs.py``).
@@ -446,39 +474,31 @@ class Store(abc.ABC):
     async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
         """Blob ids named by records of ``wards`` and not uploaded, after ``after``, in id order."""
 
-    # -- the console (PROTOCOL.md sections 6 and 9) ------------------------------------------
+
+class FleetStore(Protocol):
+    """The fleet-health role: what each device's requests told us, and reading it back."""
 
     @abc.abstractmethod
-    async def record_list(self, query: ListQuery) -> list[ListedRow]:
-        """Live records of one collection in ``query.wards``, filtered, in the query's order,
-        after ``query.after``; at most ``query.limit``. Raises CursorInvalid for a foreign position."""
+    async def record_health(self, updates: Sequence[HealthUpdate]) -> None: ...
 
     @abc.abstractmethod
-    async def set_password(self, user_id: str, password_hash: str | None) -> None:
-        """Set (None: clear) a user's console password hash, ending his sessions. Raises NotFound."""
+    async def fleet_health(self, wards: Sequence[str] | None) -> list[DeviceHealth]:
+        """Devices whose user works in one of ``wards`` (None: every device)."""
+
+
+class Store(SyncStore, IdentityStore, SessionStore, ReportStore, BlobRefStore, FleetStore, Protocol):
+    """Every role, and the store's lifecycle: what a backend implements (``sqlite``,
+    ``postgresql``) and what the application holds. A service that needs one role is typed
+    against that role only."""
+
+    url: str
 
     @abc.abstractmethod
-    async def password_of(self, user_id: str) -> tuple[str, str | None] | None:
-        """A user's role and console password hash (None: no such user)."""
+    async def open(self) -> None:
+        """Connect, and create or migrate the schema."""
 
     @abc.abstractmethod
-    async def user_principal(self, user_id: str, device_id: str) -> Principal | None:
-        """The scope of a user, as a token's principal would carry it, on ``device_id``."""
+    async def close(self) -> None: ...
 
     @abc.abstractmethod
-    async def create_session(self, id_hash: str, user_id: str, csrf: str, now: float) -> None: ...
-
-    @abc.abstractmethod
-    async def session(self, id_hash: str, idle_s: float, now: float) -> ConsoleSession | None:
-        """The session, unless idle for ``idle_s`` (then it is ended); notes it as seen."""
-
-    @abc.abstractmethod
-    async def end_session(self, id_hash: str) -> None: ...
-
-    @abc.abstractmethod
-    async def sign_in_failures(self, keys: Sequence[str], since: float) -> int:
-        """The most failed sign-ins any of ``keys`` had since ``since`` (and forgets older ones)."""
-
-    @abc.abstractmethod
-    async def note_sign_in(self, keys: Sequence[str], failed: bool, now: float) -> None:
-        """Count a failed sign-in against each key, or (``failed`` False) clear the keys."""
+    async def ping(self) -> bool: ...

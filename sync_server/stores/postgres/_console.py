@@ -115,7 +115,7 @@ async def session(conn: Any, id_hash: str, idle_s: float, now: float) -> Console
         return None
     if row[2] < now - min(60.0, idle_s / 10):  # one write a minute at most, not one per page
         await conn.execute("UPDATE console_sessions SET seen_at = $1 WHERE id_hash = $2", now, id_hash)
-    return ConsoleSession(user_id=row[0], csrf=row[1])
+    return ConsoleSession(user_id=row["user_id"], csrf=row["csrf"])
 
 
 async def end_session(conn: Any, id_hash: str) -> None:

@@ -15,7 +15,8 @@ from msgspec import UNSET
 
 from schemas import Device, DeviceToken, Team, TeamUpdate, User, UserUpdate, Ward
 
-from ...principal import Principal, epoch_ms
+from ...principal import Principal
+from .._rows import ENTITY_QUERIES, entity_from_row, principal_from_row, team_from_row, user_from_row, ward_from_row
 from ..base import EnrolmentRow
 from ..errors import AlreadyExists, NotFound, Refused, StoreUnavailable, UnknownReference
 
@@ -37,20 +38,20 @@ __all__ = [
 IDENTITY_LOCK = 7_326_530_002
 _USER_COLUMNS = (
     "u.id, u.name, u.role, "
-    "ARRAY(SELECT team_id FROM user_teams WHERE user_id = u.id ORDER BY team_id), "
-    "ARRAY(SELECT ward_id FROM user_wards WHERE user_id = u.id ORDER BY ward_id), "
-    "u.disabled_at IS NOT NULL"
+    "ARRAY(SELECT team_id FROM user_teams WHERE user_id = u.id ORDER BY team_id) AS team_ids, "
+    "ARRAY(SELECT ward_id FROM user_wards WHERE user_id = u.id ORDER BY ward_id) AS ward_ids, "
+    "u.disabled_at IS NOT NULL AS disabled"
 )
 
 
 def _user(r: Any) -> User:
-    return User(id=r[0], name=r[1], role=r[2], team_ids=list(r[3]), ward_ids=list(r[4]), disabled=r[5])
+    return user_from_row(r, list(r["team_ids"]), list(r["ward_ids"]))
 
 _PRINCIPAL = """
-SELECT d.device_id, u.id, u.role,
+SELECT d.device_id, u.id AS user_id, u.role,
        CASE WHEN u.role = 'admin' THEN ARRAY(SELECT id FROM wards)
        ELSE ARRAY(SELECT t.ward_id FROM user_teams ut JOIN teams t ON t.id = ut.team_id WHERE ut.user_id = u.id
-                  UNION SELECT ward_id FROM user_wards WHERE user_id = u.id) END,
+                  UNION SELECT ward_id FROM user_wards WHERE user_id = u.id) END AS wards,
        d.created_at
   FROM devices d JOIN users u ON u.id = d.user_id
  WHERE d.token_hash = $1 AND d.revoked_at IS NULL AND u.disabled_at IS NULL
@@ -61,7 +62,7 @@ async def principal(conn: Any, token_hash: str) -> Principal | None:
     row = await conn.fetchrow(_PRINCIPAL, token_hash)
     if row is None:
         return None
-    return Principal(user_id=row[1], device_id=row[0], role=row[2], wards=frozenset(row[3]), registered_ms=epoch_ms(row[4]))
+    return principal_from_row(row, frozenset(row["wards"]))
 
 
 async def _require(conn: Any, table: str, ids: Sequence[str], what: str) -> None:
@@ -119,14 +120,9 @@ async def create_entity(conn: Any, entity: Ward | Team | User | DeviceToken, tok
 
 
 async def entities(conn: Any, kind: type[Ward] | type[Team] | type[User] | type[Device]) -> Sequence[Ward | Team | User | Device]:
-    if kind is Ward:
-        return [Ward(id=r[0], name=r[1], timezone=r[2]) for r in await conn.fetch("SELECT id, name, timezone FROM wards ORDER BY id")]
-    if kind is Team:
-        return [Team(id=r[0], ward_id=r[1], name=r[2]) for r in await conn.fetch("SELECT id, ward_id, name FROM teams ORDER BY id")]
     if kind is User:
         return [_user(r) for r in await conn.fetch(f"SELECT {_USER_COLUMNS} FROM users u ORDER BY u.id")]
-    rows = await conn.fetch("SELECT device_id, user_id, created_at, revoked_at FROM devices ORDER BY device_id")
-    return [Device(device_id=r[0], user_id=r[1], created_at=r[2], revoked_at=r[3]) for r in rows]
+    return [entity_from_row(kind, r) for r in await conn.fetch(ENTITY_QUERIES[kind])]
 
 
 async def revoke_device(conn: Any, device_id: str, now: str) -> None:
@@ -189,7 +185,7 @@ async def rename_ward(conn: Any, ward_id: str, name: str) -> Ward:
     row = await conn.fetchrow("UPDATE wards SET name = $1 WHERE id = $2 RETURNING id, name, timezone", name, ward_id)
     if row is None:
         raise NotFound(f"no ward {ward_id}")
-    return Ward(id=row[0], name=row[1], timezone=row[2])
+    return ward_from_row(row)
 
 
 async def _lock_team_records(conn: Any) -> None:
@@ -223,7 +219,7 @@ async def update_team(conn: Any, team_id: str, changes: TeamUpdate) -> Team:
         if changes.name is not UNSET:
             await conn.execute("UPDATE teams SET name = $1 WHERE id = $2", changes.name, team_id)
         row = await conn.fetchrow("SELECT id, ward_id, name FROM teams WHERE id = $1", team_id)
-        return Team(id=row[0], ward_id=row[1], name=row[2])
+        return team_from_row(row)
 
 
 async def add_enrolment(conn: Any, e: EnrolmentRow) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from schemas import Key
 
 from ...engine.state import RecordState, decode_state
+from .._rows import changeset_from_row
 from ..base import ConflictRow, EditRow, StoredChangeset
 
 __all__ = [
@@ -56,7 +57,7 @@ async def changesets(conn: Any, ids: Sequence[tuple[str, str]]) -> dict[tuple[st
         [i[0] for i in ids],
         [i[1] for i in ids],
     )
-    return {(r[0], r[1]): StoredChangeset(r[0], r[1], r[2], r[3]) for r in rows}
+    return {(r["device_id"], r["changeset_id"]): changeset_from_row(r) for r in rows}
 
 
 _RECORDS = (
@@ -160,11 +161,11 @@ def save_args(
 _HORIZON = "(SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint + $3) << 20)"
 
 
-def page(wards: frozenset[str] | None, after: int, xid_base: int, limit: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
-    """One page of records after ``after`` in position order, one past the limit (to tell ``more``).
+def page(wards: frozenset[str] | None, after: int, xid_base: int, fetch: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
+    """Up to ``fetch`` records after ``after`` in position order, below the horizon.
 
     Several wards: one index range per ward (LATERAL), merged."""
-    args: list[Any] = [after, limit + 1, xid_base]
+    args: list[Any] = [after, fetch, xid_base]
     where_collection = ""
     if collections is not None:
         args.append(sorted(collections))

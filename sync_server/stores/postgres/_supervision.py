@@ -18,7 +18,7 @@ from schemas import (
     SummaryReport,
 )
 
-from .._rows import CONFLICT_COLUMNS, conflict_from_row, history_entry
+from .._rows import CONFLICT_COLUMNS, HEALTH_COLUMNS, conflict_from_row, health_from_row, history_entry
 from ..base import HealthUpdate, ResolvedConflict, TargetRow
 from ..errors import AlreadyExists
 
@@ -288,31 +288,13 @@ _DEVICE_WARDS = """
 
 async def fleet_health(conn: Any, wards: Sequence[str] | None) -> list[DeviceHealth]:
     sql = f"""
-        SELECT d.device_id, d.user_id, d.revoked_at IS NOT NULL, {_DEVICE_WARDS},
-               h.last_push_at, h.last_pull_at, h.client, h.client_version, h.schema, h.pending, h.clock_offset_ms,
-               coalesce(h.rejected, 0)
+        SELECT {HEALTH_COLUMNS}, {_DEVICE_WARDS} AS wards
           FROM devices d LEFT JOIN device_health h ON h.device_id = d.device_id
          ORDER BY d.device_id"""
     wanted = set(wards) if wards is not None else None
     out = []
     for row in await conn.fetch(sql):
-        device_wards = sorted(row[3])
-        if wanted is not None and not wanted.intersection(device_wards):
-            continue
-        out.append(
-            DeviceHealth(
-                device_id=row[0],
-                user_id=row[1],
-                revoked=bool(row[2]),
-                wards=device_wards,
-                last_push_at=row[4],
-                last_pull_at=row[5],
-                client=row[6],
-                client_version=row[7],
-                schema=row[8],
-                pending=row[9],
-                clock_offset_ms=row[10],
-                rejected=int(row[11]),
-            )
-        )
+        device_wards = sorted(row["wards"])
+        if wanted is None or wanted.intersection(device_wards):
+            out.append(health_from_row(row, device_wards))
     return out

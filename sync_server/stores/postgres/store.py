@@ -31,8 +31,8 @@ import asyncio
 import bisect
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncpg
 
@@ -56,6 +56,7 @@ from schemas.stamps import utc_now
 
 from ...engine.state import RecordState
 from ...principal import Principal
+from .._paging import PageRow, Paging
 from ..base import (
     BlobAccess,
     ConflictRow,
@@ -66,7 +67,6 @@ from ..base import (
     Key,
     ListedRow,
     ListQuery,
-    Page,
     ReadTx,
     RecordRow,
     ResolvedConflict,
@@ -74,13 +74,15 @@ from ..base import (
     StoredChangeset,
     TargetRow,
     WriteTx,
-    cut_page,
 )
-from ..errors import CursorExpired, StoreUnavailable
+from ..errors import StoreUnavailable
 from ..schema import SchemaStatus
 from . import _blobs, _console, _cursor, _identity, _projections, _schema, _sql, _supervision
 
 __all__ = ["PostgresStore", "schema_status"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 #: errors that mean "the database is not reachable, restarting or overloaded" (503, retry)
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -232,7 +234,7 @@ async def schema_status(url: str) -> SchemaStatus:
     return SchemaStatus(version=version, latest=_schema.latest(), pending=len(todo))
 
 
-class PostgresStore(Store):
+class PostgresStore(Paging, Store):
     def __init__(self, url: str, *, pool_size: int = 10, timeout_s: float = 30.0) -> None:
         self.url = url
         self._pool_size = pool_size
@@ -286,6 +288,12 @@ class PostgresStore(Store):
             async with pool.acquire(timeout=self._timeout_s) as conn:
                 yield conn
 
+    async def _run(self, fn: Callable[Concatenate[Any, P], Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(connection, *args)`` on a pooled connection: every method that is one
+        function of ``_identity``, ``_supervision``, ``_blobs`` or ``_console``."""
+        async with self._acquire() as conn:
+            return await fn(conn, *args, **kwargs)
+
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[ReadTx]:
         async with self._acquire() as conn:
@@ -301,172 +309,122 @@ class PostgresStore(Store):
 
     # -- pull -----------------------------------------------------------------
 
-    def encode_cursor(self, pos: int) -> str:
-        return _cursor.encode(self.epoch, pos)
+    async def _page_rows(
+        self, wards: frozenset[str] | None, after: int, fetch: int, collections: frozenset[str] | None
+    ) -> list[PageRow]:
+        sql, args = _sql.page(wards, after, self.xid_base, fetch, collections)
+        async with self._acquire() as conn:
+            return [(row["pos"], row["doc"]) for row in await conn.fetch(sql, *args)]
 
-    async def pull(
-        self,
-        wards: frozenset[str] | None,
-        cursor: str | None,
-        limit: int,
-        collections: frozenset[str] | None,
-        max_bytes: int | None = None,
-    ) -> Page:
-        after = _cursor.decode(self.epoch, cursor) if cursor else 0
-        if wards is not None and not wards:
-            rows: list[Any] = []
-        else:
-            sql, args = _sql.page(wards, after, self.xid_base, limit, collections)
-            async with self._acquire() as conn:
-                rows = await conn.fetch(sql, *args)
-        if not rows and after:
-            # nothing newer: is the cursor from the future of a store restored from a backup?
-            async with self._acquire() as conn:
-                if after > await _sql.top_position(conn):
-                    raise CursorExpired("the cursor is ahead of this store (restored from a backup?); pull again from the start")
-        rows, more = cut_page(rows, limit, max_bytes)
-        last = rows[-1][0] if rows else after
-        return Page([r[1] for r in rows], self.encode_cursor(last), more)
+    async def _top_position(self) -> int:
+        return await self._run(_sql.top_position)
 
     # -- identity -------------------------------------------------------------
 
     async def principal(self, token_hash: str) -> Principal | None:
-        async with self._acquire() as conn:
-            return await _identity.principal(conn, token_hash)
+        return await self._run(_identity.principal, token_hash)
 
     async def create(self, entity: Ward | Team | User | DeviceToken, token_hash: str | None = None) -> None:
-        async with self._acquire() as conn:
-            await _identity.create_entity(conn, entity, token_hash, _now())
+        await self._run(_identity.create_entity, entity, token_hash, _now())
 
     async def entities(self, kind: type[Ward] | type[Team] | type[User] | type[Device]) -> Sequence[Ward | Team | User | Device]:
-        async with self._acquire() as conn:
-            return await _identity.entities(conn, kind)
+        return await self._run(_identity.entities, kind)
 
     async def revoke_device(self, device_id: str) -> None:
-        async with self._acquire() as conn:
-            await _identity.revoke_device(conn, device_id, _now())
+        await self._run(_identity.revoke_device, device_id, _now())
 
     async def reissue_token(self, device_id: str, token_hash: str) -> str:
-        async with self._acquire() as conn:
-            return await _identity.reissue_token(conn, device_id, token_hash)
+        return await self._run(_identity.reissue_token, device_id, token_hash)
 
     async def update_user(self, user_id: str, changes: UserUpdate) -> User:
-        async with self._acquire() as conn:
-            return await _identity.update_user(conn, user_id, changes, _now())
+        return await self._run(_identity.update_user, user_id, changes, _now())
 
     async def rename_ward(self, ward_id: str, name: str) -> Ward:
-        async with self._acquire() as conn:
-            return await _identity.rename_ward(conn, ward_id, name)
+        return await self._run(_identity.rename_ward, ward_id, name)
 
     async def update_team(self, team_id: str, changes: TeamUpdate) -> Team:
-        async with self._acquire() as conn:
-            return await _identity.update_team(conn, team_id, changes)
+        return await self._run(_identity.update_team, team_id, changes)
 
     async def add_enrolment(self, enrolment: EnrolmentRow) -> str:
-        async with self._acquire() as conn:
-            return await _identity.add_enrolment(conn, enrolment)
+        return await self._run(_identity.add_enrolment, enrolment)
 
     async def redeem_enrolment(self, code_hash: str, token_hash: str, now: str) -> tuple[str, str] | None:
-        async with self._acquire() as conn:
-            return await _identity.redeem_enrolment(conn, code_hash, token_hash, now)
+        return await self._run(_identity.redeem_enrolment, code_hash, token_hash, now)
 
     # -- supervision ------------------------------------------------------------
 
     async def summary(self, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> SummaryReport:
-        async with self._acquire() as conn:
-            return await _supervision.summary(conn, wards, start, end)
+        return await self._run(_supervision.summary, wards, start, end)
 
     async def check_rows(self, wards: Sequence[str], group_by: GroupBy, start: dt.date | None, end: dt.date | None) -> list[CheckRow]:
-        async with self._acquire() as conn:
-            return await _supervision.check_rows(conn, wards, group_by, start, end)
+        return await self._run(_supervision.check_rows, wards, group_by, start, end)
 
     async def targets(self, wards: Sequence[str], period: str | None) -> list[TargetRow]:
-        async with self._acquire() as conn:
-            return await _supervision.targets(conn, wards, period)
+        return await self._run(_supervision.targets, wards, period)
 
     async def conflicts(
         self, wards: Sequence[str], status: str | None, collection: str | None, after: int | None, limit: int
     ) -> list[Conflict]:
-        async with self._acquire() as conn:
-            return await _supervision.conflicts(conn, wards, status, collection, after, limit)
+        return await self._run(_supervision.conflicts, wards, status, collection, after, limit)
 
     async def conflict(self, conflict_id: int) -> Conflict | None:
-        async with self._acquire() as conn:
-            return await _supervision.conflict(conn, conflict_id)
+        return await self._run(_supervision.conflict, conflict_id)
 
     async def history(self, collection: str, record_id: str) -> RecordHistory | None:
-        async with self._acquire() as conn:
-            return await _supervision.history(conn, collection, record_id)
+        return await self._run(_supervision.history, collection, record_id)
 
     async def search_premises(self, wards: Sequence[str], terms: Sequence[str], kind: str | None, limit: int) -> list[PremisesHit]:
-        async with self._acquire() as conn:
-            return await _supervision.search_premises(conn, wards, terms, kind, limit)
+        return await self._run(_supervision.search_premises, wards, terms, kind, limit)
 
     async def record_health(self, updates: Sequence[HealthUpdate]) -> None:
         if updates:
-            async with self._acquire() as conn:
-                await _supervision.record_health(conn, updates)
+            await self._run(_supervision.record_health, updates)
 
     async def fleet_health(self, wards: Sequence[str] | None) -> list[DeviceHealth]:
-        async with self._acquire() as conn:
-            return await _supervision.fleet_health(conn, wards)
+        return await self._run(_supervision.fleet_health, wards)
 
     # -- attachments ------------------------------------------------------------------
 
     async def blob_access(self, blob_id: str, wards: Sequence[str]) -> BlobAccess:
-        async with self._acquire() as conn:
-            return await _blobs.access(conn, blob_id, wards)
+        return await self._run(_blobs.access, blob_id, wards)
 
     async def blob_stored(self, blob_id: str, size: int, uploader: str | None = None) -> None:
-        async with self._acquire() as conn:
-            await _blobs.stored(conn, blob_id, size, uploader, _now())
+        await self._run(_blobs.stored, blob_id, size, uploader, _now())
 
     async def unnamed_blob_bytes(self, uploader: str) -> int:
-        async with self._acquire() as conn:
-            return await _blobs.unnamed_bytes(conn, uploader)
+        return await self._run(_blobs.unnamed_bytes, uploader)
 
     async def forget_unnamed_blobs(self, stored_before: str, limit: int) -> list[str]:
-        async with self._acquire() as conn:
-            return await _blobs.forget_unnamed(conn, stored_before, limit)
+        return await self._run(_blobs.forget_unnamed, stored_before, limit)
 
     async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
-        async with self._acquire() as conn:
-            return await _blobs.missing(conn, wards, after, limit)
+        return await self._run(_blobs.missing, wards, after, limit)
 
     # -- the console ----------------------------------------------------------------
 
     async def record_list(self, query: ListQuery) -> list[ListedRow]:
-        async with self._acquire() as conn:
-            return await _console.record_list(conn, query)
+        return await self._run(_console.record_list, query)
 
     async def set_password(self, user_id: str, password_hash: str | None) -> None:
-        async with self._acquire() as conn:
-            await _console.set_password(conn, user_id, password_hash)
+        await self._run(_console.set_password, user_id, password_hash)
 
     async def password_of(self, user_id: str) -> tuple[str, str | None] | None:
-        async with self._acquire() as conn:
-            return await _console.password_of(conn, user_id)
+        return await self._run(_console.password_of, user_id)
 
     async def user_principal(self, user_id: str, device_id: str) -> Principal | None:
-        async with self._acquire() as conn:
-            return await _console.user_principal(conn, user_id, device_id)
+        return await self._run(_console.user_principal, user_id, device_id)
 
     async def create_session(self, id_hash: str, user_id: str, csrf: str, now: float) -> None:
-        async with self._acquire() as conn:
-            await _console.create_session(conn, id_hash, user_id, csrf, _now(), now)
+        await self._run(_console.create_session, id_hash, user_id, csrf, _now(), now)
 
     async def session(self, id_hash: str, idle_s: float, now: float) -> ConsoleSession | None:
-        async with self._acquire() as conn:
-            return await _console.session(conn, id_hash, idle_s, now)
+        return await self._run(_console.session, id_hash, idle_s, now)
 
     async def end_session(self, id_hash: str) -> None:
-        async with self._acquire() as conn:
-            await _console.end_session(conn, id_hash)
+        await self._run(_console.end_session, id_hash)
 
     async def sign_in_failures(self, keys: Sequence[str], since: float) -> int:
-        async with self._acquire() as conn:
-            return await _console.sign_in_failures(conn, keys, since)
+        return await self._run(_console.sign_in_failures, keys, since)
 
     async def note_sign_in(self, keys: Sequence[str], failed: bool, now: float) -> None:
-        async with self._acquire() as conn:
-            await _console.note_sign_in(conn, keys, failed, now)
+        await self._run(_console.note_sign_in, keys, failed, now)

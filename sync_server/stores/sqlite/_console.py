@@ -144,7 +144,7 @@ def create_session(conn: sqlite3.Connection, id_hash: str, user_id: str, csrf: s
 
 def session_row(conn: sqlite3.Connection, id_hash: str) -> tuple[ConsoleSession, float] | None:
     row = conn.execute("SELECT user_id, csrf, seen_at FROM console_sessions WHERE id_hash = ?", (id_hash,)).fetchone()
-    return (ConsoleSession(user_id=row[0], csrf=row[1]), float(row[2])) if row else None
+    return (ConsoleSession(user_id=row["user_id"], csrf=row["csrf"]), float(row["seen_at"])) if row else None
 
 
 def touch_session(conn: sqlite3.Connection, id_hash: str, now: float) -> None:

@@ -16,6 +16,8 @@ from msgspec import UNSET
 
 from schemas import Team, TeamUpdate, User, UserUpdate, Ward
 
+from .._rows import NamedRow, team_from_row, ward_from_row
+from .._rows import user_from_row as _user_from_row
 from ..base import EnrolmentRow
 from ..errors import NotFound, Refused, UnknownReference
 
@@ -23,22 +25,15 @@ __all__ = ["add_enrolment", "enabled_admins", "redeem_enrolment", "reissue_token
 
 USER_COLUMNS = (
     "u.id, u.name, u.role, "
-    "(SELECT group_concat(team_id) FROM (SELECT team_id FROM user_teams WHERE user_id = u.id ORDER BY team_id)), "
-    "(SELECT group_concat(ward_id) FROM (SELECT ward_id FROM user_wards WHERE user_id = u.id ORDER BY ward_id)), "
-    "u.disabled_at IS NOT NULL"
+    "(SELECT group_concat(team_id) FROM (SELECT team_id FROM user_teams WHERE user_id = u.id ORDER BY team_id)) AS team_ids, "
+    "(SELECT group_concat(ward_id) FROM (SELECT ward_id FROM user_wards WHERE user_id = u.id ORDER BY ward_id)) AS ward_ids, "
+    "u.disabled_at IS NOT NULL AS disabled"
 )
 
 
-def user_from_row(r: Sequence[object]) -> User:
-    teams, wards = r[3], r[4]
-    return User(
-        id=str(r[0]),
-        name=str(r[1]),
-        role=r[2],  # type: ignore[arg-type]  # the table's CHECK keeps it a Role
-        team_ids=str(teams).split(",") if teams else [],
-        ward_ids=str(wards).split(",") if wards else [],
-        disabled=bool(r[5]),
-    )
+def user_from_row(r: NamedRow) -> User:
+    teams, wards = r["team_ids"], r["ward_ids"]
+    return _user_from_row(r, str(teams).split(",") if teams else [], str(wards).split(",") if wards else [])
 
 
 @contextlib.contextmanager
@@ -118,7 +113,7 @@ def rename_ward(conn: sqlite3.Connection, ward_id: str, name: str) -> Ward:
         row = conn.execute("UPDATE wards SET name = ? WHERE id = ? RETURNING id, name, timezone", (name, ward_id)).fetchone()
         if row is None:
             raise NotFound(f"no ward {ward_id}")
-        return Ward(id=row[0], name=row[1], timezone=row[2])
+        return ward_from_row(row)
 
 
 def _team_has_records(conn: sqlite3.Connection, team_id: str) -> bool:
@@ -144,7 +139,7 @@ def update_team(conn: sqlite3.Connection, team_id: str, changes: TeamUpdate) -> 
         if changes.name is not UNSET:
             conn.execute("UPDATE teams SET name = ? WHERE id = ?", (changes.name, team_id))
         found = conn.execute("SELECT id, ward_id, name FROM teams WHERE id = ?", (team_id,)).fetchone()
-        return Team(id=found[0], ward_id=found[1], name=found[2])
+        return team_from_row(found)
 
 
 def add_enrolment(conn: sqlite3.Connection, enrolment: EnrolmentRow) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from schemas import DeviceToken, Key, Team, User, Ward
 
 from ...engine.state import RecordState, decode_state
+from .._rows import changeset_from_row
 from ..base import ConflictRow, EditRow, RecordRow, ResolvedConflict, StoredChangeset
 from ..errors import AlreadyExists, NotFound, UnknownReference
 from . import _blobs, _projections, _supervision
@@ -48,7 +49,7 @@ def changesets(conn: sqlite3.Connection, ids: Sequence[tuple[str, str]]) -> dict
             ["(device_id = ? AND changeset_id = ?)"] * len(chunk)
         )
         for r in conn.execute(sql, [part for pair in chunk for part in pair]):
-            found[(r[0], r[1])] = StoredChangeset(r[0], r[1], bytes(r[2]), bytes(r[3]))
+            found[(r["device_id"], r["changeset_id"])] = changeset_from_row(r)
     return found
 
 

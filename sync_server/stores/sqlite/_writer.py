@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 __all__ = ["PRAGMAS", "ThreadConnection", "connect"]
 
@@ -37,6 +37,7 @@ def PRAGMAS(busy_timeout_ms: int) -> tuple[str, ...]:
 
 def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row  # rows read by column name (``stores/_rows.py``), or unpacked
     for pragma in PRAGMAS(busy_timeout_ms):
         conn.execute(pragma)
     return conn
@@ -69,8 +70,9 @@ class ThreadConnection:
             raise sqlite3.ProgrammingError("the store is closed")
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run ``fn(connection, *args)`` on the writer thread."""
-        if self._conn is None:
+    async def run(self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(connection, *args)`` on the connection's thread."""
+        conn = self._conn
+        if conn is None:
             raise sqlite3.ProgrammingError("the store is closed")
-        return await self._call(fn, self._conn, *args)
+        return await self._call(lambda: fn(conn, *args, **kwargs))

@@ -17,15 +17,13 @@ seen sequence ``n`` has seen everything committed before it.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import datetime as dt
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import aiosqlite
 
@@ -48,7 +46,9 @@ from schemas import (
 from schemas.stamps import utc_now
 
 from ...engine.state import RecordState
-from ...principal import Principal, epoch_ms
+from ...principal import Principal
+from .._paging import PageRow, Paging
+from .._rows import ENTITY_QUERIES, entity_from_row, principal_from_row
 from ..base import (
     BlobAccess,
     ConflictRow,
@@ -59,7 +59,6 @@ from ..base import (
     Key,
     ListedRow,
     ListQuery,
-    Page,
     ReadTx,
     RecordRow,
     ResolvedConflict,
@@ -67,14 +66,16 @@ from ..base import (
     StoredChangeset,
     TargetRow,
     WriteTx,
-    cut_page,
 )
-from ..errors import CursorExpired, CursorInvalid, StoreError, StoreUnavailable
+from ..errors import StoreError, StoreUnavailable
 from ..schema import SchemaStatus
 from . import _blobs, _console, _identity, _migrate, _sql, _supervision
 from ._writer import PRAGMAS, ThreadConnection
 
 __all__ = ["SqliteStore", "path_from_url", "schema_status"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def path_from_url(url: str) -> Path:
@@ -105,23 +106,24 @@ def _now() -> str:
     return utc_now()
 
 
-def _page_query(wards: frozenset[str] | None, after: int, limit: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
-    """One page of records after ``after``, in seq order, one past the limit (to tell ``more``)."""
-    where_collection, collection_args = "", cast(tuple[str, ...], ())
+def _page_query(wards: frozenset[str] | None, after: int, fetch: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
+    """Up to ``fetch`` records after ``after``, in seq order."""
+    where_collection = ""
+    collection_args: list[str] = []
     if collections is not None:
         where_collection = f" AND collection IN ({','.join('?' * len(collections))})"
-        collection_args = tuple(sorted(collections))
+        collection_args = sorted(collections)
     if wards is None:
-        return f"SELECT seq, doc FROM records WHERE seq > ?{where_collection} ORDER BY seq LIMIT ?", [after, *collection_args, limit + 1]
+        return f"SELECT seq, doc FROM records WHERE seq > ?{where_collection} ORDER BY seq LIMIT ?", [after, *collection_args, fetch]
     if len(wards) == 1:
         sql = f"SELECT seq, doc FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?"
-        return sql, [next(iter(wards)), after, *collection_args, limit + 1]
+        return sql, [next(iter(wards)), after, *collection_args, fetch]
     # one index range per ward, merged: never scans another ward's rows
     part = f"SELECT * FROM (SELECT seq, doc FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?)"
     args: list[Any] = []
     for ward in sorted(wards):
-        args += [ward, after, *collection_args, limit + 1]
-    return " UNION ALL ".join([part] * len(wards)) + " ORDER BY seq LIMIT ?", [*args, limit + 1]
+        args += [ward, after, *collection_args, fetch]
+    return " UNION ALL ".join([part] * len(wards)) + " ORDER BY seq LIMIT ?", [*args, fetch]
 
 
 class _Reads(ReadTx):
@@ -174,7 +176,7 @@ class _Tx(_Reads, WriteTx):
         self.pending = (records, edits, conflicts, answers)
 
 
-class SqliteStore(Store):
+class SqliteStore(Paging, Store):
     def __init__(self, url: str, *, readers: int = 3, busy_timeout_ms: int = 30_000) -> None:
         self.url = url
         self.path = path_from_url(url)
@@ -196,6 +198,7 @@ class SqliteStore(Store):
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
         for pragma in PRAGMAS(self._busy_timeout_ms):
             await conn.execute(pragma)
         return conn
@@ -270,11 +273,11 @@ class SqliteStore(Store):
             raise StoreUnavailable("the store is closed")
         return self._readers[next(self._next_reader) % len(self._readers)]
 
-    async def _on_writer(self, fn: Any, *args: Any) -> Any:
+    async def _on_writer(self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a write function on the writer thread, one at a time in this process."""
         async with self._lock:
             try:
-                return await asyncio.shield(self._writer.run(fn, *args))
+                return await asyncio.shield(self._writer.run(fn, *args, **kwargs))
             except sqlite3.OperationalError as exc:  # e.g. locked by another process past busy_timeout
                 raise StoreUnavailable(f"the store is busy or failing: {exc}") from exc
 
@@ -302,56 +305,26 @@ class SqliteStore(Store):
 
     # -- pull -----------------------------------------------------------------
 
-    def encode_cursor(self, seq: int) -> str:
-        return base64.urlsafe_b64encode(f"{self.epoch}:{seq}".encode()).decode().rstrip("=")
+    async def _page_rows(
+        self, wards: frozenset[str] | None, after: int, fetch: int, collections: frozenset[str] | None
+    ) -> list[PageRow]:
+        sql, args = _page_query(wards, after, fetch, collections)
+        return [(row["seq"], row["doc"]) for row in await self._reader().execute_fetchall(sql, args)]
 
-    def _decode_cursor(self, cursor: str) -> int:
-        try:
-            text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-            epoch, seq = text.split(":")
-            value = int(seq) if seq.isascii() and seq.isdigit() else -1
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}") from None
-        if value < 0 or value >= 1 << 63:  # past a 64-bit integer: no such position
-            raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}")
-        if epoch != self.epoch:
-            raise CursorExpired("the cursor is from another epoch of this store; pull again from the start")
-        return value
-
-    async def pull(
-        self,
-        wards: frozenset[str] | None,
-        cursor: str | None,
-        limit: int,
-        collections: frozenset[str] | None,
-        max_bytes: int | None = None,
-    ) -> Page:
-        after = self._decode_cursor(cursor) if cursor else 0
-        conn = self._reader()
-        if wards is not None and not wards:
-            rows: list[Any] = []
-        else:
-            sql, args = _page_query(wards, after, limit, collections)
-            rows = list(await conn.execute_fetchall(sql, args))
-        if not rows and after:
-            # nothing newer: is the cursor from the future of a store restored from a backup?
-            head = await conn.execute_fetchall("SELECT coalesce(max(seq), 0) FROM records")
-            if after > int(next(iter(head))[0]):
-                raise CursorExpired("the cursor is ahead of this store (restored from a backup?); pull again from the start")
-        rows, more = cut_page(rows, limit, max_bytes)
-        last = rows[-1][0] if rows else after
-        return Page([r[1] for r in rows], self.encode_cursor(last), more)
+    async def _top_position(self) -> int:
+        rows = await self._reader().execute_fetchall("SELECT coalesce(max(seq), 0) AS top FROM records")
+        return int(next(iter(rows))["top"])
 
     # -- identity -------------------------------------------------------------
 
     async def principal(self, token_hash: str) -> Principal | None:
         sql = """
-            SELECT d.device_id, u.id, u.role,
+            SELECT d.device_id, u.id AS user_id, u.role,
                    CASE WHEN u.role = 'admin' THEN (SELECT group_concat(id) FROM wards)
                    ELSE (SELECT group_concat(w) FROM (
                             SELECT t.ward_id AS w FROM user_teams ut JOIN teams t ON t.id = ut.team_id
                              WHERE ut.user_id = u.id
-                            UNION SELECT ward_id FROM user_wards WHERE user_id = u.id)) END,
+                            UNION SELECT ward_id FROM user_wards WHERE user_id = u.id)) END AS wards,
                    d.created_at
               FROM devices d JOIN users u ON u.id = d.user_id
              WHERE d.token_hash = ? AND d.revoked_at IS NULL AND u.disabled_at IS NULL"""
@@ -359,115 +332,108 @@ class SqliteStore(Store):
         if not rows:
             return None
         row = rows[0]
-        wards = frozenset(row[3].split(",")) if row[3] else frozenset()
-        return Principal(user_id=row[1], device_id=row[0], role=row[2], wards=wards, registered_ms=epoch_ms(row[4]))
+        wards = frozenset(row["wards"].split(",")) if row["wards"] else frozenset()
+        return principal_from_row(row, wards)
 
     async def create(self, entity: Ward | Team | User | DeviceToken, token_hash: str | None = None) -> None:
         await self._on_writer(_sql.create_entity, entity, token_hash, _now())
 
     async def entities(self, kind: type[Ward] | type[Team] | type[User] | type[Device]) -> Sequence[Ward | Team | User | Device]:
         conn = self._reader()
-        if kind is Ward:
-            rows = await conn.execute_fetchall("SELECT id, name, timezone FROM wards ORDER BY id")
-            return [Ward(id=r[0], name=r[1], timezone=r[2]) for r in rows]
-        if kind is Team:
-            rows = await conn.execute_fetchall("SELECT id, ward_id, name FROM teams ORDER BY id")
-            return [Team(id=r[0], ward_id=r[1], name=r[2]) for r in rows]
         if kind is User:
             rows = await conn.execute_fetchall(f"SELECT {_identity.USER_COLUMNS} FROM users u ORDER BY u.id")
             return [_identity.user_from_row(r) for r in rows]
-        rows = await conn.execute_fetchall("SELECT device_id, user_id, created_at, revoked_at FROM devices ORDER BY device_id")
-        return [Device(device_id=r[0], user_id=r[1], created_at=r[2], revoked_at=r[3]) for r in rows]
+        return [entity_from_row(kind, r) for r in await conn.execute_fetchall(ENTITY_QUERIES[kind])]
 
     async def revoke_device(self, device_id: str) -> None:
         await self._on_writer(_sql.revoke_device, device_id, _now())
 
     async def reissue_token(self, device_id: str, token_hash: str) -> str:
-        return cast(str, await self._on_writer(_identity.reissue_token, device_id, token_hash))
+        return await self._on_writer(_identity.reissue_token, device_id, token_hash)
 
     async def update_user(self, user_id: str, changes: UserUpdate) -> User:
-        return cast(User, await self._on_writer(_identity.update_user, user_id, changes, _now()))
+        return await self._on_writer(_identity.update_user, user_id, changes, _now())
 
     async def rename_ward(self, ward_id: str, name: str) -> Ward:
-        return cast(Ward, await self._on_writer(_identity.rename_ward, ward_id, name))
+        return await self._on_writer(_identity.rename_ward, ward_id, name)
 
     async def update_team(self, team_id: str, changes: TeamUpdate) -> Team:
-        return cast(Team, await self._on_writer(_identity.update_team, team_id, changes))
+        return await self._on_writer(_identity.update_team, team_id, changes)
 
     async def add_enrolment(self, enrolment: EnrolmentRow) -> str:
-        return cast(str, await self._on_writer(_identity.add_enrolment, enrolment))
+        return await self._on_writer(_identity.add_enrolment, enrolment)
 
     async def redeem_enrolment(self, code_hash: str, token_hash: str, now: str) -> tuple[str, str] | None:
-        return cast("tuple[str, str] | None", await self._on_writer(_identity.redeem_enrolment, code_hash, token_hash, now))
+        return await self._on_writer(_identity.redeem_enrolment, code_hash, token_hash, now)
 
     # -- supervision ------------------------------------------------------------
 
-    async def _query(self, fn: Any, *args: Any) -> Any:
+    async def _query(self, fn: Callable[Concatenate[sqlite3.Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a report query on one of the query threads (reports never wait for pulls)."""
         if not self._opened:
             raise StoreUnavailable("the store is closed")
-        return await self._queries[next(self._next_query) % len(self._queries)].run(fn, *args)
+        return await self._queries[next(self._next_query) % len(self._queries)].run(fn, *args, **kwargs)
 
     async def summary(self, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> SummaryReport:
-        return cast(SummaryReport, await self._query(_supervision.summary, wards, start, end))
+        return await self._query(_supervision.summary, wards, start, end)
 
     async def check_rows(self, wards: Sequence[str], group_by: GroupBy, start: dt.date | None, end: dt.date | None) -> list[CheckRow]:
-        return cast(list[CheckRow], await self._query(_supervision.check_rows, wards, group_by, start, end))
+        return await self._query(_supervision.check_rows, wards, group_by, start, end)
 
     async def targets(self, wards: Sequence[str], period: str | None) -> list[TargetRow]:
-        return cast(list[TargetRow], await self._query(_supervision.targets, wards, period))
+        return await self._query(_supervision.targets, wards, period)
 
     async def conflicts(
         self, wards: Sequence[str], status: str | None, collection: str | None, after: int | None, limit: int
     ) -> list[Conflict]:
-        return cast(list[Conflict], await self._query(_supervision.conflicts, wards, status, collection, after, limit))
+        return await self._query(_supervision.conflicts, wards, status, collection, after, limit)
 
     async def conflict(self, conflict_id: int) -> Conflict | None:
-        return cast(Conflict | None, await self._query(_supervision.conflict, conflict_id))
+        return await self._query(_supervision.conflict, conflict_id)
 
     async def history(self, collection: str, record_id: str) -> RecordHistory | None:
-        return cast(RecordHistory | None, await self._query(_supervision.history, collection, record_id))
+        return await self._query(_supervision.history, collection, record_id)
 
     async def search_premises(self, wards: Sequence[str], terms: Sequence[str], kind: str | None, limit: int) -> list[PremisesHit]:
-        return cast(list[PremisesHit], await self._query(_supervision.search_premises, wards, terms, kind, limit))
+        return await self._query(_supervision.search_premises, wards, terms, kind, limit)
 
     async def record_health(self, updates: Sequence[HealthUpdate]) -> None:
         if updates:
             await self._on_writer(_supervision.record_health, updates)
 
     async def fleet_health(self, wards: Sequence[str] | None) -> list[DeviceHealth]:
-        return cast(list[DeviceHealth], await self._query(_supervision.fleet_health, wards))
+        return await self._query(_supervision.fleet_health, wards)
 
     # -- attachments ------------------------------------------------------------------
 
     async def blob_access(self, blob_id: str, wards: Sequence[str]) -> BlobAccess:
-        return cast(BlobAccess, await self._query(_blobs.access, blob_id, wards))
+        return await self._query(_blobs.access, blob_id, wards)
 
     async def blob_stored(self, blob_id: str, size: int, uploader: str | None = None) -> None:
         await self._on_writer(_blobs.stored, blob_id, size, uploader, _now())
 
     async def unnamed_blob_bytes(self, uploader: str) -> int:
-        return cast(int, await self._query(_blobs.unnamed_bytes, uploader))
+        return await self._query(_blobs.unnamed_bytes, uploader)
 
     async def forget_unnamed_blobs(self, stored_before: str, limit: int) -> list[str]:
-        return cast(list[str], await self._on_writer(_blobs.forget_unnamed, stored_before, limit))
+        return await self._on_writer(_blobs.forget_unnamed, stored_before, limit)
 
     async def missing_blobs(self, wards: Sequence[str], after: str | None, limit: int) -> list[str]:
-        return cast(list[str], await self._query(_blobs.missing, wards, after, limit))
+        return await self._query(_blobs.missing, wards, after, limit)
 
     # -- the console ----------------------------------------------------------------
 
     async def record_list(self, query: ListQuery) -> list[ListedRow]:
-        return cast(list[ListedRow], await self._query(_console.record_list, query))
+        return await self._query(_console.record_list, query)
 
     async def set_password(self, user_id: str, password_hash: str | None) -> None:
         await self._on_writer(_console.set_password, user_id, password_hash)
 
     async def password_of(self, user_id: str) -> tuple[str, str | None] | None:
-        return cast("tuple[str, str | None] | None", await self._query(_console.password_of, user_id))
+        return await self._query(_console.password_of, user_id)
 
     async def user_principal(self, user_id: str, device_id: str) -> Principal | None:
-        return cast("Principal | None", await self._query(_console.user_principal, user_id, device_id))
+        return await self._query(_console.user_principal, user_id, device_id)
 
     async def create_session(self, id_hash: str, user_id: str, csrf: str, now: float) -> None:
         await self._on_writer(_console.create_session, id_hash, user_id, csrf, _now(), now)
@@ -482,13 +448,13 @@ class SqliteStore(Store):
             return None
         if seen_at < now - min(60.0, idle_s / 10):  # one write a minute at most, not one per page
             await self._on_writer(_console.touch_session, id_hash, now)
-        return cast(ConsoleSession, session)
+        return session
 
     async def end_session(self, id_hash: str) -> None:
         await self._on_writer(_console.end_session, id_hash)
 
     async def sign_in_failures(self, keys: Sequence[str], since: float) -> int:
-        return cast(int, await self._query(_console.sign_in_failures, keys, since))
+        return await self._query(_console.sign_in_failures, keys, since)
 
     async def note_sign_in(self, keys: Sequence[str], failed: bool, now: float) -> None:
         await self._on_writer(_console.note_sign_in, keys, failed, now)
