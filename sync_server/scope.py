@@ -16,13 +16,13 @@ from schemas import DeviceScope, Role, ScopeWard, User, Ward
 from .errors import Forbidden
 from .identity import hash_token
 from .principal import Principal
-from .stores import Store
+from .stores import IdentityStore
 
 __all__ = ["ScopeService"]
 
 
 class ScopeService:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: IdentityStore) -> None:
         self.store = store
 
     async def of(self, principal: Principal) -> DeviceScope:
