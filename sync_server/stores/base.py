@@ -24,7 +24,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -67,6 +67,7 @@ __all__ = [
     "StoredChangeset",
     "TargetRow",
     "WriteTx",
+    "Skip",
     "cut_page",
 ]
 
@@ -191,20 +192,32 @@ class Page:
     more: bool
 
 
-def cut_page(rows: Sequence[Any], limit: int, max_bytes: int | None) -> tuple[list[Any], bool]:
-    """The rows of one page (``(position, doc)`` pairs, ``limit + 1`` fetched) and
-    whether more wait: at most ``limit`` rows and, past the first, no more than
-    ``max_bytes`` of documents, so that a page of large records stays small enough
-    to cross a slow link (PROTOCOL.md 1: 4 MiB by default)."""
+#: a pull's filter: given a stored record's document and its merge state (``crdt``),
+#: True leaves it out of the page (``SyncService.pull``, ``own=skip``)
+Skip = Callable[[bytes, bytes], bool]
+
+
+def cut_page(rows: Sequence[Any], limit: int, max_bytes: int | None, skip: Skip | None = None) -> tuple[list[bytes], Any, bool]:
+    """One page from ``(position, doc[, crdt])`` rows (``limit + 1`` fetched): the
+    documents, the position of the last row the page passed over (None: no row), and
+    whether more wait. At most ``limit`` rows and, past the first document, no more
+    than ``max_bytes`` of documents, so that a page of large records stays small
+    enough to cross a slow link (PROTOCOL.md 1: 4 MiB by default). Rows ``skip``
+    leaves out cost nothing but still move the position on, so the cursor passes them."""
     more = len(rows) > limit
-    page = list(rows[:limit])
-    if max_bytes is not None:
-        size = 0
-        for n, row in enumerate(page):
-            size += len(row[1]) + 1
-            if size > max_bytes and n > 0:
-                return page[:n], True
-    return page, more
+    docs: list[bytes] = []
+    last = None
+    size = 0
+    for row in rows[:limit]:
+        if skip is not None and skip(row[1], row[2]):
+            last = row[0]
+            continue
+        size += len(row[1]) + 1
+        if max_bytes is not None and size > max_bytes and docs:
+            return docs, last, True
+        docs.append(row[1])
+        last = row[0]
+    return docs, last, more
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -317,12 +330,15 @@ class Store(abc.ABC):
         limit: int,
         collections: frozenset[str] | None,
         max_bytes: int | None = None,
+        skip: Skip | None = None,
     ) -> Page:
         """Records changed after ``cursor`` in commit order, each once as it now stands.
 
         ``wards`` None means every ward. A page stops before the record that would take
         its documents past ``max_bytes`` (never fewer than one record; see
-        :func:`cut_page`). Raises CursorInvalid or CursorExpired.
+        :func:`cut_page`); records ``skip`` leaves out are passed over (the cursor moves
+        past them, so a page may hold none while ``more`` is true). Raises CursorInvalid
+        or CursorExpired.
         """
 
     # -- identity -------------------------------------------------------------

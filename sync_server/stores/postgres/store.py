@@ -70,6 +70,7 @@ from ..base import (
     ReadTx,
     RecordRow,
     ResolvedConflict,
+    Skip,
     Store,
     StoredChangeset,
     TargetRow,
@@ -311,12 +312,13 @@ class PostgresStore(Store):
         limit: int,
         collections: frozenset[str] | None,
         max_bytes: int | None = None,
+        skip: Skip | None = None,
     ) -> Page:
         after = _cursor.decode(self.epoch, cursor) if cursor else 0
         if wards is not None and not wards:
             rows: list[Any] = []
         else:
-            sql, args = _sql.page(wards, after, self.xid_base, limit, collections)
+            sql, args = _sql.page(wards, after, self.xid_base, limit, collections, crdt=skip is not None)
             async with self._acquire() as conn:
                 rows = await conn.fetch(sql, *args)
         if not rows and after:
@@ -324,9 +326,8 @@ class PostgresStore(Store):
             async with self._acquire() as conn:
                 if after > await _sql.top_position(conn):
                     raise CursorExpired("the cursor is ahead of this store (restored from a backup?); pull again from the start")
-        rows, more = cut_page(rows, limit, max_bytes)
-        last = rows[-1][0] if rows else after
-        return Page([r[1] for r in rows], self.encode_cursor(last), more)
+        docs, last, more = cut_page(rows, limit, max_bytes, skip)
+        return Page(docs, self.encode_cursor(after if last is None else last), more)
 
     # -- identity -------------------------------------------------------------
 

@@ -63,6 +63,7 @@ from ..base import (
     ReadTx,
     RecordRow,
     ResolvedConflict,
+    Skip,
     Store,
     StoredChangeset,
     TargetRow,
@@ -105,19 +106,23 @@ def _now() -> str:
     return utc_now()
 
 
-def _page_query(wards: frozenset[str] | None, after: int, limit: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
-    """One page of records after ``after``, in seq order, one past the limit (to tell ``more``)."""
+def _page_query(
+    wards: frozenset[str] | None, after: int, limit: int, collections: frozenset[str] | None, crdt: bool = False
+) -> tuple[str, list[Any]]:
+    """One page of records after ``after``, in seq order, one past the limit (to tell
+    ``more``); with ``crdt``, each row's merge state too (for a pull's ``skip``)."""
+    columns = "seq, doc, crdt" if crdt else "seq, doc"
     where_collection, collection_args = "", cast(tuple[str, ...], ())
     if collections is not None:
         where_collection = f" AND collection IN ({','.join('?' * len(collections))})"
         collection_args = tuple(sorted(collections))
     if wards is None:
-        return f"SELECT seq, doc FROM records WHERE seq > ?{where_collection} ORDER BY seq LIMIT ?", [after, *collection_args, limit + 1]
+        return f"SELECT {columns} FROM records WHERE seq > ?{where_collection} ORDER BY seq LIMIT ?", [after, *collection_args, limit + 1]
     if len(wards) == 1:
-        sql = f"SELECT seq, doc FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?"
+        sql = f"SELECT {columns} FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?"
         return sql, [next(iter(wards)), after, *collection_args, limit + 1]
     # one index range per ward, merged: never scans another ward's rows
-    part = f"SELECT * FROM (SELECT seq, doc FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?)"
+    part = f"SELECT * FROM (SELECT {columns} FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?)"
     args: list[Any] = []
     for ward in sorted(wards):
         args += [ward, after, *collection_args, limit + 1]
@@ -325,22 +330,22 @@ class SqliteStore(Store):
         limit: int,
         collections: frozenset[str] | None,
         max_bytes: int | None = None,
+        skip: Skip | None = None,
     ) -> Page:
         after = self._decode_cursor(cursor) if cursor else 0
         conn = self._reader()
         if wards is not None and not wards:
             rows: list[Any] = []
         else:
-            sql, args = _page_query(wards, after, limit, collections)
+            sql, args = _page_query(wards, after, limit, collections, crdt=skip is not None)
             rows = list(await conn.execute_fetchall(sql, args))
         if not rows and after:
             # nothing newer: is the cursor from the future of a store restored from a backup?
             head = await conn.execute_fetchall("SELECT coalesce(max(seq), 0) FROM records")
             if after > int(next(iter(head))[0]):
                 raise CursorExpired("the cursor is ahead of this store (restored from a backup?); pull again from the start")
-        rows, more = cut_page(rows, limit, max_bytes)
-        last = rows[-1][0] if rows else after
-        return Page([r[1] for r in rows], self.encode_cursor(last), more)
+        docs, last, more = cut_page(rows, limit, max_bytes, skip)
+        return Page(docs, self.encode_cursor(after if last is None else last), more)
 
     # -- identity -------------------------------------------------------------
 
