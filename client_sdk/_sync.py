@@ -108,8 +108,9 @@ class Syncer:
         return SyncProgress(phase="blobs", pushed=report.pushed + report.rejected, to_push=0, pulled=report.pulled, blobs=done)
 
     def _client_header(self) -> str:
-        clock = f"{self.clock.wall():013d}-0000-{self.device_id}"
-        return f"{SDK_NAME}/{_version}; schema={SCHEMA_VERSION}; pending={max(0, self._pending_hint)}; clock={clock}"
+        # the clock as milliseconds alone: a stamp's counter and node would say nothing
+        # the token does not, and an idle sync on 2G is one small request
+        return f"{SDK_NAME}/{_version}; schema={SCHEMA_VERSION}; pending={max(0, self._pending_hint)}; clock={self.clock.wall():013d}"
 
     # -- push ----------------------------------------------------------------------------
 

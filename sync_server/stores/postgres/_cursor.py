@@ -58,17 +58,14 @@ physical backup (``pg_basebackup``, point-in-time recovery) keeps the ids with t
 data, so the store cannot tell; whoever restores one should give the store a new
 epoch: ``UPDATE meta SET value = md5(random()::text) WHERE key = 'epoch'``.
 
-**Cursor.**  ``base64url("<epoch>:<pos>")``, as in the SQLite store: 400 when
+**Cursor.**  ``<epoch>.<pos>`` (``stores/cursors.py``), as in the SQLite store: 400 when
 unreadable, 410 when the epoch differs or the position is ahead of every stored
 one (a store restored from an older backup).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-
-from ..errors import CursorExpired, CursorInvalid
+from ..cursors import decode_cursor, encode_cursor
 
 __all__ = ["RANK_BITS", "decode", "encode", "position"]
 
@@ -83,19 +80,9 @@ def position(xid: int, xid_base: int, rank: int) -> int:
 
 
 def encode(epoch: str, pos: int) -> str:
-    return base64.urlsafe_b64encode(f"{epoch}:{pos}".encode()).decode().rstrip("=")
+    return encode_cursor(epoch, pos)
 
 
 def decode(epoch: str, cursor: str) -> int:
     """The position in a cursor. Raises CursorInvalid, or CursorExpired for another epoch."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        their_epoch, pos = text.split(":")
-        value = int(pos) if pos.isascii() and pos.isdigit() else -1
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}") from None
-    if value < 0 or value >= 1 << 63:
-        raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}")
-    if their_epoch != epoch:
-        raise CursorExpired("the cursor is from another epoch of this store; pull again from the start")
-    return value
+    return decode_cursor(epoch, cursor)

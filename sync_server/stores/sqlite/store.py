@@ -17,8 +17,6 @@ seen sequence ``n`` has seen everything committed before it.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import datetime as dt
 import itertools
@@ -70,7 +68,8 @@ from ..base import (
     WriteTx,
     cut_page,
 )
-from ..errors import CursorExpired, CursorInvalid, StoreError, StoreUnavailable
+from ..cursors import decode_cursor, encode_cursor
+from ..errors import CursorExpired, StoreError, StoreUnavailable
 from ..schema import SchemaStatus
 from . import _blobs, _console, _identity, _migrate, _sql, _supervision
 from ._writer import PRAGMAS, ThreadConnection
@@ -308,20 +307,10 @@ class SqliteStore(Store):
     # -- pull -----------------------------------------------------------------
 
     def encode_cursor(self, seq: int) -> str:
-        return base64.urlsafe_b64encode(f"{self.epoch}:{seq}".encode()).decode().rstrip("=")
+        return encode_cursor(self.epoch, seq)
 
     def _decode_cursor(self, cursor: str) -> int:
-        try:
-            text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-            epoch, seq = text.split(":")
-            value = int(seq) if seq.isascii() and seq.isdigit() else -1
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}") from None
-        if value < 0 or value >= 1 << 63:  # past a 64-bit integer: no such position
-            raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}")
-        if epoch != self.epoch:
-            raise CursorExpired("the cursor is from another epoch of this store; pull again from the start")
-        return value
+        return decode_cursor(self.epoch, cursor)
 
     async def pull(
         self,
