@@ -8,8 +8,9 @@ The link is ``tests/linkemu.py`` (an asyncio TCP proxy on loopback: bandwidth ea
 way, one-way delay, optional cuts at random bytes). The server runs in its own
 process (``patrol-sync serve``); setup goes straight to it, only the measured device
 crosses the link. ``--wire plain`` is the SDK with every wire option off
-(``WireOptions.plain()``: no gzip, full answers, full stamps, 4 MiB pages); ``new``
-its defaults.
+(``WireOptions.plain()``: no gzip, full answers, full stamps, 4 MiB pages, its own
+records pulled back); ``new`` its defaults; ``msgpack`` the defaults with MessagePack
+answers; ``own`` the defaults but pulling its own records back.
 
 - **day**: a ward with 40 premises, a colleague's 55 records (40 checks, 15
   violations) waiting; the officer records 40 checks and 15 violations, 3 of them with
@@ -72,7 +73,16 @@ async def _day(client: AsyncPatrolClient, premises: list[str], photos: int = 0) 
 
 
 def _wire(name: str) -> WireOptions:
-    return WireOptions.plain() if name == "plain" else WireOptions()
+    """``plain``: every wire option off; ``new``: the SDK's defaults; ``msgpack``: the
+    defaults with MessagePack answers; ``own``: the defaults but pulling its own records
+    back (``skip_own`` off, as before it existed)."""
+    if name == "plain":
+        return WireOptions.plain()
+    if name == "msgpack":
+        return WireOptions(msgpack_answers=True)
+    if name == "own":
+        return WireOptions(skip_own=False)
+    return WireOptions()
 
 
 async def _day_scenario(fleet: Fleet, tmp: Path, wire: str, link_args: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +188,7 @@ async def _run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default="day,fresh")
-    parser.add_argument("--wire", default="plain,new", help="plain, new or both")
+    parser.add_argument("--wire", default="plain,new", help="comma-separated: plain, new, msgpack, own")
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--kbit", type=float, default=64)
     parser.add_argument("--rtt-ms", type=float, default=400)

@@ -47,18 +47,19 @@ class SyncController(Controller):
         """One change set of this device (PROTOCOL.md section 4): each change applied or
         rejected on its own, all applied ones in one transaction. Sent again with the same
         ``changeset_id``, it applies nothing twice and answers the same. ``Prefer:
-        return=minimal`` leaves out records that stand as the device made them."""
+        return=minimal`` gives as ``seq`` alone the records the device computes itself."""
         settings = service.settings
         fmt = codec.request_format(request.headers.get("content-type"))
         body = codec.read_body(await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes)
         push = codec.decode_push(body, fmt, settings.max_changes)
+        push.minimal = minimal = _prefers_minimal(request.headers.getall("prefer", []))
         outcome = await service.push(request.user, push)
         client = parse_client_header(request.headers.get("x-client"))
         service.fleet.note(request.user, "push", client, _top_stamp(push), 0 if outcome.replayed else outcome.rejected)
-        minimal = _prefers_minimal(request.headers.getall("prefer", []))
         out = codec.response_format(request.headers.get("accept"))
-        answer = push_answer(outcome.answer, push, minimal=minimal, compact=stamps == "compact", fmt=out)
-        headers = {"Preference-Applied": "return=minimal", "Vary": "Prefer"} if minimal else {"Vary": "Prefer"}
+        answer = push_answer(outcome.answer, own=outcome.own, minimal=minimal, compact=stamps == "compact", fmt=out)
+        applied = minimal and outcome.own is not None  # (a retry of a push that did not ask answers whole)
+        headers = {"Preference-Applied": "return=minimal", "Vary": "Prefer"} if applied else {"Vary": "Prefer"}
         return Response(answer, media_type=codec.MSGPACK if out == "msgpack" else codec.JSON, headers=headers)
 
     @get("/pull", summary="Pull records changed after a cursor, in commit order")

@@ -10,7 +10,7 @@ import msgspec
 from schemas import PulledRecord, order
 from schemas.stamps import stamp_node
 
-__all__ = ["RecordState", "decode_state", "encode_crdt", "encode_doc", "made_by"]
+__all__ = ["RecordState", "decode_state", "encode_crdt", "encode_doc", "made_by", "state_made_by"]
 
 #: element -> [stamp, present] of one ``set`` field (an LWW-element set)
 Elements = dict[str, list[Any]]
@@ -124,6 +124,15 @@ def made_by(doc: bytes, crdt: bytes, node: str) -> bool:
     if any(stamp_node(ts) != node for ts in _stamps_decoder.decode(doc).stamps.values()):
         return False
     extra = _crdt_decoder.decode(crdt)
-    if extra.tomb is not None and stamp_node(extra.tomb) != node:
+    return _merge_state_by(extra.tomb, extra.sets, node)
+
+
+def state_made_by(state: RecordState, node: str) -> bool:
+    """:func:`made_by` of a record in memory."""
+    return all(stamp_node(ts) == node for ts in state.stamps.values()) and _merge_state_by(state.tomb, state.sets, node)
+
+
+def _merge_state_by(tomb: str | None, sets: dict[str, Elements], node: str) -> bool:
+    if tomb is not None and stamp_node(tomb) != node:
         return False
-    return all(stamp_node(ts) == node for elements in extra.sets.values() for ts, _ in elements.values())
+    return all(stamp_node(ts) == node for elements in sets.values() for ts, _ in elements.values())
