@@ -259,3 +259,17 @@ async def test_a_minimal_answer_is_the_same_on_a_retry_and_a_push_that_did_not_a
     await world.officer_a.push_ok(unasked, "unasked")
     later = await _minimal(world, unasked, "unasked")
     assert "record" in later.json()["results"][0] and "preference-applied" not in later.headers
+
+
+async def test_messagepack_answers_push_and_pull_but_a_problem_stays_json(world: World) -> None:
+    packed = {"Accept": "application/msgpack"}
+    body = {"device_id": "lamson-h01", "changeset_id": "mp", "changes": [premises("p1", "lam-son", "lamson-h01")]}
+    push = await world.officer_a.http.post("/v1/sync/push", json=body, headers={**packed, "Prefer": "return=minimal"}, params={"stamps": "compact"})
+    assert push.headers["content-type"].startswith("application/msgpack")
+    assert msgspec.msgpack.decode(push.content)["results"][0]["status"] == "applied"
+    pull = await world.officer_b.http.get("/v1/sync/pull", headers=packed, params={"stamps": "compact"})
+    assert pull.headers["content-type"].startswith("application/msgpack")
+    assert [r["id"] for r in msgspec.msgpack.decode(pull.content)["records"]] == ["p1"]
+    refused = await world.officer_b.http.get("/v1/sync/pull", headers=packed, params={"cursor": "%%%"})
+    assert refused.status_code == 400 and refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["status"] == 400
