@@ -8,8 +8,10 @@ The link is ``tests/linkemu.py`` (an asyncio TCP proxy on loopback: bandwidth ea
 way, one-way delay, optional cuts at random bytes). The server runs in its own
 process (``patrol-sync serve``); setup goes straight to it, only the measured device
 crosses the link. ``--wire plain`` is the SDK with every wire option off
-(``WireOptions.plain()``: no gzip, full answers, full stamps, 4 MiB pages); ``new``
-its defaults.
+(``WireOptions.plain()``: no gzip, full answers, full stamps, 4 MiB pages, its own
+records pulled back); ``new`` its defaults; ``msgpack`` the defaults with MessagePack
+answers; ``own`` the defaults but pulling its own records back; ``whole`` the
+defaults but whole push answers.
 
 - **day**: a ward with 40 premises, a colleague's 55 records (40 checks, 15
   violations) waiting; the officer records 40 checks and 15 violations, 3 of them with
@@ -17,6 +19,8 @@ its defaults.
   records are pushed and pulled (photos go last), "whole" includes the photos.
 - **fresh**: a new handheld pulls a ward of ``--records`` records.
 - **idle**: a sync with nothing to push or pull.
+- **revisit** (after the day's): the officer fines the day's 15 violations and syncs
+  (edits of records it made: a minimal answer gives them as ``seq`` alone).
 """
 
 from __future__ import annotations
@@ -72,7 +76,18 @@ async def _day(client: AsyncPatrolClient, premises: list[str], photos: int = 0) 
 
 
 def _wire(name: str) -> WireOptions:
-    return WireOptions.plain() if name == "plain" else WireOptions()
+    """``plain``: every wire option off; ``new``: the SDK's defaults; ``msgpack``: the
+    defaults with MessagePack answers; ``own``: the defaults but pulling its own records
+    back (``skip_own`` off, as before it existed)."""
+    if name == "plain":
+        return WireOptions.plain()
+    if name == "msgpack":
+        return WireOptions(msgpack_answers=True)
+    if name == "own":
+        return WireOptions(skip_own=False)
+    if name == "whole":
+        return WireOptions(minimal=False)
+    return WireOptions()
 
 
 async def _day_scenario(fleet: Fleet, tmp: Path, wire: str, link_args: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +121,14 @@ async def _day_scenario(fleet: Fleet, tmp: Path, wire: str, link_args: dict[str,
             t0 = time.monotonic()
             await officer.sync()
             idle = (time.monotonic() - t0, link.up_bytes - idle_before[0], link.down_bytes - idle_before[1])
+            # the afternoon: the day's 15 violations fined (edits of records the officer made)
+            for v in await officer.find(Violation):
+                if v.created_by == "u-000":
+                    await officer.update(Violation, v.id, status="fined", fine_vnd=2_500_000)
+            revisit_before = (link.up_bytes, link.down_bytes)
+            t0 = time.monotonic()
+            await officer.sync()
+            revisit = (time.monotonic() - t0, link.up_bytes - revisit_before[0], link.down_bytes - revisit_before[1])
     r = marks["records"]
     return {
         "scenario": "day",
@@ -123,6 +146,9 @@ async def _day_scenario(fleet: Fleet, tmp: Path, wire: str, link_args: dict[str,
         "idle_s": round(idle[0], 2),
         "idle_up_B": idle[1],
         "idle_down_B": idle[2],
+        "revisit_s": round(revisit[0], 2),
+        "revisit_up_B": revisit[1],
+        "revisit_down_B": revisit[2],
     }
 
 
@@ -178,7 +204,7 @@ async def _run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default="day,fresh")
-    parser.add_argument("--wire", default="plain,new", help="plain, new or both")
+    parser.add_argument("--wire", default="plain,new", help="comma-separated: plain, new, msgpack, own, whole")
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--kbit", type=float, default=64)
     parser.add_argument("--rtt-ms", type=float, default=400)

@@ -23,7 +23,7 @@ import aiosqlite
 import msgspec
 
 from schemas import AnyChange, ChangeResult, Delete, ErrorItem, FieldEdit, PushResponse, SetEdit, ValueEdit
-from schemas.compact import own_state
+from schemas.compact import apply_own
 
 from ._localdb import LocalDB, fetch_all, fetch_one, scalar
 from ._records import DeviceClock, WireRecord, refresh_views, stamps_of, upsert_pulled
@@ -242,8 +242,9 @@ class Outbox:
         """Apply the server's answer: bases updated, rejections to dead letters, rows done.
 
         ``minimal``: the server applied ``Prefer: return=minimal``, so a record that
-        comes as its ``seq`` alone stands exactly as this change set made it
-        (``schemas.compact.own_state``), and is rebuilt from the body sent.
+        comes as its ``seq`` alone stands exactly as this change set makes it over the
+        copy this device holds (``schemas.compact.apply_own``; none for a record it
+        made), and is rebuilt so from the body sent.
 
         Not fsynced: lost to a power cut, the change set would still be in flight, and
         its resend would get the same answer."""
@@ -253,8 +254,6 @@ class Outbox:
             raise ProtocolError(f"change set {frozen.changeset_id}: {len(heads)} changes sent, {len(results)} results")
         raws = _raws.decode(frozen.body).changes if any(r.status == "rejected" for r in results) or minimal else []
         applied = [r.record for r in results if r.status == "applied" and r.record is not None]
-        if minimal:
-            applied += _rebuilt(heads, raws, results)
         now = utc_text(self.clock.wall())
         dead = []
         for n, (head, result) in enumerate(zip(heads, results, strict=True)):
@@ -265,6 +264,8 @@ class Outbox:
                 errors = _json.encode(result.errors).decode()
                 dead.append((head.collection, head.id, _json.encode(change).decode(), errors, frozen.changeset_id, now))
         async with self.db.transaction(durable=False) as conn:
+            if minimal:
+                applied += await _rebuilt(conn, heads, raws, results)
             await upsert_pulled(conn, applied, self.clock)
             if dead:
                 await conn.executemany(
@@ -344,8 +345,13 @@ def _out_change(collection: str, record_id: str, pending: Pending) -> _OutChange
     return _OutChange(collection=collection, id=record_id, fields=fields, delete=delete)
 
 
-def _rebuilt(heads: list[_Head], raws: list[msgspec.Raw], results: list[ChangeResult[WireRecord]]) -> list[WireRecord]:
-    """The records a minimal answer gave as ``seq`` alone, as this device's changes made them."""
+async def _rebuilt(conn: aiosqlite.Connection, heads: list[_Head], raws: list[msgspec.Raw], results: list[ChangeResult[WireRecord]]) -> list[WireRecord]:
+    """The records a minimal answer gave as ``seq`` alone, as this device's changes make
+    them over the copy it holds (``schemas.compact.apply_own``, the server's rule too).
+
+    The copy is the record as last pulled or answered; none when the device never had
+    one, or when it was kept through a server restore (``seq`` 0: the server then held
+    no such record, and the pull from the start after the 410 replaces it anyway)."""
     whole = {(h.collection, h.id) for h, r in zip(heads, results, strict=True) if r.record is not None or r.status != "applied"}
     changes: dict[tuple[str, str], list[dict[str, Any]]] = {}
     seqs: dict[tuple[str, str], int] = {}
@@ -363,11 +369,19 @@ def _rebuilt(heads: list[_Head], raws: list[msgspec.Raw], results: list[ChangeRe
     for (collection, record_id), sent in changes.items():
         if (collection, record_id) in whole:
             continue
-        state = own_state(sent)
-        if state is None or not isinstance(state[0].get("ward_id"), str):
-            continue  # (cannot happen: the server answers such records whole) the next pull brings it
+        copy = await fetch_one(conn, "SELECT ward_id, seq, fields, stamps FROM records WHERE collection = ? AND id = ?", (collection, record_id))
+        if copy is not None and copy[2] is not None and copy[1]:
+            ward, fields, stamps = copy[0], _decode.decode(copy[2]), stamps_of(copy[3], copy[2])
+        else:
+            ward, fields, stamps = None, {}, {}
+        state = apply_own(fields, stamps, sent)
+        if state is None:
+            continue  # (cannot happen: the server answers such records whole)
         fields, stamps = state
+        ward = ward or fields.get("ward_id")
+        if not isinstance(ward, str):
+            continue  # (cannot happen either: a new record names its ward)
         records.append(
-            WireRecord(collection, record_id, fields["ward_id"], seqs[(collection, record_id)], False, msgspec.Raw(_json.encode(fields)), msgspec.Raw(_json.encode(stamps)))
+            WireRecord(collection, record_id, ward, seqs[(collection, record_id)], False, msgspec.Raw(_json.encode(fields)), msgspec.Raw(_json.encode(stamps)))
         )
     return records

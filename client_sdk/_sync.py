@@ -34,8 +34,9 @@ import msgspec
 
 from schemas import ErrorItem, PullResponse, PushResponse, Warning
 
+from ._answers import MSGPACK, read_pull, read_push
 from ._blobs import Blobs
-from ._http import Http, decode
+from ._http import Http
 from ._localdb import SCHEMA_VERSION, LocalDB
 from ._outbox import Frozen, Outbox
 from ._records import DeviceClock, WireRecord, pending_keys, refresh_views, upsert_pulled
@@ -48,7 +49,6 @@ __all__ = ["Progress", "Syncer"]
 
 Progress = Callable[[SyncProgress], None]
 SDK_NAME = "patrol-sync-py"
-_push_answer = msgspec.json.Decoder(PushResponse[WireRecord])
 
 
 class Syncer:
@@ -108,8 +108,9 @@ class Syncer:
         return SyncProgress(phase="blobs", pushed=report.pushed + report.rejected, to_push=0, pulled=report.pulled, blobs=done)
 
     def _client_header(self) -> str:
-        clock = f"{self.clock.wall():013d}-0000-{self.device_id}"
-        return f"{SDK_NAME}/{_version}; schema={SCHEMA_VERSION}; pending={max(0, self._pending_hint)}; clock={clock}"
+        # the clock as milliseconds alone: a stamp's counter and node would say nothing
+        # the token does not, and an idle sync on 2G is one small request
+        return f"{SDK_NAME}/{_version}; schema={SCHEMA_VERSION}; pending={max(0, self._pending_hint)}; clock={self.clock.wall():013d}"
 
     # -- push ----------------------------------------------------------------------------
 
@@ -153,6 +154,8 @@ class Syncer:
         dead-lettered here."""
         content, headers = self._push_body(frozen.body)
         params = {"stamps": "compact"} if self.wire.compact_stamps else None
+        if self.wire.msgpack_answers:
+            headers["Accept"] = MSGPACK
         try:
             response = await self.http.send("POST", "/v1/sync/push", params=params, content=content, headers=headers, safe=True)
         except InvalidRequestError as exc:
@@ -169,7 +172,7 @@ class Syncer:
             report.warnings.append(Warning(code="changeset_reused", detail=f"{exc.problem.detail}; its edits are sent again under a new id"))
             return max(frozen.changes, 1)
         try:
-            answer = _push_answer.decode(response.content)
+            answer = read_push(response)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ProtocolError(f"push of change set {frozen.changeset_id}: unreadable answer: {exc}") from None
         if answer.changeset_id != frozen.changeset_id:
@@ -250,8 +253,16 @@ class Syncer:
             params["stamps"] = "compact"
         if self.wire.page_bytes is not None:
             params["max_bytes"] = self.wire.page_bytes
-        response = await self.http.send("GET", "/v1/sync/pull", params=params, headers={"X-Client": self._client_header()})
-        return decode(response, PullResponse[WireRecord])
+        if self.wire.skip_own and cursor:  # (from no cursor the server sends everything anyway)
+            params["own"] = "skip"
+        headers = {"X-Client": self._client_header()}
+        if self.wire.msgpack_answers:
+            headers["Accept"] = MSGPACK
+        response = await self.http.send("GET", "/v1/sync/pull", params=params, headers=headers)
+        try:
+            return read_pull(response)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProtocolError(f"GET /v1/sync/pull: unreadable answer: {exc}") from None
 
     async def _pull_pages(self, report: SyncReport, progress: Progress | None) -> None:
         async with self.db.transaction() as conn:

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["compact_stamps", "expand_stamps", "own_state"]
+__all__ = ["apply_own", "compact_stamps", "expand_stamps", "own_state"]
 
 
 def compact_stamps(fields: Mapping[str, Any], stamps: Mapping[str, str]) -> tuple[str | None, dict[str, str]]:
@@ -49,8 +49,23 @@ def own_state(changes: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Any], dic
     """Fields and stamps a record would hold had only these changes (plain decoded
     JSON, in the order sent) ever touched it; None when they delete it (a tombstone is
     never assumed: deleted records come whole)."""
-    fields: dict[str, Any] = {}
-    stamps: dict[str, str] = {}
+    return apply_own({}, {}, changes)
+
+
+def apply_own(
+    fields: Mapping[str, Any], stamps: Mapping[str, str], changes: Iterable[Mapping[str, Any]]
+) -> tuple[dict[str, Any], dict[str, str]] | None:
+    """A record held as ``fields`` and ``stamps`` (the device's copy; empty for a record
+    it makes) after one change set's changes, as the device computes it without the
+    server: each field its latest edit unless the copy's stamp is later, each set its
+    elements with the changes' adds and removes, stamped with the later of the copy's
+    stamp and the changes'. None when the changes delete the record or edit a set with
+    no element (the server's stamp for it is not the device's to guess).
+
+    This is the rule ``Prefer: return=minimal`` rests on: the server answers a record
+    as its ``seq`` alone only when its stored state is exactly this over the copy the
+    device holds (``sync_server/engine/own.py``), and the SDK rebuilds it with it."""
+    values: dict[str, tuple[Any, str]] = {}
     sets: dict[str, dict[str, tuple[str, bool]]] = {}
     for change in changes:
         if change.get("delete") is not None:
@@ -58,18 +73,27 @@ def own_state(changes: Iterable[Mapping[str, Any]]) -> tuple[dict[str, Any], dic
         for name, edit in (change.get("fields") or {}).items():
             ts = edit["ts"]
             if "value" in edit:
-                if name in stamps and stamps[name] > ts:
-                    continue
-                fields[name], stamps[name] = edit["value"], ts
+                if name not in values or values[name][1] <= ts:
+                    values[name] = (edit["value"], ts)
                 continue
             elements = sets.setdefault(name, {})
-            for present, key in ((True, "add"), (False, "remove")):
+            for adds, key in ((True, "add"), (False, "remove")):
                 for element in edit.get(key) or ():
                     if element not in elements or elements[element][0] <= ts:
-                        elements[element] = (ts, present)
+                        elements[element] = (ts, adds)
+    out_fields, out_stamps = dict(fields), dict(stamps)
+    for name, (value, ts) in values.items():
+        if name not in out_stamps or out_stamps[name] <= ts:
+            out_fields[name], out_stamps[name] = value, ts
     for name, elements in sets.items():
         if not elements:
-            return None  # an empty set edit: the server's stamp for it is not the device's to guess
-        fields[name] = sorted(e for e, (_, present) in elements.items() if present)
-        stamps[name] = max(ts for ts, _ in elements.values())
-    return fields, stamps
+            return None
+        held = set(out_fields.get(name) or ())
+        for element, (_, there) in elements.items():
+            if there:
+                held.add(element)
+            else:
+                held.discard(element)
+        out_fields[name] = sorted(held)
+        out_stamps[name] = max(out_stamps.get(name, ""), max(ts for ts, _ in elements.values()))
+    return out_fields, out_stamps

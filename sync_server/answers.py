@@ -4,11 +4,13 @@ The writer stores one canonical push answer (JSON, full stamps, each record once
 that a retry gets the same answer whatever it asks; the store keeps each record's
 pulled document ready-made. What a client asked for is applied here, on the way out:
 
-- ``Prefer: return=minimal`` (push): a record that stands exactly as the device's own
-  changes made it (``schemas.compact.own_state``) comes back as its ``seq`` alone; a
-  record the merge changed in any way (a conflict lost, a re-stamp, another device's
-  field or set element, a tombstone) still comes whole. Since the decision is taken
-  from the stored answer and the resent body, a retry gets the same minimal answer.
+- ``Prefer: return=minimal`` (push): a record the device computes itself from its
+  change set over the copy it holds (``engine.own``) comes back as its ``seq`` alone;
+  a record the merge changed in any way (a conflict lost, a re-stamp, another device's
+  field or set element, a tombstone) still comes whole. The writer decides, since it
+  alone sees each record just before the change set, and keeps the decision with the
+  stored answer (:func:`with_own`), so a retry gets the same minimal answer. A push
+  that did not ask keeps none: its retries answer whole, whatever they ask.
 - ``stamps=compact`` (push and pull): one ``stamp`` per record, ``stamps`` only for the
   fields that differ (``schemas.compact``).
 - MessagePack instead of JSON.
@@ -23,34 +25,44 @@ from typing import Any
 
 import msgspec
 
-from schemas import Change, ChangeResult, CompactRecord, PulledRecord, PullResponse, PushResponse
-from schemas.compact import compact_stamps, own_state
+from schemas import ChangeResult, CompactRecord, PulledRecord, PullResponse, PushResponse
+from schemas.compact import compact_stamps
 
 from . import codec
-from .codec import DecodedPush
 
-__all__ = ["pull_answer", "push_answer"]
+__all__ = ["pull_answer", "push_answer", "split_stored", "with_own"]
 
 _push = msgspec.json.Decoder(PushResponse[PulledRecord])
 _record = msgspec.json.Decoder(PulledRecord)
-_sorted = msgspec.json.Encoder(order="sorted")
+_indices = msgspec.json.Decoder(list[int])
 
 
-def push_answer(stored: bytes, push: DecodedPush, *, minimal: bool, compact: bool, fmt: codec.Format) -> bytes:
-    """The stored (canonical) answer of a push, shaped as the client asked."""
+def with_own(answer: bytes, own: list[int]) -> bytes:
+    """A stored answer with the results whose record the device computes itself: after
+    the answer's JSON (which never holds a raw newline) and a newline, as a JSON list."""
+    return answer + b"\n" + codec.encode(own)
+
+
+def split_stored(stored: bytes) -> tuple[bytes, frozenset[int] | None]:
+    """A stored answer's JSON, and the results noted by :func:`with_own` (None: none noted)."""
+    answer, newline, own = stored.partition(b"\n")
+    return answer, (frozenset(_indices.decode(own)) if newline else None)
+
+
+def push_answer(stored: bytes, *, own: frozenset[int] | None, minimal: bool, compact: bool, fmt: codec.Format) -> bytes:
+    """The stored (canonical) answer of a push, shaped as the client asked; ``own``: the
+    results a minimal answer gives as ``seq`` alone (``split_stored``)."""
+    minimal = minimal and bool(own)
     if not (minimal or compact) and fmt == "json":
         return stored
     if not (minimal or compact):
         return codec.encode(msgspec.json.decode(stored), fmt)
     answer = _push.decode(stored)
-    own = _own_changes(push) if minimal else {}
     results: list[ChangeResult[Any]] = []
-    for result in answer.results:
+    for n, result in enumerate(answer.results):
         record: Any = None
-        if (pulled := result.record) is not None:
-            key = (pulled.collection, pulled.id)
-            if not (minimal and _stands_as_sent(pulled, own.get(key, []))):
-                record = _compact(pulled) if compact else pulled
+        if (pulled := result.record) is not None and not (minimal and own is not None and n in own):
+            record = _compact(pulled) if compact else pulled
         results.append(ChangeResult[Any](result.collection, result.id, result.status, result.seq, record, result.errors))
     shaped = PushResponse[Any](answer.changeset_id, answer.cursor, results, answer.conflicts, answer.warnings)
     return codec.encode(shaped, fmt)
@@ -71,21 +83,3 @@ def pull_answer(docs: Sequence[bytes], cursor: str, more: bool, *, compact: bool
 def _compact(record: PulledRecord) -> CompactRecord:
     stamp, stamps = compact_stamps(record.fields, record.stamps)
     return CompactRecord(record.collection, record.id, record.ward_id, record.seq, record.deleted, record.fields, stamps, stamp)
-
-
-def _own_changes(push: DecodedPush) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    own: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for change in push.changes:
-        if isinstance(change, Change):
-            own.setdefault((change.collection, change.id), []).append(msgspec.to_builtins(change))
-    return own
-
-
-def _stands_as_sent(record: PulledRecord, changes: list[dict[str, Any]]) -> bool:
-    if record.deleted or not changes:
-        return False
-    state = own_state(changes)
-    if state is None:
-        return False
-    fields, stamps = state
-    return _sorted.encode(fields) == _sorted.encode(record.fields) and stamps == record.stamps

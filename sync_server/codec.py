@@ -136,6 +136,9 @@ class DecodedPush:
     changes: list[Change | Rejected]
     #: identifies the body whatever its encoding, for idempotent retries
     body_hash: bytes
+    #: the client asked ``Prefer: return=minimal``: the writer then notes which records
+    #: the device can compute itself (``engine.own``), with the stored answer
+    minimal: bool = False
 
 
 class _Head(msgspec.Struct):

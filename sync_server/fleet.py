@@ -6,7 +6,8 @@ small transaction a second (never on the request's path, and a pull stays a pure
 read). A supervisor's query first writes what this process holds.
 
 The clock offset is measured from the stamps a device sends: from ``clock=<stamp>``
-in its ``X-Client`` header (its HLC at sending time, which the SDK sends) or, without
+(or ``clock=<ms>``) in its ``X-Client`` header (its clock at sending time, which the
+SDK sends) or, without
 it, from the highest stamp of its push (a lower bound: edits are stamped when made).
 """
 
@@ -41,8 +42,10 @@ class ClientInfo:
 
 
 def parse_client_header(value: str | None) -> ClientInfo | None:
-    """``<sdk name>/<version>; schema=<n>; pending=<count>[; clock=<stamp>]``; parts that
-    do not parse are ignored (the header is informative, never a reason to refuse)."""
+    """``<sdk name>/<version>; schema=<n>; pending=<count>[; clock=<stamp or ms>]``; parts
+    that do not parse are ignored (the header is informative, never a reason to refuse).
+    ``clock`` is the device's wall clock: a whole stamp, or only its 13-digit
+    milliseconds (the SDK's, since 0.1: the rest says nothing the token does not)."""
     if not value or len(value) > 256:
         return None
     first, *params = [part.strip() for part in value.split(";")]
@@ -56,7 +59,7 @@ def parse_client_header(value: str | None) -> ClientInfo | None:
         key, raw = key.strip().lower(), raw.strip()
         if key in ("schema", "pending") and raw.isdigit() and len(raw) <= 12:
             info[key] = int(raw)
-        elif key == "clock" and _STAMP.match(raw):
+        elif key == "clock" and (_STAMP.match(raw) or (len(raw) == 13 and raw.isascii() and raw.isdigit())):
             info["clock"] = raw
     return ClientInfo(**info)  # type: ignore[arg-type]
 

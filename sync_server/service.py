@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 
 from schemas import HLC, SERVER_NODE
 
 from . import answers, codec
 from .codec import DecodedPush
+from .engine.state import made_by
 from .errors import Forbidden, Unavailable
 from .fleet import FleetMonitor
 from .principal import Principal
@@ -59,22 +61,30 @@ class SyncService:
         max_bytes: int | None = None,
         wait_s: float = 0.0,
         compact: bool = False,
+        skip_own: bool = False,
     ) -> bytes:
         """One page; with ``wait_s``, an empty page waits for a commit first (long poll).
+
+        ``skip_own`` leaves out the records that stand wholly as this device's edits made
+        them (``engine.state.made_by``): it holds them already. Never from no cursor: a
+        device pulling from the start (a new or wiped handheld, or after a 410) holds
+        nothing, and gets everything.
 
         Commits of this process wake the wait at once (the writer's listeners); those
         of other workers are seen by pulling again every ``_POLL_S``, which is what
         keeps the long poll right with several workers and either store."""
         wards = None if principal.is_admin else principal.wards
         budget = self.settings.max_page_bytes if max_bytes is None else min(max_bytes, self.settings.max_page_bytes)
+        skip = functools.partial(made_by, node=principal.device_id) if skip_own and cursor else None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while True:
             woken = self._commits
-            page = await self.store.pull(wards, cursor, limit, collections, budget)
+            page = await self.store.pull(wards, cursor, limit, collections, budget, skip)
             left = deadline - loop.time()
             if page.docs or page.more or left <= 0:
                 return answers.pull_answer(page.docs, page.cursor, page.more, compact=compact, fmt=fmt)
+            cursor = page.cursor  # past what was left out: wait for what comes after it
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), min(left, _POLL_S))
 

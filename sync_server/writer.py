@@ -40,9 +40,11 @@ import msgspec
 from schemas import HLC, Change, ChangeResult, Conflict, Key, PushResponse, Warning, stamp_ms
 from schemas.stamps import utc_now, wall_ms
 
+from .answers import split_stored, with_own
 from .codec import DecodedPush, Rejected
 from .engine import Context, Outcome, RecordState, apply_change
 from .engine.guards import REFERENCES
+from .engine.own import computable
 from .engine.state import encode_crdt, encode_doc
 from .errors import ChangesetReused, Forbidden, Unavailable
 from .principal import Principal
@@ -83,6 +85,9 @@ class PushOutcome:
     rejected: int = 0
     #: answered from the stored answer of an earlier identical push
     replayed: bool = False
+    #: results whose record the device computes itself (``engine.own``), noted when the
+    #: push asked ``Prefer: return=minimal``; None: not noted (the answer stays whole)
+    own: frozenset[int] | None = None
 
 
 @dataclasses.dataclass(slots=True, frozen=True)
@@ -124,6 +129,8 @@ class _Merged:
     items: list[_Applied | Rejected]
     now_ms: int
     conflicts: list[Conflict] = dataclasses.field(default_factory=list)
+    #: each record as it stood just before this change set (None: it did not exist)
+    before: dict[Key, RecordState | None] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(slots=True)
@@ -302,9 +309,11 @@ class PushWriter:
             if answer.body_hash != job.push.body_hash:
                 answers.append(ChangesetReused(f"change set {job.push.changeset_id} of device {job.push.device_id} was sent before with another body"))
             elif (mine := merged_by_id.get(job.id)) is not None and mine.job is job:
-                answers.append(PushOutcome(answer.response, rejected=_rejected(mine)))
+                body, own = split_stored(answer.response)
+                answers.append(PushOutcome(body, rejected=_rejected(mine), own=own))
             else:
-                answers.append(PushOutcome(answer.response, replayed=True))
+                body, own = split_stored(answer.response)
+                answers.append(PushOutcome(body, replayed=True, own=own))
         return plan, answers
 
     async def _still_valid(self, plan: _Plan, stored: dict[ChangesetKey, StoredChangeset], tx: WriteTx) -> bool:
@@ -357,6 +366,7 @@ class PushWriter:
             ward_of=ward_of,
         )
         items: list[_Applied | Rejected] = []
+        before: dict[Key, RecordState | None] = {}
         for n, change in enumerate(job.push.changes, 1):
             if n % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let the previous group's write make progress meanwhile
@@ -364,6 +374,8 @@ class PushWriter:
                 items.append(change)
                 continue
             key = (change.collection, change.id)
+            if key not in before:
+                before[key] = working.get(key)
             outcome = apply_change(working.get(key), change, ctx)
             if outcome.state is None:
                 items.append(Rejected(change.collection, change.id, outcome.errors))
@@ -372,7 +384,7 @@ class PushWriter:
                 working[key] = outcome.state
                 dirty[key] = None
             items.append(_Applied(key, outcome))
-        return _Merged(job, items, ctx.now_ms)
+        return _Merged(job, items, ctx.now_ms, before=before)
 
 
 def _references(change: Change) -> list[Key]:
@@ -450,7 +462,24 @@ def _answer(m: _Merged, working: dict[Key, RecordState], docs: dict[Key, bytes],
         conflicts=m.conflicts,
         warnings=_warnings(m),
     )
-    return _json.encode(answer)
+    if not m.job.push.minimal:
+        return _json.encode(answer)
+    return with_own(_json.encode(answer), _own(m, working, last))
+
+
+def _own(m: _Merged, working: dict[Key, RecordState], last: dict[Key, int]) -> list[int]:
+    """The results (each record's last) whose record the device computes itself."""
+    sent: dict[Key, list[dict[str, Any]]] = {}
+    refused: set[Key] = set()
+    for change, item in zip(m.job.push.changes, m.items, strict=True):
+        if isinstance(item, Rejected):
+            if isinstance(change, Change):
+                refused.add((change.collection, change.id))
+            continue
+        assert isinstance(change, Change)
+        sent.setdefault(item.key, []).append(msgspec.to_builtins(change))
+    node = m.job.push.device_id
+    return sorted(n for key, n in last.items() if key not in refused and computable(m.before.get(key), working[key], sent[key], node))
 
 
 def _warnings(m: _Merged) -> list[Warning]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import itertools
 import uuid
@@ -122,6 +123,15 @@ async def make_world(base_url: str, admin_token: str) -> World:
         assert response.status_code == 201, response.text
         apis.append(Api(base_url, response.json()["token"], device))
     return World(base_url, admin, *apis)
+
+
+def cursor_epoch(cursor: str) -> str:
+    """The store epoch in a pull cursor the server made (``sync_server/stores/cursors.py``),
+    for tests that forge cursors of the first form, ``base64url("<epoch>:<position>")``."""
+    if "." in cursor:
+        packed = cursor.split(".")[0]
+        return base64.urlsafe_b64decode(packed + "=" * (-len(packed) % 4)).hex()
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":")[0]
 
 
 def decode_msgpack(content: bytes) -> Any:

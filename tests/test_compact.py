@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas.compact import compact_stamps, expand_stamps, own_state
+from schemas.compact import apply_own, compact_stamps, expand_stamps, own_state
 
 _stamp = st.builds(lambda ms, c, node: f"{ms:013d}-{c:04x}-{node}", st.integers(0, 10**13 - 1), st.integers(0, 3), st.sampled_from(["h01", "h02", "server"]))
 _names = st.lists(st.text("abcdefgh_", min_size=1, max_size=6), unique=True, max_size=8)
@@ -37,3 +37,17 @@ def test_own_state_is_what_the_changes_alone_make() -> None:
     ]
     assert own_state(changes) == ({"name": "b", "tags": ["y"]}, {"name": "2-0000-h", "tags": "2-0000-h"})
     assert own_state([{"delete": {"ts": "3-0000-h"}}]) is None
+
+
+def test_apply_own_is_the_changes_over_the_copy_the_device_holds() -> None:
+    copy = ({"name": "cũ", "rooms": 3, "tags": ["a", "b"]}, {"name": "1-0000-h", "rooms": "5-0000-h", "tags": "2-0000-h"})
+    changes = [
+        {"fields": {"name": {"value": "mới", "ts": "4-0000-h"}, "rooms": {"value": 9, "ts": "4-0000-h"}}},
+        {"fields": {"tags": {"add": ["c"], "remove": ["a"], "ts": "4-0000-h"}}},
+    ]
+    assert apply_own(*copy, changes) == (
+        {"name": "mới", "rooms": 3, "tags": ["b", "c"]},  # rooms: the copy's stamp is later
+        {"name": "4-0000-h", "rooms": "5-0000-h", "tags": "4-0000-h"},
+    )
+    assert apply_own({}, {}, changes) == own_state(changes)
+    assert apply_own(*copy, [{"fields": {}, "delete": {"ts": "6-0000-h"}}]) is None

@@ -40,6 +40,14 @@ async def test_a_push_and_a_pull_are_recorded_with_the_client_header(world: Worl
     assert device["wards"] == ["lam-son"] and device["user_id"] == "u-ngoc" and device["revoked"] is False
 
 
+async def test_a_clock_sent_as_milliseconds_alone_is_measured_too(world: World) -> None:
+    ahead = time.time_ns() // 1_000_000 + 7_200_000
+    header = {"X-Client": f"patrol-sync-py/0.1.0; schema=1; pending=0; clock={ahead:013d}"}
+    assert (await world.officer_a.http.get("/v1/sync/pull", headers=header)).status_code == 200
+    device = (await _devices(world))["lamson-h01"]
+    assert 7_190_000 < device["clock_offset_ms"] < 7_210_000  # type: ignore[operator]
+
+
 async def test_without_a_clock_the_offset_comes_from_the_pushed_stamps(world: World) -> None:
     ahead = time.time_ns() // 1_000_000 + 86_400_000
     await world.officer_b.push_ok([premises("p1", "lam-son", "lamson-h02", ms=ahead)])

@@ -216,3 +216,60 @@ async def test_a_pull_of_large_records_stops_at_4_mib_a_page(world: World) -> No
     assert len(response.content) <= 4 * 1024 * 1024
     rest = (await world.officer_b.http.get("/v1/sync/pull", params={"cursor": page["cursor"]})).json()
     assert len(page["records"]) + len(rest["records"]) == 20 and rest["more"] is False
+
+
+async def _minimal(world: World, changes: list[dict[str, Any]], changeset_id: str, **headers: str) -> Any:
+    body = {"device_id": "lamson-h01", "changeset_id": changeset_id, "changes": changes}
+    response = await world.officer_a.http.post("/v1/sync/push", json=body, headers={"Prefer": "return=minimal", **headers})
+    assert response.status_code == 200, response.text
+    return response
+
+
+async def test_return_minimal_answers_seq_alone_for_an_edit_of_a_record_that_stood_as_the_devices_own(world: World) -> None:
+    made = (await _minimal(world, [premises("p1", "lam-son", "lamson-h01")], "made")).json()
+    ts = made["results"][0]["record"]["stamps"]["name"]  # whole: the server filled created_by and created_at
+    again = {"name": edit("Nhà trọ Ngọc", stamp("lamson-h01"), ts), "tags": {"add": ["karaoke"], "remove": [], "ts": stamp("lamson-h01")}}
+    response = await _minimal(world, [{"collection": "premises", "id": "p1", "fields": again}], "again")
+    assert response.headers["preference-applied"] == "return=minimal"
+    (result,) = response.json()["results"]
+    assert result["status"] == "applied" and "record" not in result, response.text
+    (pulled,) = await world.officer_b.pull_all()
+    assert pulled["seq"] == result["seq"] and pulled["fields"]["name"] == "Nhà trọ Ngọc" and pulled["fields"]["tags"] == ["karaoke"]
+
+
+async def test_return_minimal_answers_whole_an_edit_of_a_record_another_device_touched_since(world: World) -> None:
+    made = (await _minimal(world, [premises("p1", "lam-son", "lamson-h01")], "made")).json()
+    ts = made["results"][0]["record"]["stamps"]["name"]
+    await world.officer_b.push_ok([{"collection": "premises", "id": "p1", "fields": {"address": edit("12 Lê Lợi", stamp("lamson-h02"))}}])
+    response = await _minimal(world, [{"collection": "premises", "id": "p1", "fields": {"name": edit("Nhà trọ Ngọc", stamp("lamson-h01"), ts)}}], "after-b")
+    (result,) = response.json()["results"]
+    assert result["record"]["fields"]["address"] == "12 Lê Lợi"  # the device may not hold it: whole
+
+
+async def test_a_minimal_answer_is_the_same_on_a_retry_and_a_push_that_did_not_ask_stays_whole(world: World) -> None:
+    made = (await _minimal(world, [premises("p1", "lam-son", "lamson-h01")], "made")).json()
+    ts = made["results"][0]["record"]["stamps"]["name"]
+    edit_p1 = [{"collection": "premises", "id": "p1", "fields": {"name": edit("Nhà trọ Ngọc", stamp("lamson-h01"), ts)}}]
+    first = await _minimal(world, edit_p1, "twice")
+    retry = await _minimal(world, edit_p1, "twice")
+    assert first.content == retry.content and "record" not in first.json()["results"][0]
+    plain = await world.officer_a.push_ok(edit_p1, "twice")
+    assert "record" in plain["results"][0]  # the same stored answer, whole
+    unasked = [{"collection": "premises", "id": "p1", "fields": {"rooms": edit(4, stamp("lamson-h01"))}}]
+    await world.officer_a.push_ok(unasked, "unasked")
+    later = await _minimal(world, unasked, "unasked")
+    assert "record" in later.json()["results"][0] and "preference-applied" not in later.headers
+
+
+async def test_messagepack_answers_push_and_pull_but_a_problem_stays_json(world: World) -> None:
+    packed = {"Accept": "application/msgpack"}
+    body = {"device_id": "lamson-h01", "changeset_id": "mp", "changes": [premises("p1", "lam-son", "lamson-h01")]}
+    push = await world.officer_a.http.post("/v1/sync/push", json=body, headers={**packed, "Prefer": "return=minimal"}, params={"stamps": "compact"})
+    assert push.headers["content-type"].startswith("application/msgpack")
+    assert msgspec.msgpack.decode(push.content)["results"][0]["status"] == "applied"
+    pull = await world.officer_b.http.get("/v1/sync/pull", headers=packed, params={"stamps": "compact"})
+    assert pull.headers["content-type"].startswith("application/msgpack")
+    assert [r["id"] for r in msgspec.msgpack.decode(pull.content)["records"]] == ["p1"]
+    refused = await world.officer_b.http.get("/v1/sync/pull", headers=packed, params={"cursor": "%%%"})
+    assert refused.status_code == 400 and refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["status"] == 400

@@ -18,6 +18,7 @@ from ..service import SyncService
 __all__ = ["SyncController"]
 
 StampsForm = Literal["full", "compact"]
+OwnRecords = Literal["send", "skip"]
 
 
 def _top_stamp(push: codec.DecodedPush) -> str | None:
@@ -46,18 +47,19 @@ class SyncController(Controller):
         """One change set of this device (PROTOCOL.md section 4): each change applied or
         rejected on its own, all applied ones in one transaction. Sent again with the same
         ``changeset_id``, it applies nothing twice and answers the same. ``Prefer:
-        return=minimal`` leaves out records that stand as the device made them."""
+        return=minimal`` gives as ``seq`` alone the records the device computes itself."""
         settings = service.settings
         fmt = codec.request_format(request.headers.get("content-type"))
         body = codec.read_body(await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes)
         push = codec.decode_push(body, fmt, settings.max_changes)
+        push.minimal = minimal = _prefers_minimal(request.headers.getall("prefer", []))
         outcome = await service.push(request.user, push)
         client = parse_client_header(request.headers.get("x-client"))
         service.fleet.note(request.user, "push", client, _top_stamp(push), 0 if outcome.replayed else outcome.rejected)
-        minimal = _prefers_minimal(request.headers.getall("prefer", []))
         out = codec.response_format(request.headers.get("accept"))
-        answer = push_answer(outcome.answer, push, minimal=minimal, compact=stamps == "compact", fmt=out)
-        headers = {"Preference-Applied": "return=minimal", "Vary": "Prefer"} if minimal else {"Vary": "Prefer"}
+        answer = push_answer(outcome.answer, own=outcome.own, minimal=minimal, compact=stamps == "compact", fmt=out)
+        applied = minimal and outcome.own is not None  # (a retry of a push that did not ask answers whole)
+        headers = {"Preference-Applied": "return=minimal", "Vary": "Prefer"} if applied else {"Vary": "Prefer"}
         return Response(answer, media_type=codec.MSGPACK if out == "msgpack" else codec.JSON, headers=headers)
 
     @get("/pull", summary="Pull records changed after a cursor, in commit order")
@@ -73,10 +75,18 @@ class SyncController(Controller):
         ] = None,
         wait: Annotated[int | None, QueryParameter(description="seconds (0-60) to wait for a change when there is none")] = None,
         stamps: Annotated[StampsForm | None, QueryParameter(description="compact: one stamp per record, and the fields that differ")] = None,
+        own: Annotated[
+            OwnRecords | None,
+            QueryParameter(
+                description="skip: leave out records whose every stamp names this device (it holds them already); "
+                "ignored without a cursor, so a device pulling from the start gets everything"
+            ),
+        ] = None,
     ) -> Response[bytes]:
         """Records of your wards changed after ``cursor``, each once as it now stands
         (PROTOCOL.md section 5). Follow ``cursor`` until ``more`` is false; 410: the store
-        was restored, start again from no cursor. JSON or MessagePack (``Accept``)."""
+        was restored, start again from no cursor. JSON or MessagePack (``Accept``).
+        ``own=skip``: not the records that stand wholly as this device's own edits made them."""
         max_page = service.settings.max_page
         if limit is None:
             limit = max_page
@@ -98,7 +108,15 @@ class SyncController(Controller):
         # a long poll ends in time to answer before the server's own request deadline
         wait_s = min(float(wait or 0), service.settings.max_wait_s, max(0.0, service.settings.request_timeout_s - 5))
         body = await service.pull(
-            request.user, cursor or None, limit, wanted, fmt, max_bytes=max_bytes, wait_s=wait_s, compact=stamps == "compact"
+            request.user,
+            cursor or None,
+            limit,
+            wanted,
+            fmt,
+            max_bytes=max_bytes,
+            wait_s=wait_s,
+            compact=stamps == "compact",
+            skip_own=own == "skip",
         )
         service.fleet.note(request.user, "pull", parse_client_header(request.headers.get("x-client")))
         return Response(body, media_type=codec.MSGPACK if fmt == "msgpack" else codec.JSON)

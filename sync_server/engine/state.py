@@ -8,8 +8,9 @@ from typing import Any
 import msgspec
 
 from schemas import PulledRecord, order
+from schemas.stamps import stamp_node
 
-__all__ = ["RecordState", "decode_state", "encode_crdt", "encode_doc"]
+__all__ = ["RecordState", "decode_state", "encode_crdt", "encode_doc", "made_by", "state_made_by"]
 
 #: element -> [stamp, present] of one ``set`` field (an LWW-element set)
 Elements = dict[str, list[Any]]
@@ -98,3 +99,40 @@ def decode_state(doc: bytes, crdt: bytes) -> RecordState:
         pulled.seq,
         len(doc),
     )
+
+
+class _Stamps(msgspec.Struct):
+    stamps: dict[str, str]
+
+
+_stamps_decoder = msgspec.json.Decoder(_Stamps)
+
+
+def made_by(doc: bytes, crdt: bytes, node: str) -> bool:
+    """Whether every stamp a stored record holds names ``node``: each field's, each set
+    element's (removed ones too) and the tombstone's.
+
+    Such a record stands wholly as that device's edits made it: no other device's edit,
+    no server re-stamp (``clock_skew``) and no conflict resolution (stamped by the
+    server) left a trace in it, and an edit of another device that lost left nothing to
+    learn. The device learned every merge outcome of its own pushes from their answers
+    (whole, or ``seq`` alone only when it could compute the state itself), so it holds
+    this state already: a pull may leave it out (``own=skip``, PROTOCOL notes in
+    ``docs/WIRE.md``). Checking the set elements and the tombstone matters: another
+    device's removal of an element, stamped below this device's later add, leaves the
+    field's stamp this device's while the set changed."""
+    if any(stamp_node(ts) != node for ts in _stamps_decoder.decode(doc).stamps.values()):
+        return False
+    extra = _crdt_decoder.decode(crdt)
+    return _merge_state_by(extra.tomb, extra.sets, node)
+
+
+def state_made_by(state: RecordState, node: str) -> bool:
+    """:func:`made_by` of a record in memory."""
+    return all(stamp_node(ts) == node for ts in state.stamps.values()) and _merge_state_by(state.tomb, state.sets, node)
+
+
+def _merge_state_by(tomb: str | None, sets: dict[str, Elements], node: str) -> bool:
+    if tomb is not None and stamp_node(tomb) != node:
+        return False
+    return all(stamp_node(ts) == node for elements in sets.values() for ts, _ in elements.values())

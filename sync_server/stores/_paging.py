@@ -3,60 +3,48 @@
 A backend knows only how to read one page of ``(position, doc)`` rows after a
 position (its own order: SQLite's seq, PostgreSQL's ``pos`` below the horizon, see
 ``postgres/_cursor.py``) and its highest stored position; :class:`Paging` does the
-rest the same way on both: the cursor (``base64url("<epoch>:<position>")``, 400 when
-unreadable, 410 from another epoch or from ahead of the store), the page's bounds in
+rest the same way on both: the cursor (``stores/cursors.py``, 400 when unreadable, 410 from another epoch or from ahead of the store), the page's bounds in
 count and bytes, and the cursor after the page.
 """
 
 from __future__ import annotations
 
 import abc
-import base64
-import binascii
 from collections.abc import Sequence
 
-from .base import Page
-from .errors import CursorExpired, CursorInvalid
+from .base import Page, Skip
+from .cursors import decode_cursor, encode_cursor
+from .errors import CursorExpired
 
 __all__ = ["PageRow", "Paging", "cut_page", "decode_cursor", "encode_cursor"]
 
-#: one row of a page: the record's position in pull order, and its stored document
-PageRow = tuple[int, bytes]
+#: one row of a page: the record's position in pull order, its stored document, and
+#: (only when the pull has a ``skip``) its merge state
+PageRow = tuple[int, bytes] | tuple[int, bytes, bytes]
 
 
-def encode_cursor(epoch: str, position: int) -> str:
-    return base64.urlsafe_b64encode(f"{epoch}:{position}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(epoch: str, cursor: str) -> int:
-    """The position in a cursor. Raises CursorInvalid, or CursorExpired for another epoch."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        their_epoch, pos = text.split(":")
-        value = int(pos) if pos.isascii() and pos.isdigit() else -1
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}") from None
-    if value < 0 or value >= 1 << 63:  # past a 64-bit integer: no such position
-        raise CursorInvalid(f"unreadable cursor {cursor[:40]!r}")
-    if their_epoch != epoch:
-        raise CursorExpired("the cursor is from another epoch of this store; pull again from the start")
-    return value
-
-
-def cut_page(rows: Sequence[PageRow], limit: int, max_bytes: int | None) -> tuple[list[PageRow], bool]:
-    """The rows of one page (``limit + 1`` fetched) and whether more wait: at most
-    ``limit`` rows and, past the first, no more than ``max_bytes`` of documents, so that
+def cut_page(rows: Sequence[PageRow], limit: int, max_bytes: int | None, skip: Skip | None = None) -> tuple[list[bytes], int | None, bool]:
+    """One page from rows fetched ``limit + 1``: the documents, the position of the last
+    row the page passed over (None: no row), and whether more wait. At most ``limit``
+    rows and, past the first document, no more than ``max_bytes`` of documents, so that
     a page of large records stays small enough to cross a slow link (PROTOCOL.md 1:
-    4 MiB by default)."""
+    4 MiB by default). Rows ``skip`` leaves out (``own=skip``: they need the merge
+    state, the third column) cost nothing but still move the position on, so the cursor
+    passes them."""
     more = len(rows) > limit
-    page = list(rows[:limit])
-    if max_bytes is not None:
-        size = 0
-        for n, row in enumerate(page):
-            size += len(row[1]) + 1
-            if size > max_bytes and n > 0:
-                return page[:n], True
-    return page, more
+    docs: list[bytes] = []
+    last: int | None = None
+    size = 0
+    for row in rows[:limit]:
+        if skip is not None and skip(row[1], row[2]):  # type: ignore[misc]
+            last = row[0]
+            continue
+        size += len(row[1]) + 1
+        if max_bytes is not None and size > max_bytes and docs:
+            return docs, last, True
+        docs.append(row[1])
+        last = row[0]
+    return docs, last, more
 
 
 class Paging(abc.ABC):
@@ -69,9 +57,10 @@ class Paging(abc.ABC):
 
     @abc.abstractmethod
     async def _page_rows(
-        self, wards: frozenset[str] | None, after: int, fetch: int, collections: frozenset[str] | None
+        self, wards: frozenset[str] | None, after: int, fetch: int, collections: frozenset[str] | None, crdt: bool = False
     ) -> Sequence[PageRow]:
-        """Up to ``fetch`` rows after position ``after``, in pull order (``wards`` not empty)."""
+        """Up to ``fetch`` rows after position ``after``, in pull order (``wards`` not
+        empty); with ``crdt``, each row's merge state as its third column."""
 
     @abc.abstractmethod
     async def _top_position(self) -> int:
@@ -84,11 +73,13 @@ class Paging(abc.ABC):
         limit: int,
         collections: frozenset[str] | None,
         max_bytes: int | None = None,
+        skip: Skip | None = None,
     ) -> Page:
         after = decode_cursor(self.epoch, cursor) if cursor else 0
-        rows = await self._page_rows(wards, after, limit + 1, collections) if wards is None or wards else []
+        fetched = wards is None or wards
+        rows = await self._page_rows(wards, after, limit + 1, collections, crdt=skip is not None) if fetched else []
         # nothing newer: is the cursor from the future of a store restored from a backup?
         if not rows and after and after > await self._top_position():
             raise CursorExpired("the cursor is ahead of this store (restored from a backup?); pull again from the start")
-        page, more = cut_page(rows, limit, max_bytes)
-        return Page([doc for _, doc in page], self.encode_cursor(page[-1][0] if page else after), more)
+        docs, last, more = cut_page(rows, limit, max_bytes, skip)
+        return Page(docs, self.encode_cursor(after if last is None else last), more)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -76,6 +76,7 @@ __all__ = [
     "StoredChangeset",
     "TargetRow",
     "WriteTx",
+    "Skip",
 ]
 
 
@@ -199,6 +200,11 @@ class Page:
     more: bool
 
 
+#: a pull's filter: given a stored record's document and its merge state (``crdt``),
+#: True leaves it out of the page (``SyncService.pull``, ``own=skip``)
+Skip = Callable[[bytes, bytes], bool]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ConsoleSession:
     """A signed-in console session (PROTOCOL.md section 9): whose, and its CSRF token."""
@@ -300,12 +306,15 @@ class SyncStore(Protocol):
         limit: int,
         collections: frozenset[str] | None,
         max_bytes: int | None = None,
+        skip: Skip | None = None,
     ) -> Page:
         """Records changed after ``cursor`` in commit order, each once as it now stands.
 
         ``wards`` None means every ward. A page stops before the record that would take
         its documents past ``max_bytes`` (never fewer than one record; see
-        ``_paging.cut_page``). Raises CursorInvalid or CursorExpired.
+        ``_paging.cut_page``); records ``skip`` leaves out are passed over (the cursor
+        moves past them, so a page may hold none while ``more`` is true). Raises
+        CursorInvalid or CursorExpired.
         """
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from client_sdk import AsyncPatrolClient, new_id
+from client_sdk import AsyncPatrolClient, WireOptions, new_id
 from schemas import Check, Premises
 
 from ..helpers import World
@@ -97,7 +97,8 @@ async def test_ten_thousand_local_records_sync_in_one_call_with_bounded_memory(
     make_client: MakeClient, world: World, db_url: str
 ) -> None:
     async with server_process(db_url) as url:
-        async with make_client(world.officer_a, base_url=url, max_changes=250, page_size=250) as h01:
+        # its own records pulled back too (skip_own off), so that the pull pages through them all
+        async with make_client(world.officer_a, base_url=url, max_changes=250, page_size=250, wire=WireOptions(skip_own=False)) as h01:
             p = await h01.create(Premises(id=new_id(), ward_id="lam-son", name="Nhà trọ Lê Lợi", kind="boarding_house"))
             await h01.sync()
             small = await _peak_of_sync(h01, p.id, 1_000)

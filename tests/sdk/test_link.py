@@ -110,3 +110,16 @@ async def test_an_answer_crosses_the_link_compressed_whenever_the_client_offers_
                 assert len(response.json()["records"]) == 45
                 sizes[offered] = link.down_bytes - before
     assert sizes["gzip"] * 4 < sizes["identity"] and sizes["br"] * 4 < sizes["identity"], sizes
+
+
+async def test_an_idle_sync_crosses_the_link_in_under_300_bytes_each_way(make_client: MakeClient, world: World) -> None:
+    async with Link(_port(world), up_kbit=2048, down_kbit=2048, rtt_ms=20) as link:
+        async with make_client(world.officer_a, base_url=link.url) as h01:
+            await h01.sync()
+            await _day(h01, "a", checks=3, violations=1)
+            await h01.sync()
+            before = link.counters()
+            report = await h01.sync()
+            up, down = (after - was for after, was in zip(link.counters(), before, strict=True))
+    assert (report.pushed, report.pulled) == (0, 0)
+    assert 0 < up < 300 and 0 < down < 300, (up, down)

@@ -58,9 +58,9 @@ physical backup (``pg_basebackup``, point-in-time recovery) keeps the ids with t
 data, so the store cannot tell; whoever restores one should give the store a new
 epoch: ``UPDATE meta SET value = md5(random()::text) WHERE key = 'epoch'``.
 
-**Cursor.**  ``base64url("<epoch>:<pos>")``, as in the SQLite store (``stores/_paging.py``):
-400 when unreadable, 410 when the epoch differs or the position is ahead of every
-stored one (a store restored from an older backup).
+**Cursor.**  ``<epoch>.<pos>`` (``stores/cursors.py``), as in the SQLite store
+(``stores/_paging.py``): 400 when unreadable, 410 when the epoch differs or the
+position is ahead of every stored one (a store restored from an older backup).
 """
 
 from __future__ import annotations

@@ -161,22 +161,26 @@ def save_args(
 _HORIZON = "(SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint + $3) << 20)"
 
 
-def page(wards: frozenset[str] | None, after: int, xid_base: int, fetch: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
-    """Up to ``fetch`` records after ``after`` in position order, below the horizon.
+def page(
+    wards: frozenset[str] | None, after: int, xid_base: int, fetch: int, collections: frozenset[str] | None, crdt: bool = False
+) -> tuple[str, list[Any]]:
+    """Up to ``fetch`` records after ``after`` in position order, below the horizon;
+    with ``crdt``, each row's merge state too (for a pull's ``skip``).
 
     Several wards: one index range per ward (LATERAL), merged."""
+    extra = ", r.crdt" if crdt else ""
     args: list[Any] = [after, fetch, xid_base]
     where_collection = ""
     if collections is not None:
         args.append(sorted(collections))
         where_collection = f" AND r.collection = ANY(${len(args)}::text[])"
     if wards is None:
-        sql = f"SELECT r.pos, r.doc FROM records r WHERE r.pos > $1 AND r.pos < {_HORIZON}{where_collection} ORDER BY r.pos LIMIT $2"
+        sql = f"SELECT r.pos, r.doc{extra} FROM records r WHERE r.pos > $1 AND r.pos < {_HORIZON}{where_collection} ORDER BY r.pos LIMIT $2"
         return sql, args
     args.append(sorted(wards))
     sql = (
-        f"SELECT p.pos, p.doc FROM unnest(${len(args)}::text[]) AS w(ward_id) CROSS JOIN LATERAL ("
-        f"SELECT r.pos, r.doc FROM records r WHERE r.ward_id = w.ward_id AND r.pos > $1 AND r.pos < {_HORIZON}"
+        f"SELECT p.* FROM unnest(${len(args)}::text[]) AS w(ward_id) CROSS JOIN LATERAL ("
+        f"SELECT r.pos, r.doc{extra} FROM records r WHERE r.ward_id = w.ward_id AND r.pos > $1 AND r.pos < {_HORIZON}"
         f"{where_collection} ORDER BY r.pos LIMIT $2) AS p ORDER BY p.pos LIMIT $2"
     )
     return sql, args

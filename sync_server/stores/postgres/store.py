@@ -310,11 +310,14 @@ class PostgresStore(Paging, Store):
     # -- pull -----------------------------------------------------------------
 
     async def _page_rows(
-        self, wards: frozenset[str] | None, after: int, fetch: int, collections: frozenset[str] | None
+        self, wards: frozenset[str] | None, after: int, fetch: int, collections: frozenset[str] | None, crdt: bool = False
     ) -> list[PageRow]:
-        sql, args = _sql.page(wards, after, self.xid_base, fetch, collections)
+        sql, args = _sql.page(wards, after, self.xid_base, fetch, collections, crdt)
         async with self._acquire() as conn:
-            return [(row["pos"], row["doc"]) for row in await conn.fetch(sql, *args)]
+            rows = await conn.fetch(sql, *args)
+        if crdt:
+            return [(row["pos"], row["doc"], row["crdt"]) for row in rows]
+        return [(row["pos"], row["doc"]) for row in rows]
 
     async def _top_position(self) -> int:
         return await self._run(_sql.top_position)

@@ -106,20 +106,24 @@ def _now() -> str:
     return utc_now()
 
 
-def _page_query(wards: frozenset[str] | None, after: int, fetch: int, collections: frozenset[str] | None) -> tuple[str, list[Any]]:
-    """Up to ``fetch`` records after ``after``, in seq order."""
+def _page_query(
+    wards: frozenset[str] | None, after: int, fetch: int, collections: frozenset[str] | None, crdt: bool = False
+) -> tuple[str, list[Any]]:
+    """Up to ``fetch`` records after ``after``, in seq order; with ``crdt``, each
+    row's merge state too (for a pull's ``skip``)."""
+    columns = "seq, doc, crdt" if crdt else "seq, doc"
     where_collection = ""
     collection_args: list[str] = []
     if collections is not None:
         where_collection = f" AND collection IN ({','.join('?' * len(collections))})"
         collection_args = sorted(collections)
     if wards is None:
-        return f"SELECT seq, doc FROM records WHERE seq > ?{where_collection} ORDER BY seq LIMIT ?", [after, *collection_args, fetch]
+        return f"SELECT {columns} FROM records WHERE seq > ?{where_collection} ORDER BY seq LIMIT ?", [after, *collection_args, fetch]
     if len(wards) == 1:
-        sql = f"SELECT seq, doc FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?"
+        sql = f"SELECT {columns} FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?"
         return sql, [next(iter(wards)), after, *collection_args, fetch]
     # one index range per ward, merged: never scans another ward's rows
-    part = f"SELECT * FROM (SELECT seq, doc FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?)"
+    part = f"SELECT * FROM (SELECT {columns} FROM records WHERE ward_id = ? AND seq > ?{where_collection} ORDER BY seq LIMIT ?)"
     args: list[Any] = []
     for ward in sorted(wards):
         args += [ward, after, *collection_args, fetch]
@@ -306,10 +310,13 @@ class SqliteStore(Paging, Store):
     # -- pull -----------------------------------------------------------------
 
     async def _page_rows(
-        self, wards: frozenset[str] | None, after: int, fetch: int, collections: frozenset[str] | None
+        self, wards: frozenset[str] | None, after: int, fetch: int, collections: frozenset[str] | None, crdt: bool = False
     ) -> list[PageRow]:
-        sql, args = _page_query(wards, after, fetch, collections)
-        return [(row["seq"], row["doc"]) for row in await self._reader().execute_fetchall(sql, args)]
+        sql, args = _page_query(wards, after, fetch, collections, crdt)
+        rows = await self._reader().execute_fetchall(sql, args)
+        if crdt:
+            return [(row["seq"], row["doc"], row["crdt"]) for row in rows]
+        return [(row["seq"], row["doc"]) for row in rows]
 
     async def _top_position(self) -> int:
         rows = await self._reader().execute_fetchall("SELECT coalesce(max(seq), 0) AS top FROM records")
