@@ -40,6 +40,7 @@ import msgspec
 from schemas import HLC, Change, ChangeResult, Conflict, Key, PushResponse, Warning, stamp_ms
 from schemas.stamps import utc_now, wall_ms
 
+from . import stagetimes
 from .codec import DecodedPush, Rejected
 from .engine import Context, Outcome, RecordState, apply_change
 from .engine.guards import REFERENCES
@@ -273,24 +274,29 @@ class PushWriter:
             first_seq = await tx.next_seqs(len(plan.dirty))
             for offset, key in enumerate(plan.dirty):
                 plan.working[key].seq = first_seq + offset
-            docs = {key: encode_doc(plan.working[key]) for key in plan.dirty}
+            with stagetimes.timer("loop: encode records"):
+                docs = {key: encode_doc(plan.working[key]) for key in plan.dirty}
             now = utc_now()
             edits: list[EditRow] = []
             conflicts: list[Conflict] = []
-            for m in plan.merged:
-                _log(m, plan.working, now, edits, conflicts)
+            with stagetimes.timer("loop: edit log rows"):
+                for m in plan.merged:
+                    _log(m, plan.working, now, edits, conflicts)
             if conflicts:
                 first_conflict = await tx.next_conflict_ids(len(conflicts))
                 for offset, conflict in enumerate(conflicts):
                     conflict.id = f"c-{first_conflict + offset}"
             cursor = tx.cursor()
-            for m in plan.merged:
-                stored[m.job.id] = StoredChangeset(*m.job.id, m.job.push.body_hash, _answer(m, plan.working, docs, cursor))
+            with stagetimes.timer("loop: idempotency answer (stored)"):
+                for m in plan.merged:
+                    stored[m.job.id] = StoredChangeset(*m.job.id, m.job.push.body_hash, _answer(m, plan.working, docs, cursor))
             resolved = [r for r, n in ((m.job.resolution, _rejected(m)) for m in plan.merged) if r is not None and n == 0]
             if resolved:
                 await tx.resolve_conflicts(resolved)
+            with stagetimes.timer("loop: encode records"):
+                rows = [RecordRow(plan.working[key], docs[key], encode_crdt(plan.working[key])) for key in plan.dirty]
             await tx.save(
-                [RecordRow(plan.working[key], docs[key], encode_crdt(plan.working[key])) for key in plan.dirty],
+                rows,
                 edits,
                 [_conflict_row(c) for c in conflicts],
                 [stored[m.job.id] for m in plan.merged],
@@ -364,7 +370,8 @@ class PushWriter:
                 items.append(change)
                 continue
             key = (change.collection, change.id)
-            outcome = apply_change(working.get(key), change, ctx)
+            with stagetimes.timer("loop: merge"):
+                outcome = apply_change(working.get(key), change, ctx)
             if outcome.state is None:
                 items.append(Rejected(change.collection, change.id, outcome.errors))
                 continue

@@ -8,7 +8,7 @@ from litestar.params import FromQuery, QueryParameter
 
 from schemas import COLLECTIONS, Change
 
-from .. import codec
+from .. import codec, stagetimes
 from ..answers import push_answer
 from ..errors import BadRequest, Unprocessable
 from ..fleet import parse_client_header
@@ -50,13 +50,16 @@ class SyncController(Controller):
         settings = service.settings
         fmt = codec.request_format(request.headers.get("content-type"))
         body = codec.read_body(await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes)
-        push = codec.decode_push(body, fmt, settings.max_changes)
+        with stagetimes.timer("loop: decode+validate"):
+            push = codec.decode_push(body, fmt, settings.max_changes)
+        stagetimes.add_records(len(push.changes))
         outcome = await service.push(request.user, push)
         client = parse_client_header(request.headers.get("x-client"))
         service.fleet.note(request.user, "push", client, _top_stamp(push), 0 if outcome.replayed else outcome.rejected)
         minimal = _prefers_minimal(request.headers.getall("prefer", []))
         out = codec.response_format(request.headers.get("accept"))
-        answer = push_answer(outcome.answer, push, minimal=minimal, compact=stamps == "compact", fmt=out)
+        with stagetimes.timer("loop: idempotency answer (to the client)"):
+            answer = push_answer(outcome.answer, push, minimal=minimal, compact=stamps == "compact", fmt=out)
         headers = {"Preference-Applied": "return=minimal", "Vary": "Prefer"} if minimal else {"Vary": "Prefer"}
         return Response(answer, media_type=codec.MSGPACK if out == "msgpack" else codec.JSON, headers=headers)
 
