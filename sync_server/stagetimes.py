@@ -15,6 +15,7 @@ to say how much of them it is).
 
 from __future__ import annotations
 
+import cProfile
 import gc
 import os
 import sys
@@ -25,7 +26,11 @@ from typing import Any
 
 __all__ = ["ENABLED", "add_records", "report", "timer"]
 
-ENABLED = os.environ.get("PATROL_STAGE_TIMERS") == "1"
+ENABLED = os.environ.get("PATROL_STAGE_TIMERS", "") not in ("", "0")
+#: ``PATROL_STAGE_TIMERS=profile:<path>``: also cProfile the event loop's thread from the
+#: first push on, written to ``<path>`` (pstats) when the app stops
+_PROFILE_TO = os.environ.get("PATROL_STAGE_TIMERS", "").partition("profile:")[2]
+_profiler: cProfile.Profile | None = None
 
 _totals: dict[str, int] = defaultdict(int)
 _records = 0
@@ -36,17 +41,23 @@ _gc_started: dict[int, int] = {}
 
 
 class _Timer:
-    __slots__ = ("name", "start")
+    __slots__ = ("name", "began")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.start = 0
+        self.began = 0
 
     def __enter__(self) -> None:
-        self.start = time.thread_time_ns()
+        self.began = time.thread_time_ns()
 
     def __exit__(self, *exc: object) -> None:
-        _totals[self.name] += time.thread_time_ns() - self.start
+        _totals[self.name] += time.thread_time_ns() - self.began
+
+    def stop(self) -> None:
+        self.__exit__()
+
+    def start(self) -> None:
+        self.__enter__()
 
 
 class _Off:
@@ -58,22 +69,33 @@ class _Off:
     def __exit__(self, *exc: object) -> None:
         return None
 
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
 
 _OFF = _Off()
 
 
 def timer(name: str) -> _Timer | _Off:
-    """A context manager charging its block's thread CPU time to ``name``."""
+    """A context manager charging its block's thread CPU time to ``name`` (or, for a
+    stretch with awaits inside, ``start()`` and ``stop()`` around each part: reading
+    the thread's clock is a system call, slow in this sandbox, so not once a record)."""
     return _Timer(name) if ENABLED else _OFF
 
 
 def add_records(count: int) -> None:
     """Count records pushed (on the event loop's thread: it marks that thread)."""
-    global _records, _loop_thread, _loop_start, _process_start
+    global _records, _loop_thread, _loop_start, _process_start, _profiler
     if not ENABLED:
         return
     if _loop_thread is None:
         _loop_thread, _loop_start, _process_start = threading.get_ident(), time.thread_time_ns(), time.process_time_ns()
+        if _PROFILE_TO:
+            _profiler = cProfile.Profile()
+            _profiler.enable()
     _records += count
 
 
@@ -90,7 +112,11 @@ def _on_gc(phase: str, info: dict[str, Any]) -> None:
 
 def report() -> None:
     """Print the table (when enabled and something was pushed), and start counting afresh."""
-    global _records, _loop_thread
+    global _records, _loop_thread, _profiler
+    if _profiler is not None:
+        _profiler.disable()
+        _profiler.dump_stats(_PROFILE_TO)
+        _profiler = None
     if not _records:
         return
     loop_total = time.thread_time_ns() - _loop_start if threading.get_ident() == _loop_thread else 0

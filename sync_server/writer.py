@@ -363,15 +363,18 @@ class PushWriter:
             ward_of=ward_of,
         )
         items: list[_Applied | Rejected] = []
+        watch = stagetimes.timer("loop: merge")
+        watch.start()
         for n, change in enumerate(job.push.changes, 1):
             if n % _YIELD_EVERY == 0:
+                watch.stop()
                 await asyncio.sleep(0)  # let the previous group's write make progress meanwhile
+                watch.start()
             if isinstance(change, Rejected):
                 items.append(change)
                 continue
             key = (change.collection, change.id)
-            with stagetimes.timer("loop: merge"):
-                outcome = apply_change(working.get(key), change, ctx)
+            outcome = apply_change(working.get(key), change, ctx)
             if outcome.state is None:
                 items.append(Rejected(change.collection, change.id, outcome.errors))
                 continue
@@ -379,16 +382,18 @@ class PushWriter:
                 working[key] = outcome.state
                 dirty[key] = None
             items.append(_Applied(key, outcome))
+        watch.stop()
         return _Merged(job, items, ctx.now_ms)
 
 
 def _references(change: Change) -> list[Key]:
     """The records a change's fields name (``engine.guards.REFERENCES``)."""
     named: list[Key] = []
-    for name, edit in change.edits():
-        value = getattr(edit, "value", None)
-        if name in REFERENCES and isinstance(value, str):
-            named.append((REFERENCES[name], value))
+    fields = change.fields  # type: ignore[attr-defined]  # (each collection's subclass declares it)
+    for name, target in REFERENCES.items():
+        value = getattr(getattr(fields, name, None), "value", None)  # (absent, UNSET and set edits: no value)
+        if isinstance(value, str):
+            named.append((target, value))
     return named
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
@@ -25,8 +26,9 @@ def _top_stamp(push: codec.DecodedPush) -> str | None:
     top = ""
     for change in push.changes:
         if isinstance(change, Change):
-            for _, edit in change.edits():
-                top = max(top, edit.ts)
+            for edit in msgspec.structs.astuple(change.fields):  # type: ignore[attr-defined]  # (not change.edits(): no pairs to build)
+                if edit is not msgspec.UNSET and edit.ts > top:
+                    top = edit.ts
             if change.delete is not None:
                 top = max(top, change.delete.ts)
     return top or None

@@ -36,7 +36,7 @@ from schemas.stamps import stamp_ms, stamp_node, utc_text
 from schemas.text import nfc
 
 from ..principal import Principal
-from .guards import WardOf, foreign_stamp, reference_error, size_error
+from .guards import REFERENCES, WardOf, foreign_stamp, reference_error, size_error
 from .state import RecordState
 
 __all__ = ["ConflictDraft", "Context", "Outcome", "apply_change"]
@@ -358,7 +358,8 @@ def _create_fresh(spec: CollectionSpec, change: Change, ctx: Context) -> Outcome
     author = fields.get("created_by")
     if "created_by" in names and author != principal.user_id and not principal.is_admin:
         return None
-    if reference_error(spec.name, ward, fields.items(), ctx.ward_of) is not None:
+    named = [(name, fields[name]) for name in REFERENCES if name in fields]  # (the only ones it looks at)
+    if named and reference_error(spec.name, ward, named, ctx.ward_of) is not None:
         return None
     if "created_by" not in names:
         fields["created_by"] = principal.user_id
