@@ -39,9 +39,10 @@ def _cli(*args: str, db: str) -> str:
 class Fleet:
     """An admin token and devices (officers of one ward) of a running server."""
 
-    def __init__(self, url: str, admin_token: str) -> None:
+    def __init__(self, url: str, admin_token: str, pid: int = 0) -> None:
         self.url = url
         self.admin_token = admin_token
+        self.pid = pid  # the server's process (the first worker's parent when --workers > 1)
         self.tokens: dict[str, str] = {}
 
     def setup(self, devices: int, wards: tuple[str, ...] = ("lam-son",)) -> None:
@@ -113,7 +114,7 @@ def running_server(db: str | None = None, workers: int = 1, extra_env: dict[str,
                 if time.monotonic() > deadline:
                     raise RuntimeError("the server did not start")
                 time.sleep(0.1)
-            yield Fleet(url, token)
+            yield Fleet(url, token, proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=60)

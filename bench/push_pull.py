@@ -1,12 +1,19 @@
-"""Push and pull throughput over real HTTP, beside the raw SQLite floor.
+"""Push and pull throughput over real HTTP, beside the raw SQLite floor and PouchDB.
 
-    python bench/push_pull.py                      # 10,000 and 100,000 checks
-    python bench/push_pull.py --sizes 10000 --db postgresql://...
+    python bench/push_pull.py                      # 10,000 and 100,000 checks, both workloads
+    python bench/push_pull.py --sizes 10000 --workload realistic --db postgresql://...
+    python bench/push_pull.py --pouchdb            # PouchDB-server 4.2 in the same run
 
 50 simulated devices push check records in change sets of 100, 10 devices at
 once; then a fresh client pulls everything in pages of 1,000.  The server runs in
 its own process (``patrol-sync serve``); bodies are encoded before the clock starts,
 so the figures are the server's, not the client's JSON encoder's.
+
+Two workloads: ``light`` (7 fields, no sets, UUIDv7 ids: the first bench's records)
+and ``realistic`` (issue 16: all 15 fields of a check, Vietnamese notes, a
+``photos`` set of 0-2 blob ids and an ``officers`` set, random SHA-256 and ULID
+keys, 600-800 bytes of JSON a change).  With ``--pouchdb`` the same records are
+pushed to PouchDB-server 4.2 with ``_bulk_docs`` in the same run (``bench/_pouchdb.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import running_server  # noqa: E402
+from _pouchdb import PouchServer, pouch_push  # noqa: E402
+from _workloads import WORKLOADS, Workload, pouch_doc  # noqa: E402
 
 from schemas import PulledRecord, PullResponse  # noqa: E402
 
@@ -37,35 +46,12 @@ BATCH = 100
 T0 = 1_686_200_000_000
 
 
-def uuid7() -> str:
-    """A time-ordered id, as the SDK makes them (RFC 9562 UUIDv7)."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms << 80) | (0x7 << 76) | ((rand >> 68) & 0xFFF) << 64 | (0b10 << 62) | (rand & ((1 << 62) - 1))
-    return str(uuid.UUID(int=value))
-
-
-def check_change(device: str, i: int) -> dict[str, Any]:
-    ts = f"{T0 + i:013d}-0000-{device}"
-    started = f"2023-06-{1 + i % 28:02d}T{8 + i % 10:02d}:15:00+07:00"
-    fields = {
-        "ward_id": "lam-son",
-        "premises_id": f"prem-{i % 5000:05d}",
-        "kind": ["residence", "fire_safety", "public_order", "business_conditions"][i % 4],
-        "started_at": started,
-        "result": "ok" if i % 3 else "violations_found",
-        "residents_present": i % 9,
-        "notes": "Kiểm tra nhà trọ, đăng ký tạm trú đầy đủ",
-    }
-    return {"collection": "checks", "id": uuid7(), "fields": {k: {"value": v, "ts": ts} for k, v in fields.items()}}
-
-
-def bodies(total: int) -> dict[str, list[bytes]]:
+def bodies(total: int, workload: Workload) -> dict[str, list[bytes]]:
     per_device = total // DEVICES
     out: dict[str, list[bytes]] = {}
     for d in range(DEVICES):
         device = f"h{d:03d}"
-        changes = [check_change(device, d * per_device + i) for i in range(per_device)]
+        changes = [workload.change(device, d * per_device + i) for i in range(per_device)]
         out[device] = [
             msgspec.json.encode({"device_id": device, "changeset_id": str(uuid.uuid4()), "changes": changes[s : s + BATCH]})
             for s in range(0, len(changes), BATCH)
@@ -73,7 +59,7 @@ def bodies(total: int) -> dict[str, list[bytes]]:
     return out
 
 
-async def push_all(url: str, tokens: dict[str, str], work: dict[str, list[bytes]]) -> float:
+async def push_all(url: str, tokens: dict[str, str], work: dict[str, list[bytes]], minimal: bool = False) -> float:
     queue: asyncio.Queue[str] = asyncio.Queue()
     for device in work:
         queue.put_nowait(device)
@@ -83,6 +69,8 @@ async def push_all(url: str, tokens: dict[str, str], work: dict[str, list[bytes]
             while not queue.empty():
                 device = queue.get_nowait()
                 headers = {"Authorization": f"Bearer {tokens[device]}", "Content-Type": "application/json"}
+                if minimal:  # as the SDK asks: the answer names seqs, not the records it sent
+                    headers["Prefer"] = "return=minimal"
                 for body in work[device]:
                     response = await http.post("/v1/sync/push", content=body, headers=headers)
                     response.raise_for_status()
@@ -110,9 +98,9 @@ async def pull_all(url: str, token: str) -> tuple[float, int]:
     return time.perf_counter() - start, count
 
 
-def raw_floor(total: int) -> tuple[float, float]:
+def raw_floor(total: int, workload: Workload) -> tuple[float, float]:
     """Plain SQLite: insert the same JSON, 100 rows a transaction (WAL, synchronous=FULL), then scan it."""
-    docs = [msgspec.json.encode(check_change("h000", i)) for i in range(total)]
+    docs = [msgspec.json.encode(workload.change("h000", i)) for i in range(total)]
     with tempfile.TemporaryDirectory() as tmp:
         conn = sqlite3.connect(os.path.join(tmp, "raw.db"), isolation_level=None)
         conn.execute("PRAGMA journal_mode = WAL")
@@ -138,37 +126,93 @@ def raw_floor(total: int) -> tuple[float, float]:
     return insert, scan
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process so far (all its threads), from ``/proc``: unlike
+    records/s, CPU a record hardly moves when other work shares the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _record_bytes(work: dict[str, list[bytes]]) -> int:
+    """The mean size of a record's values as JSON (what PouchDB stores), from a sample."""
+    sample = [pouch_doc(c) for bs in work.values() for c in msgspec.json.decode(bs[0])["changes"]]
+    return round(sum(len(msgspec.json.encode(d)) for d in sample) / len(sample))
+
+
+def run(total: int, workload: Workload, args: argparse.Namespace, pouch: PouchServer | None) -> dict[str, Any]:
+    work = bodies(total, workload)
+    extra_env = {"PATROL_STAGE_TIMERS": "1"} if args.stages else None
+    with running_server(args.db, workers=args.workers, extra_env=extra_env) as fleet:
+        fleet.setup(DEVICES)
+        cpu = cpu_seconds(fleet.pid)
+        push_s = asyncio.run(push_all(fleet.url, fleet.tokens, work, minimal=args.minimal))
+        cpu = cpu_seconds(fleet.pid) - cpu
+        pull_s, pulled = asyncio.run(pull_all(fleet.url, fleet.tokens["reader"]))
+    assert pulled == total, (pulled, total)
+    result: dict[str, Any] = {
+        "workload": workload.name,
+        "records": total,
+        "store": (args.db or "sqlite").split(":")[0],
+        "workers": args.workers,
+        "answers": "minimal" if args.minimal else "whole",
+        "push_per_s": round(total / push_s),
+        "push_cpu_us": round(cpu / total * 1e6),
+        "pull_per_s": round(total / pull_s),
+        "bytes_per_change": round(sum(len(b) for bs in work.values() for b in bs) / total),
+        "bytes_per_record": _record_bytes(work),
+    }
+    if pouch is not None:
+        pouch_cpu = cpu_seconds(pouch.proc.pid)
+        pouch_s = pouch_push(pouch, work, AT_ONCE)
+        pouch_cpu = cpu_seconds(pouch.proc.pid) - pouch_cpu
+        result["pouchdb_push_per_s"] = round(total / pouch_s)
+        result["pouchdb_push_cpu_us"] = round(pouch_cpu / total * 1e6)
+        result["ratio"] = round(result["push_per_s"] / result["pouchdb_push_per_s"], 2)
+        result["cpu_ratio"] = round(result["pouchdb_push_cpu_us"] / max(result["push_cpu_us"], 1), 2)
+    if not args.no_raw:
+        insert, scan = raw_floor(total, workload)
+        result["raw_sqlite_insert_per_s"] = round(insert)
+        result["raw_sqlite_scan_per_s"] = round(scan)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--workload", default="light,realistic", help="light, realistic or both (comma-separated)")
     parser.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file per size)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--pouchdb", action="store_true", help="push the same records to PouchDB-server 4.2 (installed from npm)")
+    parser.add_argument("--stages", action="store_true", help="the server logs per-stage CPU times (PATROL_STAGE_TIMERS=1)")
+    parser.add_argument("--minimal", action="store_true", help="ask for minimal push answers (Prefer: return=minimal, as the SDK does)")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw SQLite floor")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each size and workload")
     parser.add_argument("--json", action="store_true", help="print results as JSON lines")
     args = parser.parse_args()
-    for total in [int(s) for s in args.sizes.split(",")]:
-        work = bodies(total)
-        with running_server(args.db, workers=args.workers) as fleet:
-            fleet.setup(DEVICES)
-            push_s = asyncio.run(push_all(fleet.url, fleet.tokens, work))
-            pull_s, pulled = asyncio.run(pull_all(fleet.url, fleet.tokens["reader"]))
-        assert pulled == total, (pulled, total)
-        insert, scan = raw_floor(total)
-        result = {
-            "records": total,
-            "store": (args.db or "sqlite").split(":")[0],
-            "workers": args.workers,
-            "push_per_s": round(total / push_s),
-            "pull_per_s": round(total / pull_s),
-            "raw_sqlite_insert_per_s": round(insert),
-            "raw_sqlite_scan_per_s": round(scan),
-        }
-        if args.json:
-            print(json.dumps(result))
-        else:
-            print(
-                f"{total:>8} records  push {result['push_per_s']:>7}/s  pull {result['pull_per_s']:>7}/s   "
-                f"(raw SQLite: insert {result['raw_sqlite_insert_per_s']:>7}/s, scan {result['raw_sqlite_scan_per_s']:>7}/s)"
-            )
+    pouch = PouchServer.start() if args.pouchdb else None
+    try:
+        for name in args.workload.split(","):
+            for total in [int(s) for s in args.sizes.split(",")]:
+                for _ in range(args.repeat):
+                    result = run(total, WORKLOADS[name], args, pouch)
+                    if args.json:
+                        print(json.dumps(result), flush=True)
+                        continue
+                    line = (
+                        f"{name:>9} {total:>8} records ({result['bytes_per_record']} B, {result['bytes_per_change']} B a change)  "
+                        f"push {result['push_per_s']:>7}/s ({result['push_cpu_us']} µs CPU a record)  pull {result['pull_per_s']:>7}/s"
+                    )
+                    if "pouchdb_push_per_s" in result:
+                        line += (
+                            f"   PouchDB push {result['pouchdb_push_per_s']:>6}/s ({result['pouchdb_push_cpu_us']} µs CPU): "
+                            f"{result['ratio']}x its rate, {result['cpu_ratio']}x its CPU efficiency"
+                        )
+                    if "raw_sqlite_insert_per_s" in result:
+                        line += f"   (raw SQLite: insert {result['raw_sqlite_insert_per_s']:>7}/s, scan {result['raw_sqlite_scan_per_s']:>7}/s)"
+                    print(line, flush=True)
+    finally:
+        if pouch is not None:
+            pouch.stop()
 
 
 if __name__ == "__main__":

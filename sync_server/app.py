@@ -25,7 +25,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from schemas import ErrorItem, Problem
 
-from . import docs, errors, openapi
+from . import docs, errors, openapi, stagetimes
 from .auth import TokenAuthMiddleware
 from .blobs import BlobService, blob_store_for
 from .console import ConsoleAuth, Pulse, console_router
@@ -169,6 +169,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             await blob_service.stop()
             await service.stop()
             await the_store.close()
+            stagetimes.report()
 
     def service(request: Request[Any, Any, Any]) -> SyncService:
         return request.app.state.service  # type: ignore[no-any-return]

@@ -8,10 +8,13 @@ from __future__ import annotations
 from litestar import Litestar
 
 from .app import create_app
+from .gcpolicy import tune_for_serving
 from .settings import Settings
 
 __all__ = ["app_factory"]
 
 
 def app_factory() -> Litestar:
-    return create_app(Settings.from_env())
+    app = create_app(Settings.from_env())
+    tune_for_serving()
+    return app

@@ -40,6 +40,7 @@ import msgspec
 from schemas import HLC, Change, ChangeResult, Conflict, Key, PushResponse, Warning, stamp_ms
 from schemas.stamps import utc_now, wall_ms
 
+from . import stagetimes
 from .answers import split_stored, with_own
 from .codec import DecodedPush, Rejected
 from .engine import Context, Outcome, RecordState, apply_change
@@ -280,24 +281,29 @@ class PushWriter:
             first_seq = await tx.next_seqs(len(plan.dirty))
             for offset, key in enumerate(plan.dirty):
                 plan.working[key].seq = first_seq + offset
-            docs = {key: encode_doc(plan.working[key]) for key in plan.dirty}
+            with stagetimes.timer("loop: encode records"):
+                docs = {key: encode_doc(plan.working[key]) for key in plan.dirty}
             now = utc_now()
             edits: list[EditRow] = []
             conflicts: list[Conflict] = []
-            for m in plan.merged:
-                _log(m, plan.working, now, edits, conflicts)
+            with stagetimes.timer("loop: edit log rows"):
+                for m in plan.merged:
+                    _log(m, plan.working, now, edits, conflicts)
             if conflicts:
                 first_conflict = await tx.next_conflict_ids(len(conflicts))
                 for offset, conflict in enumerate(conflicts):
                     conflict.id = f"c-{first_conflict + offset}"
             cursor = tx.cursor()
-            for m in plan.merged:
-                stored[m.job.id] = StoredChangeset(*m.job.id, m.job.push.body_hash, _answer(m, plan.working, docs, cursor))
+            with stagetimes.timer("loop: idempotency answer (stored)"):
+                for m in plan.merged:
+                    stored[m.job.id] = StoredChangeset(*m.job.id, m.job.push.body_hash, _answer(m, plan.working, docs, cursor))
             resolved = [r for r, n in ((m.job.resolution, _rejected(m)) for m in plan.merged) if r is not None and n == 0]
             if resolved:
                 await tx.resolve_conflicts(resolved)
+            with stagetimes.timer("loop: encode records"):
+                rows = [RecordRow(plan.working[key], docs[key], encode_crdt(plan.working[key])) for key in plan.dirty]
             await tx.save(
-                [RecordRow(plan.working[key], docs[key], encode_crdt(plan.working[key])) for key in plan.dirty],
+                rows,
                 edits,
                 [_conflict_row(c) for c in conflicts],
                 [stored[m.job.id] for m in plan.merged],
@@ -367,9 +373,13 @@ class PushWriter:
         )
         items: list[_Applied | Rejected] = []
         before: dict[Key, RecordState | None] = {}
+        watch = stagetimes.timer("loop: merge")
+        watch.start()
         for n, change in enumerate(job.push.changes, 1):
             if n % _YIELD_EVERY == 0:
+                watch.stop()
                 await asyncio.sleep(0)  # let the previous group's write make progress meanwhile
+                watch.start()
             if isinstance(change, Rejected):
                 items.append(change)
                 continue
@@ -384,16 +394,18 @@ class PushWriter:
                 working[key] = outcome.state
                 dirty[key] = None
             items.append(_Applied(key, outcome))
+        watch.stop()
         return _Merged(job, items, ctx.now_ms, before=before)
 
 
 def _references(change: Change) -> list[Key]:
     """The records a change's fields name (``engine.guards.REFERENCES``)."""
     named: list[Key] = []
-    for name, edit in change.edits():
-        value = getattr(edit, "value", None)
-        if name in REFERENCES and isinstance(value, str):
-            named.append((REFERENCES[name], value))
+    fields = change.fields  # type: ignore[attr-defined]  # (each collection's subclass declares it)
+    for name, target in REFERENCES.items():
+        value = getattr(getattr(fields, name, None), "value", None)  # (absent, UNSET and set edits: no value)
+        if isinstance(value, str):
+            named.append((target, value))
     return named
 
 

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
 from schemas import COLLECTIONS, Change
 
-from .. import codec
+from .. import codec, stagetimes
 from ..answers import push_answer
 from ..errors import BadRequest, Unprocessable
 from ..fleet import parse_client_header
@@ -26,8 +27,9 @@ def _top_stamp(push: codec.DecodedPush) -> str | None:
     top = ""
     for change in push.changes:
         if isinstance(change, Change):
-            for _, edit in change.edits():
-                top = max(top, edit.ts)
+            for edit in msgspec.structs.astuple(change.fields):  # type: ignore[attr-defined]  # (not change.edits(): no pairs to build)
+                if edit is not msgspec.UNSET and edit.ts > top:
+                    top = edit.ts
             if change.delete is not None:
                 top = max(top, change.delete.ts)
     return top or None
@@ -51,13 +53,16 @@ class SyncController(Controller):
         settings = service.settings
         fmt = codec.request_format(request.headers.get("content-type"))
         body = codec.read_body(await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes)
-        push = codec.decode_push(body, fmt, settings.max_changes)
+        with stagetimes.timer("loop: decode+validate"):
+            push = codec.decode_push(body, fmt, settings.max_changes)
+        stagetimes.add_records(len(push.changes))
         push.minimal = minimal = _prefers_minimal(request.headers.getall("prefer", []))
         outcome = await service.push(request.user, push)
         client = parse_client_header(request.headers.get("x-client"))
         service.fleet.note(request.user, "push", client, _top_stamp(push), 0 if outcome.replayed else outcome.rejected)
         out = codec.response_format(request.headers.get("accept"))
-        answer = push_answer(outcome.answer, own=outcome.own, minimal=minimal, compact=stamps == "compact", fmt=out)
+        with stagetimes.timer("loop: idempotency answer (to the client)"):
+            answer = push_answer(outcome.answer, own=outcome.own, minimal=minimal, compact=stamps == "compact", fmt=out)
         applied = minimal and outcome.own is not None  # (a retry of a push that did not ask answers whole)
         headers = {"Preference-Applied": "return=minimal", "Vary": "Prefer"} if applied else {"Vary": "Prefer"}
         return Response(answer, media_type=codec.MSGPACK if out == "msgpack" else codec.JSON, headers=headers)

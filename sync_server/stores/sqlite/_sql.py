@@ -8,6 +8,7 @@ from typing import Any
 
 from schemas import DeviceToken, Key, Team, User, Ward
 
+from ... import stagetimes
 from ...engine.state import RecordState, decode_state
 from .._rows import changeset_from_row
 from ..base import ConflictRow, EditRow, RecordRow, ResolvedConflict, StoredChangeset
@@ -55,11 +56,12 @@ def changesets(conn: sqlite3.Connection, ids: Sequence[tuple[str, str]]) -> dict
 
 def records(conn: sqlite3.Connection, keys: Sequence[Key]) -> dict[Key, RecordState]:
     found: dict[Key, RecordState] = {}
-    for collection, ids in _by_collection(keys):
-        sql = f"SELECT doc, crdt FROM records WHERE collection = ? AND id IN ({','.join('?' * len(ids))})"
-        for doc, crdt in conn.execute(sql, (collection, *ids)):
-            state = decode_state(doc, crdt)
-            found[(state.collection, state.id)] = state
+    with stagetimes.timer("db: read records (planner)"):
+        for collection, ids in _by_collection(keys):
+            sql = f"SELECT doc, crdt FROM records WHERE collection = ? AND id IN ({','.join('?' * len(ids))})"
+            for doc, crdt in conn.execute(sql, (collection, *ids)):
+                state = decode_state(doc, crdt)
+                found[(state.collection, state.id)] = state
     return found
 
 
@@ -101,21 +103,25 @@ def save_and_commit(
 ) -> None:
     try:
         if rows:
-            conn.executemany(
-                "INSERT INTO records (seq, collection, id, ward_id, deleted, doc, crdt) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, ward_id = excluded.ward_id, "
-                "deleted = excluded.deleted, doc = excluded.doc, crdt = excluded.crdt",
-                [(r.state.seq, r.state.collection, r.state.id, r.state.ward_id, int(r.state.deleted), r.doc, r.crdt) for r in rows],
-            )
+            with stagetimes.timer("db: records upsert"):
+                conn.executemany(
+                    "INSERT INTO records (seq, collection, id, ward_id, deleted, doc, crdt) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, ward_id = excluded.ward_id, "
+                    "deleted = excluded.deleted, doc = excluded.doc, crdt = excluded.crdt",
+                    [(r.state.seq, r.state.collection, r.state.id, r.state.ward_id, int(r.state.deleted), r.doc, r.crdt) for r in rows],
+                )
             states = [r.state for r in rows]
-            _projections.write(conn, states)
-            _blobs.write_refs(conn, states)
+            with stagetimes.timer("db: report projections"):
+                _projections.write(conn, states)
+            with stagetimes.timer("db: blob refs"):
+                _blobs.write_refs(conn, states)
         if edits:
-            conn.executemany(
-                "INSERT INTO edits (collection, record_id, ward_id, seq, at, user_id, device_id, changeset_id, diff) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(e.collection, e.record_id, e.ward_id, e.seq, e.at, e.user_id, e.device_id, e.changeset_id, e.diff) for e in edits],
-            )
+            with stagetimes.timer("db: edit log"):
+                conn.executemany(
+                    "INSERT INTO edits (collection, record_id, ward_id, seq, at, user_id, device_id, changeset_id, diff) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(e.collection, e.record_id, e.ward_id, e.seq, e.at, e.user_id, e.device_id, e.changeset_id, e.diff) for e in edits],
+                )
         if conflicts:
             conn.executemany(
                 "INSERT INTO conflicts (id, collection, record_id, ward_id, field, kind, winner, server, client, "
@@ -127,13 +133,15 @@ def save_and_commit(
                 ],
             )
         if answers:
-            conn.executemany(
-                "INSERT INTO changesets (device_id, changeset_id, body_hash, response, created_at) VALUES (?, ?, ?, ?, ?)",
-                [(a.device_id, a.changeset_id, a.body_hash, a.response, now) for a in answers],
-            )
+            with stagetimes.timer("db: stored answers"):
+                conn.executemany(
+                    "INSERT INTO changesets (device_id, changeset_id, body_hash, response, created_at) VALUES (?, ?, ?, ?, ?)",
+                    [(a.device_id, a.changeset_id, a.body_hash, a.response, now) for a in answers],
+                )
         if resolved:
             _supervision.resolve_conflicts(conn, resolved)
-        conn.execute("COMMIT")
+        with stagetimes.timer("db: COMMIT"):
+            conn.execute("COMMIT")
     except BaseException:
         rollback(conn)
         raise
