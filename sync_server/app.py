@@ -25,11 +25,12 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from schemas import ErrorItem, Problem
 
-from . import docs, errors, openapi
-from .auth import TokenAuthMiddleware
+from . import errors
 from .blobs import BlobService, blob_store_for
 from .console import ConsoleAuth, Pulse, console_router
-from .controllers import (
+from .http import docs, openapi
+from .http.auth import TokenAuthMiddleware
+from .http.controllers import (
     AdminController,
     BlobsController,
     ConflictsController,
@@ -41,16 +42,16 @@ from .controllers import (
     SyncController,
     health,
 )
-from .enrolment import EnrolmentService
-from .limits import Limiter
-from .listing import RecordLists
-from .observability import Metrics, RequestContext, metrics_endpoint
-from .service import SyncService
+from .http.limits import Limiter
+from .http.observability import Metrics, RequestContext, metrics_endpoint
+from .http.webapp import webapp_router
+from .services.enrolment import EnrolmentService
+from .services.listing import RecordLists
+from .services.supervision import SupervisionService
+from .services.sync import SyncService
 from .settings import Settings
 from .stores import Store, StoreError, store_for
 from .stores import errors as store_errors
-from .supervision import SupervisionService
-from .webapp import webapp_router
 
 __all__ = ["create_app"]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from sync_server import identity
 from sync_server.app import create_app
+from sync_server.services import identity
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 

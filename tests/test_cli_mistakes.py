@@ -194,7 +194,7 @@ def test_a_worker_that_cannot_reach_postgresql_logs_one_line_without_a_traceback
     """What each worker of ``serve`` logs if the database goes away after the first check."""
     script = (
         "import uvicorn\n"
-        "from sync_server.observability import logging_config\n"
+        "from sync_server.http.observability import logging_config\n"
         "uvicorn.run('sync_server.asgi:app_factory', factory=True, port=0, log_config=logging_config())\n"
     )
     env = {**os.environ, "PATROL_SYNC_DB_URL": f"postgresql://patrol@127.0.0.1:{closed_port()}/patrol"}

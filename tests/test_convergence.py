@@ -20,10 +20,10 @@ from client_sdk._records import DeviceClock
 from client_sdk._restore import Restore
 from schemas import COLLECTIONS, HLC, AnyChange
 from schemas.collections import Policy
-from sync_server import identity
 from sync_server.engine import Context, RecordState, apply_change
 from sync_server.engine.state import encode_crdt
 from sync_server.principal import Principal
+from sync_server.services import identity
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from sync_server import identity
+from sync_server.services import identity
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 

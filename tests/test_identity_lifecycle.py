@@ -20,7 +20,7 @@ import pytest
 
 from client_sdk import AsyncPatrolClient, AuthError, PatrolClient
 from schemas import NewTeam, NewUser, NewWard, Premises, User, UserUpdate
-from sync_server.enrolment import FailureLimiter, normalise
+from sync_server.services.enrolment import FailureLimiter, normalise
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 

@@ -27,8 +27,8 @@ from litestar.testing import TestClient
 from openapi_spec_validator import validate
 
 from schemas import COLLECTIONS, Problem, PulledRecord, PullResponse, PushRequest, PushResponse
-from sync_server import _examples, docs
 from sync_server.app import create_app
+from sync_server.http import _examples, docs
 from sync_server.settings import Settings
 
 from .conftest import RunningServer

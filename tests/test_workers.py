@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sync_server import identity
+from sync_server.services import identity
 from sync_server.stores import store_for
 
 from . import storedb

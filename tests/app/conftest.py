@@ -21,8 +21,8 @@ import pytest_asyncio
 import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from sync_server import identity
 from sync_server.app import create_app
+from sync_server.services import identity
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import pytest
 import uvicorn
 
-from sync_server import identity
 from sync_server.app import create_app
-from sync_server.passwords import hash_password
+from sync_server.services import identity
+from sync_server.services.passwords import hash_password
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 

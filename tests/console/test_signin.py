@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sync_server.console import auth as console_auth
-from sync_server.passwords import hash_password
+from sync_server.services.passwords import hash_password
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 
