@@ -21,13 +21,12 @@ import struct
 import sys
 import tempfile
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
-import uvicorn
 from rich.columns import Columns
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -49,7 +48,7 @@ from schemas import (
     Violation,
 )
 from schemas.stamps import wall_ms
-from sync_server.app import create_app
+from sync_server.loopback import LoopbackServer
 from sync_server.services import identity
 from sync_server.services.passwords import hash_password
 from sync_server.settings import Settings
@@ -160,24 +159,6 @@ class _Flaky(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-@contextlib.asynccontextmanager
-async def _server(settings: Settings, port: int = 0) -> AsyncIterator[tuple[str, asyncio.Task[None]]]:
-    """The server on loopback; its task ends when it stops (Ctrl-C or SIGTERM under ``--serve``)."""
-    # a console left open holds a live stream: Ctrl-C waits for it 3 s at most, not its minute
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=3)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}", task
-    finally:
-        server.should_exit = True
-        await task
-
-
 class _Demo:
     def __init__(self, seed: int, console: Console, serve: bool = False, port: int = 8000) -> None:
         self.serve, self.port = serve, port
@@ -203,7 +184,9 @@ class _Demo:
                 admin_token = await identity.bootstrap(store)
             finally:
                 await store.close()
-            async with _server(settings, self.port if self.serve else 0) as (url, server_task):
+            # a console left open holds a live stream: Ctrl-C waits for it 3 s at most, not its minute
+            async with LoopbackServer(settings, self.port if self.serve else 0, graceful_shutdown_s=3) as server:
+                url = server.url
                 self.console.rule("[bold]patrol-sync demo: Phường Lam Sơn, TP Thanh Hóa")
                 self.console.print(f"Server {url}, embedded SQLite store in {tmp}")
                 async with contextlib.AsyncExitStack() as stack:
@@ -214,7 +197,7 @@ class _Demo:
                     await self._supervise()
                     result = await self._check(admin)
                 if self.serve:
-                    await self._open_console(settings, url, server_task)
+                    await self._open_console(settings, url, server)
                 return result
         return 1  # pragma: no cover
 
@@ -432,7 +415,7 @@ class _Demo:
             f"{len(data):,} bytes, {photo[:19]}…, checksum verified."
         )
 
-    async def _open_console(self, settings: Settings, url: str, server_task: asyncio.Task[None]) -> None:
+    async def _open_console(self, settings: Settings, url: str, server: LoopbackServer) -> None:
         """``--serve``: give the supervisor a console password and keep serving."""
         store = store_for(settings.db_url)
         await store.open()
@@ -444,7 +427,7 @@ class _Demo:
         self.console.print(f"Open [bold]{url}/console/[/bold] and sign in as [bold]u-minh[/bold], password [bold]{DEMO_PASSWORD}[/bold]")
         self.console.print("(Ctrl-C stops the server; the demo's temporary store is deleted.)", style="dim")
         sys.stdout.flush()
-        await server_task
+        await server.wait()
 
     # -- the end: every device holds the server's data ----------------------------------------
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sync_server.loopback import free_port
 from sync_server.settings import Settings
 
 from . import storedb
@@ -42,9 +43,7 @@ def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *culpri
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # nothing listens there once the socket is closed
+    return free_port()  # nothing listens there once the socket is closed
 
 
 def newer_store(db_url: str) -> None:
