@@ -300,7 +300,7 @@ def _valid(entity: T) -> T:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     try:
-        from patrol_demo.demo import run_demo
+        from patrol_demo import run_demo
     except ImportError:
         raise CommandError("the demo is not part of this build") from None
     if args.serve and args.port:  # say so now, not after the whole scenario

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import ASGIApp
 
 from ..errors import Forbidden, Unauthorized
 from ..principal import Principal
-from ..services.identity import hash_token
-from ..stores import Store
 
-__all__ = ["PRINCIPAL_KEY", "TokenAuthMiddleware", "admins_only", "bearer_token", "supervisors_only"]
+__all__ = ["PRINCIPAL_KEY", "PrincipalOf", "TokenAuthMiddleware", "admins_only", "bearer_token", "supervisors_only"]
+
+#: who holds a token (None: nobody): ``services.identity.Administration.principal``
+PrincipalOf = Callable[[str], Awaitable[Principal | None]]
 
 _MAX_TOKEN = 256
 #: where the limiter (``limits.py``) leaves the principal it looked up for this request,
@@ -39,6 +42,10 @@ class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
     Unknown and revoked tokens take the same path (one lookup by hash), so their
     refusal costs the same time; revocation is seen on the very next request."""
 
+    def __init__(self, app: ASGIApp, principal_of: PrincipalOf, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.principal_of = principal_of
+
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         token = bearer_token(connection.headers.get("authorization", ""))
         if token is None:
@@ -47,8 +54,7 @@ class TokenAuthMiddleware(AbstractAuthenticationMiddleware):
         if PRINCIPAL_KEY in state:
             principal = state[PRINCIPAL_KEY]
         else:
-            store: Store = connection.app.state.store
-            principal = await store.principal(hash_token(token))
+            principal = await self.principal_of(token)
         if principal is None:
             raise Unauthorized("unknown, expired or revoked token")
         return AuthenticationResult(user=principal, auth=None)

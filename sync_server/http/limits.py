@@ -30,17 +30,15 @@ import logging
 import math
 import time
 
-import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from schemas import Problem
 
 from ..errors import ProblemError, RequestTimeout, TooManyRequests, Unavailable
-from ..services.identity import hash_token
 from ..settings import Settings
-from ..stores import Store
-from .auth import PRINCIPAL_KEY, bearer_token
+from . import problems
+from .auth import PRINCIPAL_KEY, PrincipalOf, bearer_token
 from .observability import Metrics
 
 __all__ = ["Limiter"]
@@ -50,7 +48,6 @@ _EXEMPT = frozenset({"/healthz", "/metrics"})
 _BLOB_PATH = "/v1/blobs/"
 #: devices with a bucket, past which idle ones are forgotten (one entry per authenticated device)
 _MAX_DEVICES = 10_000
-_json = msgspec.json.Encoder()
 
 
 class _Bucket:
@@ -67,11 +64,11 @@ class _Bucket:
 class Limiter:
     """ASGI layer in front of routing (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics, store: Store | None = None) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics, principal_of: PrincipalOf | None = None) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
-        self.store = store
+        self.principal_of = principal_of
         self.in_flight = 0
         self._devices: dict[str, _Bucket] = {}
 
@@ -100,14 +97,14 @@ class Limiter:
     async def _device(self, scope: Scope) -> str | None:
         """The device the request's token names (None: no token, or not a valid one);
         the principal is left in the scope for authentication, so one lookup serves both."""
-        if self.store is None:
+        if self.principal_of is None:
             return None
         header = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
         token = bearer_token(header.decode("latin-1"))
         if token is None:
             return None
         try:
-            principal = await self.store.principal(hash_token(token))
+            principal = await self.principal_of(token)
         except Exception:  # the store is down: authentication answers for it
             log.debug("token lookup for the limiter failed", exc_info=True)
             return None
@@ -165,10 +162,10 @@ class Limiter:
     async def _refuse(self, send: Send, reason: str, error: ProblemError, retry_after: float | None = None) -> None:
         self.metrics.shed.labels(reason).inc()
         problem: Problem = error.problem()
-        body = _json.encode(problem)
+        body = problems.encode(problem)
         wait = self.settings.retry_after_s if retry_after is None else max(1, math.ceil(retry_after))
         headers = [
-            (b"content-type", b"application/problem+json"),
+            (b"content-type", problems.MEDIA_TYPE.encode()),
             (b"content-length", str(len(body)).encode()),
             (b"retry-after", str(wait).encode()),
         ]

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from litestar import Request, Response, get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
@@ -244,9 +244,8 @@ class Metrics:
 
 
 @get("/metrics", exclude_from_auth=True, include_in_schema=False, sync_to_thread=False)
-def metrics_endpoint(state: State, request: Request[Any, Any, Any]) -> Response[bytes]:
+def metrics_endpoint(metrics: NamedDependency[Metrics], request: Request[Any, Any, Any]) -> Response[bytes]:
     """Prometheus text format; no device token, the metrics token if one is set (module docstring)."""
-    metrics: Metrics = state.metrics
     if not metrics.allows(request.headers.get("authorization", "")):
         raise Unauthorized("the metrics need the metrics token (PATROL_SYNC_METRICS_TOKEN)")
     # the header as given: a ``media_type`` starting with text/ would get a second charset

@@ -40,11 +40,11 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 
 import schemas as schema_types
-from schemas import COLLECTIONS, BlobReceipt, Problem, PulledRecord, PullResponse, PushRequest, PushResponse
+from schemas import BLOB_ID_PATTERN, COLLECTIONS, BlobReceipt, Problem, PulledRecord, PullResponse, PushRequest, PushResponse
 
 from ..wire.codec import JSON, MSGPACK
 from . import _examples
-from .controllers import blobs
+from .controllers.blobs import OCTETS
 
 __all__ = ["COLLECTION", "Completed", "complete", "open_operations"]
 
@@ -124,7 +124,7 @@ def complete(document: dict[str, Any], max_page: int = 1000, open_operations: Co
         operation["responses"].setdefault("default", problem)
         if (path, method) not in open_operations:
             operation["security"] = [{"bearer": []}]
-    blobs.document(document.get("paths", {}), by_type[BlobReceipt], problem)  # raw bodies, ranges, resumable uploads
+    _document_blobs(document.get("paths", {}), by_type[BlobReceipt], problem)  # raw bodies, ranges, resumable uploads
     document["components"].setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
     for struct in records:
         if struct not in named:  # only their fields are wanted, inside the pulled record variants
@@ -316,3 +316,67 @@ class Completed:
             raw = app.openapi_schema.to_schema() if litestar_document is None else copy.deepcopy(litestar_document)
             self._document = complete(raw, self.max_page, open_operations(app, self.open_paths))
         return self._document
+
+
+# -- the blob routes (raw bodies, ranges, resumable uploads) ----------------------------------
+
+_BLOB_ID_SCHEMA = {"type": "string", "pattern": BLOB_ID_PATTERN, "minLength": 71, "maxLength": 71}
+_OFFSET = {"description": "bytes of your resumable upload of this blob the server holds", "schema": {"type": "integer", "minimum": 0}}
+_BINARY = {OCTETS: {"schema": {"type": "string", "format": "binary"}}}
+
+
+def _header(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "header", "required": False, "description": description, "schema": schema or {"type": "string"}}
+
+
+def _document_blobs(paths: dict[str, Any], receipt: dict[str, Any], problem: dict[str, Any]) -> None:
+    """Describe the blob routes Litestar cannot (raw bodies, ranges, resumable uploads),
+    in place. ``receipt``: the schema reference of BlobReceipt; ``problem``: a problem
+    answer."""
+    item = paths.get("/v1/blobs/{blob_id}")
+    if item is None:
+        return
+    blob_id = {"name": "blob_id", "in": "path", "required": True, "description": "sha256: and the 64 lowercase hex digits of the blob's SHA-256", "schema": _BLOB_ID_SCHEMA}
+    etag = {"description": 'the blob id, quoted: "sha256:..."', "schema": {"type": "string"}}
+    with_offset = {**problem, "headers": {"Upload-Offset": _OFFSET}}
+    receipt_answer = {"content": {"application/json": {"schema": receipt}}, "headers": {"Upload-Offset": _OFFSET}}
+    if "put" in item:
+        item["put"].update(
+            description="A whole blob (201 stored, 200 stored already: nothing rewritten), or, with Content-Range, one chunk "
+            "of a resumable upload (202 until the last; see the module docstring of sync_server/http/controllers/blobs.py).",
+            parameters=[blob_id, _header("Content-Range", "bytes <first>-<last>/<total>: this body is one chunk of a resumable upload", {"type": "string", "pattern": r"^bytes [0-9]+-[0-9]+/[0-9]+$"})],
+            requestBody={"required": True, "description": "the blob's bytes (or the chunk's)", "content": _BINARY},
+            responses={
+                "200": {"description": "The server held this blob already; nothing was written", **receipt_answer},
+                "201": {"description": "Stored", **receipt_answer},
+                "202": {"description": "Chunk staged; the upload continues at `offset`", **receipt_answer},
+                "409": {**with_offset, "description": "The chunk does not start at the staged offset (Upload-Offset)"},
+                "413": {**problem, "description": "Over the blob size limit"},
+                "422": {**problem, "description": "The bytes do not hash to the id"},
+                "default": problem,
+            },
+        )
+    if "head" in item:
+        item["head"].update(
+            parameters=[blob_id, _header("If-None-Match", "the ETag you hold")],
+            responses={
+                "200": {"description": "Readable: its size", "headers": {"Content-Length": {"schema": {"type": "integer", "minimum": 0}}, "ETag": etag, "Accept-Ranges": {"schema": {"type": "string"}}, "Upload-Offset": _OFFSET}},
+                "304": {"description": "Not modified (If-None-Match)"},
+                "403": {"description": "No record of your wards names this blob (Upload-Offset: your staged upload)", "headers": {"Upload-Offset": _OFFSET}},
+                "404": {"description": "Named in your wards, not uploaded yet; or not a blob id (Upload-Offset: your staged upload)", "headers": {"Upload-Offset": _OFFSET}},
+                "default": {"description": "A problem (no body: HEAD)"},
+            },
+        )
+    if "get" in item:
+        item["get"].update(
+            parameters=[blob_id, _header("Range", "one range: bytes=a-b, bytes=a- or bytes=-n; other forms are ignored"), _header("If-None-Match", "the ETag you hold")],
+            responses={
+                "200": {"description": "The whole blob", "headers": {"ETag": etag}, "content": _BINARY},
+                "206": {"description": "The range asked for", "headers": {"ETag": etag, "Content-Range": {"schema": {"type": "string"}}}, "content": _BINARY},
+                "304": {"description": "Not modified (If-None-Match)"},
+                "403": {**with_offset, "description": "No record of your wards names this blob"},
+                "404": {**with_offset, "description": "Named in your wards, not uploaded yet; or not a blob id"},
+                "416": {**problem, "description": "None of the range exists", "headers": {"Content-Range": {"schema": {"type": "string"}}}},
+                "default": problem,
+            },
+        )

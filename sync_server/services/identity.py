@@ -10,15 +10,19 @@ from __future__ import annotations
 import hashlib
 import secrets
 import zoneinfo
+from collections.abc import Sequence
+from typing import TypeVar, cast
 
-from schemas import SERVER_NODE, DeviceToken, NewDevice, Team, TeamUpdate, User, UserUpdate, Ward, WardUpdate
+from schemas import SERVER_NODE, Device, DeviceToken, NewDevice, Team, TeamUpdate, User, UserUpdate, Ward, WardUpdate
 
 from ..errors import Unprocessable
+from ..principal import Principal
 from ..stores import Store
 
 __all__ = [
     "BOOTSTRAP_DEVICE",
     "BOOTSTRAP_USER",
+    "Administration",
     "bootstrap",
     "create_entity",
     "hash_token",
@@ -29,6 +33,8 @@ __all__ = [
     "update_team",
     "update_user",
 ]
+
+E = TypeVar("E", Ward, Team, User, Device)
 
 TOKEN_PREFIX = "pst_"
 BOOTSTRAP_USER = "admin"
@@ -96,3 +102,48 @@ async def bootstrap(store: Store) -> str:
     await store.create(User(id=BOOTSTRAP_USER, name="Administrator", role="admin"))
     issued = await issue_device(store, NewDevice(device_id=BOOTSTRAP_DEVICE, user_id=BOOTSTRAP_USER))
     return issued.token
+
+
+class Administration:
+    """The admin API's calls and the token look-up, over the server's store.
+
+    The HTTP layer holds this, never the store: the functions above take the store for
+    the ``patrol-sync admin`` command, which opens its own."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def principal(self, token: str) -> Principal | None:
+        """Who holds this token (None: unknown, expired, revoked or disabled). One lookup
+        by hash, so an unknown and a revoked token cost the same."""
+        return await self._store.principal(hash_token(token))
+
+    async def reachable(self) -> bool:
+        """Whether the store answers (``/healthz``)."""
+        return await self._store.ping()
+
+    async def create(self, entity: Ward | Team | User) -> None:
+        await create_entity(self._store, entity)
+
+    async def issue_device(self, request: NewDevice) -> DeviceToken:
+        return await issue_device(self._store, request)
+
+    async def revoke_device(self, device_id: str) -> None:
+        """Its token is refused from the next request on."""
+        await self._store.revoke_device(device_id)
+
+    async def reissue_token(self, device_id: str) -> DeviceToken:
+        return await reissue_token(self._store, device_id)
+
+    async def update_user(self, user_id: str, changes: UserUpdate) -> User:
+        return await update_user(self._store, user_id, changes)
+
+    async def rename_ward(self, ward_id: str, changes: WardUpdate) -> Ward:
+        return await rename_ward(self._store, ward_id, changes)
+
+    async def update_team(self, team_id: str, changes: TeamUpdate) -> Team:
+        return await update_team(self._store, team_id, changes)
+
+    async def every(self, kind: type[E]) -> Sequence[E]:
+        """Every ward, team, user or device (never a token)."""
+        return cast(Sequence[E], await self._store.entities(kind))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from schemas import HLC, SERVER_NODE
+from schemas import HLC, SERVER_NODE, Change
 
 from ..errors import Forbidden, Unavailable
 from ..principal import Principal
@@ -13,7 +13,7 @@ from ..settings import Settings
 from ..stores import Store
 from ..wire import answers, codec
 from ..wire.codec import DecodedPush
-from .fleet import FleetMonitor
+from .fleet import ClientInfo, FleetMonitor
 from .writer import GroupStats, PushOutcome, PushWriter
 
 __all__ = ["SyncService"]
@@ -40,13 +40,16 @@ class SyncService:
         await self.writer.stop()
         await self.fleet.stop()
 
-    async def push(self, principal: Principal, push: DecodedPush) -> PushOutcome:
-        """Apply a change set; the answer is JSON, kept for retries (idempotency)."""
+    async def push(self, principal: Principal, push: DecodedPush, client: ClientInfo | None = None) -> PushOutcome:
+        """Apply a change set; the answer is JSON, kept for retries (idempotency). The
+        device's health (``client``: its ``X-Client`` header) is noted on the way."""
         if push.device_id != principal.device_id:
             raise Forbidden(f"this token belongs to device {principal.device_id}, not {push.device_id}")
         if not self.writer.running:
             raise Unavailable("the server is not accepting changes (starting or stopping)")
-        return await self.writer.submit(principal, push)
+        outcome = await self.writer.submit(principal, push)
+        self.fleet.note(principal, "push", client, _top_stamp(push), 0 if outcome.replayed else outcome.rejected)
+        return outcome
 
     async def pull(
         self,
@@ -59,12 +62,15 @@ class SyncService:
         max_bytes: int | None = None,
         wait_s: float = 0.0,
         compact: bool = False,
+        client: ClientInfo | None = None,
     ) -> bytes:
         """One page; with ``wait_s``, an empty page waits for a commit first (long poll).
 
         Commits of this process wake the wait at once (the writer's listeners); those
         of other workers are seen by pulling again every ``_POLL_S``, which is what
-        keeps the long poll right with several workers and either store."""
+        keeps the long poll right with several workers and either store. A long poll
+        ends in time to answer before the server's own request deadline."""
+        wait_s = min(wait_s, self.settings.max_wait_s, max(0.0, self.settings.request_timeout_s - 5))
         wards = None if principal.is_admin else principal.wards
         budget = self.settings.max_page_bytes if max_bytes is None else min(max_bytes, self.settings.max_page_bytes)
         loop = asyncio.get_running_loop()
@@ -74,6 +80,7 @@ class SyncService:
             page = await self.store.pull(wards, cursor, limit, collections, budget)
             left = deadline - loop.time()
             if page.docs or page.more or left <= 0:
+                self.fleet.note(principal, "pull", client)
                 return answers.pull_answer(page.docs, page.cursor, page.more, compact=compact, fmt=fmt)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), min(left, _POLL_S))
@@ -82,3 +89,15 @@ class SyncService:
         """A group committed: wake the long polls (each pulls again)."""
         self._commits.set()
         self._commits = asyncio.Event()
+
+
+def _top_stamp(push: DecodedPush) -> str | None:
+    """The highest stamp a push carries: its device's clock, at the latest edit."""
+    top = ""
+    for change in push.changes:
+        if isinstance(change, Change):
+            for _, edit in change.edits():
+                top = max(top, edit.ts)
+            if change.delete is not None:
+                top = max(top, change.delete.ts)
+    return top or None

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
@@ -27,9 +26,8 @@ from schemas import (
 )
 
 from ...errors import BadRequest
-from ...services import identity
 from ...services.enrolment import EnrolmentService
-from ...stores import Store
+from ...services.identity import Administration
 from ..auth import admins_only
 
 __all__ = ["AdminController"]
@@ -54,41 +52,41 @@ class AdminController(Controller):
     guards = [admins_only]
 
     @post("/wards")
-    async def create_ward(self, data: JSONBody[NewWard], state: State) -> Ward:
+    async def create_ward(self, data: JSONBody[NewWard], admin: NamedDependency[Administration]) -> Ward:
         """Create a ward (409 if the id exists)."""
-        await identity.create_entity(state.store, data)
+        await admin.create(data)
         return data
 
     @post("/teams")
-    async def create_team(self, data: JSONBody[NewTeam], state: State) -> Team:
+    async def create_team(self, data: JSONBody[NewTeam], admin: NamedDependency[Administration]) -> Team:
         """Create a team of a ward (409 if the id exists)."""
-        await identity.create_entity(state.store, data)
+        await admin.create(data)
         return data
 
     @post("/users")
-    async def create_user(self, data: JSONBody[NewUser], request: Request[Any, Any, Any], state: State) -> User:
+    async def create_user(self, data: JSONBody[NewUser], request: Request[Any, Any, Any], admin: NamedDependency[Administration]) -> User:
         """Create a user: officers see the wards of their teams, supervisors and admins their ``ward_ids``."""
         user = await _strictly(request, NewUser)
-        await identity.create_entity(state.store, user)
+        await admin.create(user)
         return user
 
     @post("/devices", summary="Register a device; its token is shown only in this answer")
-    async def create_device(self, data: JSONBody[NewDevice], state: State) -> DeviceToken:
+    async def create_device(self, data: JSONBody[NewDevice], admin: NamedDependency[Administration]) -> DeviceToken:
         """A handheld of a user; the server keeps only the token's hash."""
-        return await identity.issue_device(state.store, data)
+        return await admin.issue_device(data)
 
     @delete("/devices/{device_id:str}", summary="Revoke a device's token at once")
-    async def revoke_device(self, device_id: FromPath[str], state: State) -> None:
+    async def revoke_device(self, device_id: FromPath[str], admin: NamedDependency[Administration]) -> None:
         """Its token is refused from the next request on."""
-        await state.store.revoke_device(device_id)
+        await admin.revoke_device(device_id)
 
     @post(
         "/devices/{device_id:str}/token",
         status_code=200,
         summary="Re-issue a device's token: the old one stops at once; a revoked device is revoked no more",
     )
-    async def reissue_token(self, device_id: FromPath[str], state: State) -> DeviceToken:
-        return await identity.reissue_token(state.store, device_id)
+    async def reissue_token(self, device_id: FromPath[str], admin: NamedDependency[Administration]) -> DeviceToken:
+        return await admin.reissue_token(device_id)
 
     @post(
         "/devices/{device_id:str}/enrolment",
@@ -101,37 +99,33 @@ class AdminController(Controller):
         return await enrolment.create(device_id, data or EnrolmentRequest(), str(request.base_url))
 
     @patch("/users/{user_id:str}", summary="Change a user's name, role, teams, wards or state; his scope follows at once")
-    async def update_user(self, user_id: FromPath[str], data: JSONBody[UserUpdate], request: Request[Any, Any, Any], state: State) -> User:
-        return await identity.update_user(state.store, user_id, await _strictly(request, UserUpdate))
+    async def update_user(self, user_id: FromPath[str], data: JSONBody[UserUpdate], request: Request[Any, Any, Any], admin: NamedDependency[Administration]) -> User:
+        return await admin.update_user(user_id, await _strictly(request, UserUpdate))
 
     @patch("/wards/{ward_id:str}", summary="Rename a ward")
-    async def update_ward(self, ward_id: FromPath[str], data: JSONBody[WardUpdate], state: State) -> Ward:
-        return await identity.rename_ward(state.store, ward_id, data)
+    async def update_ward(self, ward_id: FromPath[str], data: JSONBody[WardUpdate], admin: NamedDependency[Administration]) -> Ward:
+        return await admin.rename_ward(ward_id, data)
 
     @patch("/teams/{team_id:str}", summary="Rename a team, or move it to another ward while no record names it")
-    async def update_team(self, team_id: FromPath[str], data: JSONBody[TeamUpdate], state: State) -> Team:
-        return await identity.update_team(state.store, team_id, data)
+    async def update_team(self, team_id: FromPath[str], data: JSONBody[TeamUpdate], admin: NamedDependency[Administration]) -> Team:
+        return await admin.update_team(team_id, data)
 
     @get("/wards")
-    async def list_wards(self, state: State) -> Sequence[Ward]:
+    async def list_wards(self, admin: NamedDependency[Administration]) -> Sequence[Ward]:
         """List every ward."""
-        store: Store = state.store
-        return cast(Sequence[Ward], await store.entities(Ward))
+        return await admin.every(Ward)
 
     @get("/teams")
-    async def list_teams(self, state: State) -> Sequence[Team]:
+    async def list_teams(self, admin: NamedDependency[Administration]) -> Sequence[Team]:
         """List every team."""
-        store: Store = state.store
-        return cast(Sequence[Team], await store.entities(Team))
+        return await admin.every(Team)
 
     @get("/users")
-    async def list_users(self, state: State) -> Sequence[User]:
+    async def list_users(self, admin: NamedDependency[Administration]) -> Sequence[User]:
         """List every user."""
-        store: Store = state.store
-        return cast(Sequence[User], await store.entities(User))
+        return await admin.every(User)
 
     @get("/devices")
-    async def list_devices(self, state: State) -> Sequence[Device]:
+    async def list_devices(self, admin: NamedDependency[Administration]) -> Sequence[Device]:
         """List every device, revoked ones too (``revoked_at``); never a token."""
-        store: Store = state.store
-        return cast(Sequence[Device], await store.entities(Device))
+        return await admin.every(Device)

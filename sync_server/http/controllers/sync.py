@@ -6,7 +6,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
-from schemas import COLLECTIONS, Change
+from schemas import COLLECTIONS
 
 from ...errors import BadRequest, Unprocessable
 from ...principal import Principal
@@ -18,18 +18,6 @@ from ...wire.answers import push_answer
 __all__ = ["SyncController"]
 
 StampsForm = Literal["full", "compact"]
-
-
-def _top_stamp(push: codec.DecodedPush) -> str | None:
-    """The highest stamp a push carries: its device's clock, at the latest edit."""
-    top = ""
-    for change in push.changes:
-        if isinstance(change, Change):
-            for _, edit in change.edits():
-                top = max(top, edit.ts)
-            if change.delete is not None:
-                top = max(top, change.delete.ts)
-    return top or None
 
 
 class SyncController(Controller):
@@ -51,9 +39,7 @@ class SyncController(Controller):
         fmt = codec.request_format(request.headers.get("content-type"))
         body = codec.read_body(await request.body(), request.headers.get("content-encoding"), settings.max_body_bytes)
         push = codec.decode_push(body, fmt, settings.max_changes)
-        outcome = await service.push(request.user, push)
-        client = parse_client_header(request.headers.get("x-client"))
-        service.fleet.note(request.user, "push", client, _top_stamp(push), 0 if outcome.replayed else outcome.rejected)
+        outcome = await service.push(request.user, push, parse_client_header(request.headers.get("x-client")))
         minimal = _prefers_minimal(request.headers.getall("prefer", []))
         out = codec.response_format(request.headers.get("accept"))
         answer = push_answer(outcome.answer, push, minimal=minimal, compact=stamps == "compact", fmt=out)
@@ -95,12 +81,10 @@ class SyncController(Controller):
             if unknown:
                 raise BadRequest(f"unknown collections: {', '.join(unknown)}")
         fmt = codec.response_format(request.headers.get("accept"))
-        # a long poll ends in time to answer before the server's own request deadline
-        wait_s = min(float(wait or 0), service.settings.max_wait_s, max(0.0, service.settings.request_timeout_s - 5))
         body = await service.pull(
-            request.user, cursor or None, limit, wanted, fmt, max_bytes=max_bytes, wait_s=wait_s, compact=stamps == "compact"
+            request.user, cursor or None, limit, wanted, fmt, max_bytes=max_bytes, wait_s=float(wait or 0), compact=stamps == "compact",
+            client=parse_client_header(request.headers.get("x-client")),
         )
-        service.fleet.note(request.user, "pull", parse_client_header(request.headers.get("x-client")))
         return Response(body, media_type=codec.MSGPACK if fmt == "msgpack" else codec.JSON)
 
 
