@@ -7,10 +7,10 @@ than these is upgraded at the next successful sign-in (``needs_rehash``).
 
 from __future__ import annotations
 
-import unicodedata
-
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from schemas.text import nfc
 
 __all__ = ["MIN_LENGTH", "PasswordRefused", "hash_password", "needs_rehash", "verify_password"]
 
@@ -28,7 +28,7 @@ class PasswordRefused(ValueError):
 
 
 def _normal(password: str) -> str:
-    return unicodedata.normalize("NFC", password)  # the same Vietnamese typed on two keyboards
+    return nfc(password)  # the same Vietnamese typed on two keyboards
 
 
 def hash_password(password: str) -> str:

@@ -18,13 +18,12 @@ import msgspec
 
 from schemas import (
     HLC,
-    AnyChange,
     ChecksReport,
     Conflict,
     ConflictList,
     FleetHealth,
     GroupBy,
-    Policy,
+    PushResponse,
     RecordHistory,
     Resolution,
     SearchResults,
@@ -33,11 +32,10 @@ from schemas import (
     TargetsReport,
 )
 from schemas.collections import COLLECTIONS
-from schemas.order import wins
 from schemas.stamps import utc_now
 from schemas.text import fold
 
-from ..engine import RecordState
+from ..engine.resolve import resolution_change
 from ..errors import AlreadyExists, Forbidden, NotFound, Unprocessable
 from ..principal import Principal
 from ..stores import ResolvedConflict, Store, TargetRow
@@ -49,6 +47,14 @@ __all__ = ["SupervisionService", "period_range"]
 
 _json = msgspec.json.Encoder()
 _CONFLICT_ID = re.compile(r"^c-([0-9]{1,18})$")
+
+
+class _Resolved(msgspec.Struct, kw_only=True):
+    """What a resolution stores beside the conflict (``Conflict.resolution``)."""
+
+    choice: str
+    value: Any
+    changeset_id: str
 
 
 def period_range(period: str) -> tuple[dt.date, dt.date]:
@@ -131,19 +137,15 @@ class SupervisionService:
             raise NotFound(f"{conflict.collection}/{conflict.record_id} does not exist")
         self.hlc.observe(max(state.top_stamp, state.tomb or ""))  # stamped after all it decides on
         stamp = self.hlc.now()
-        raw = _resolution_change(conflict, decision, state, stamp)
-        try:
-            change = msgspec.convert(raw, AnyChange)
-        except msgspec.ValidationError as exc:
-            raise Unprocessable(f"the value does not fit {conflict.collection}.{conflict.field}: {exc}") from None
+        change = resolution_change(conflict, decision, state, stamp)
         changeset_id = f"resolve-{number}-{stamp}"
-        push = DecodedPush(principal.device_id, changeset_id, [change], hashlib.sha256(_json.encode(raw)).digest())
-        record = {"choice": decision.choice, "value": decision.value, "changeset_id": changeset_id}
+        push = DecodedPush(principal.device_id, changeset_id, [change], hashlib.sha256(_json.encode(change)).digest())
+        record = _Resolved(choice=decision.choice, value=decision.value, changeset_id=changeset_id)
         resolved = ResolvedConflict(number, principal.user_id, utc_now(), _json.encode(record))
         outcome = await self.writer.submit(principal, push, resolved)
         if outcome.rejected:
-            answer = msgspec.json.decode(outcome.answer)
-            raise Unprocessable("the resolution was refused: " + "; ".join(e["detail"] for e in answer["results"][0]["errors"]))
+            answer = msgspec.json.decode(outcome.answer, type=PushResponse[msgspec.Raw])
+            raise Unprocessable("the resolution was refused: " + "; ".join(e.detail for e in answer.results[0].errors))
         updated = await self.store.conflict(number)
         assert updated is not None
         return updated
@@ -196,50 +198,3 @@ def _conflict_number(conflict_id: str) -> int:
     if match is None:
         raise NotFound(f"no conflict {conflict_id[:40]!r}")
     return int(match.group(1))
-
-
-def _resolution_change(conflict: Conflict, decision: Resolution, state: RecordState, stamp: str) -> dict[str, Any]:
-    """The change that carries out a decision, stamped ``stamp``, based on the record as it stands."""
-    change: dict[str, Any] = {"collection": conflict.collection, "id": conflict.record_id}
-    spec = COLLECTIONS[conflict.collection]
-    if conflict.field is None:  # a delete conflict: keep, or flip, the record's deleted state
-        if decision.choice == "value":
-            raise Unprocessable("a delete conflict is resolved by keeping or undoing the delete, not by a value")
-        delete = state.deleted if decision.choice == "kept" else not state.deleted
-        if delete:
-            change["delete"] = {"ts": stamp, "base": max(state.top_stamp, state.tomb or "")}
-        else:  # stamped after the tombstone, the current values bring the record back
-            change["fields"] = {
-                name: {"value": value, "ts": stamp, "base": state.stamps.get(name)}
-                for name, value in state.fields.items()
-                if spec.fields[name].policy in (Policy.LWW, Policy.RANK)
-            }
-        return change
-    field = spec.fields[conflict.field]
-    current = state.fields.get(conflict.field)
-    base = state.stamps.get(conflict.field)
-    if field.policy is Policy.SET:
-        if decision.choice == "value":
-            edit = decision.value if isinstance(decision.value, dict) else None
-            if edit is None or not set(edit) <= {"add", "remove"}:
-                raise Unprocessable('a set field takes a value like {"add": [...], "remove": [...]}')
-        elif decision.choice == "other":
-            edit = (conflict.client if conflict.winner == "server" else conflict.server).value
-        else:  # kept: the element as it stands now, stamped again
-            element = next(iter(next(iter(conflict.server.value.values()))))
-            edit = {"add": [element]} if element in (current or []) else {"remove": [element]}
-        change["fields"] = {conflict.field: {"add": [], "remove": [], **edit, "ts": stamp, "base": base}}
-        return change
-    if decision.choice == "kept":
-        value = current
-    elif decision.choice == "other":
-        value = (conflict.client if conflict.winner == "server" else conflict.server).value
-    else:
-        value = decision.value
-    if base is not None and value != current and not wins(field.policy, field.rank, stamp, value, base, current):
-        if field.policy is Policy.FIRST:  # the merge would keep the value it holds: say so instead
-            raise Unprocessable(f"{conflict.field} is write-once: the earliest value stays")
-        if str(value) in (field.rank or {}):  # a value out of the ranking is refused as not fitting below
-            raise Unprocessable(f"{conflict.field} only moves forward ({current} stands; {value} ranks lower)")
-    change["fields"] = {conflict.field: {"value": value, "ts": stamp, "base": base}}
-    return change
