@@ -37,10 +37,11 @@ from typing import Any
 
 import msgspec
 
-from schemas import HLC, Change, ChangeResult, Conflict, Key, PushResponse, Warning, stamp_ms
+from schemas import HLC, Change, Conflict, Key
 from schemas.stamps import utc_now, wall_ms
 
-from ..engine import Context, Outcome, RecordState, apply_change
+from ..engine import Context, RecordState, apply_change
+from ..engine.answer import Applied, clock_warnings, logged_conflicts, push_answer
 from ..engine.guards import REFERENCES
 from ..engine.state import encode_crdt, encode_doc
 from ..errors import ChangesetReused, Forbidden, Unavailable
@@ -111,17 +112,11 @@ class _Job:
 
 
 @dataclasses.dataclass(slots=True)
-class _Applied:
-    key: Key
-    outcome: Outcome
-
-
-@dataclasses.dataclass(slots=True)
 class _Merged:
     """One change set merged into the group's working state."""
 
     job: _Job
-    items: list[_Applied | Rejected]
+    items: list[Applied | Rejected]
     now_ms: int
     conflicts: list[Conflict] = dataclasses.field(default_factory=list)
 
@@ -250,7 +245,7 @@ class PushWriter:
         return plan
 
     def _tell(self, plan: _Plan, answers: list[PushOutcome | Exception], seconds: float) -> None:
-        applied = sum(1 for m in plan.merged for item in m.items if isinstance(item, _Applied))
+        applied = sum(1 for m in plan.merged for item in m.items if isinstance(item, Applied))
         stats = GroupStats(
             changesets=len(plan.merged),
             applied=applied,
@@ -356,7 +351,7 @@ class PushWriter:
             floor_ms=registered - settings.max_clock_skew_ms if registered else 0,
             ward_of=ward_of,
         )
-        items: list[_Applied | Rejected] = []
+        items: list[Applied | Rejected] = []
         for n, change in enumerate(job.push.changes, 1):
             if n % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let the previous group's write make progress meanwhile
@@ -371,7 +366,7 @@ class PushWriter:
             if outcome.changed:
                 working[key] = outcome.state
                 dirty[key] = None
-            items.append(_Applied(key, outcome))
+            items.append(Applied(key, outcome))
         return _Merged(job, items, ctx.now_ms)
 
 
@@ -407,67 +402,13 @@ def _log(m: _Merged, working: dict[Key, RecordState], now: str, edits: list[Edit
                     diff=encode_diff(outcome.diff, outcome.deleted),
                 )
             )
-        for c in outcome.conflicts:
-            m.conflicts.append(
-                Conflict(
-                    id="",  # numbered once the group's conflicts are counted
-                    collection=state.collection,
-                    record_id=state.id,
-                    field=c.field,
-                    kind=c.kind,
-                    winner=c.winner,
-                    server=c.server,
-                    client=c.client,
-                    ward_id=state.ward_id,
-                    device_id=principal.device_id,
-                    user_id=principal.user_id,
-                    changeset_id=push.changeset_id,
-                    created_at=now,
-                )
-            )
+        m.conflicts.extend(logged_conflicts(outcome, state, principal, push.changeset_id, now))
     conflicts.extend(m.conflicts)
 
 
 def _answer(m: _Merged, working: dict[Key, RecordState], docs: dict[Key, bytes], cursor: str) -> bytes:
-    """The change set's answer; a record's state comes once, on its last result (§4),
-    so ten changes to one record do not answer it ten times."""
-    last = {item.key: n for n, item in enumerate(m.items) if isinstance(item, _Applied)}
-    results: list[ChangeResult[msgspec.Raw]] = []
-    for n, item in enumerate(m.items):
-        if isinstance(item, Rejected):
-            results.append(ChangeResult(collection=item.collection, id=item.id, status="rejected", errors=item.errors))
-            continue
-        state = working[item.key]
-        if last[item.key] != n:
-            results.append(ChangeResult(collection=state.collection, id=state.id, status="applied", seq=state.seq))
-            continue
-        doc = docs.get(item.key) or encode_doc(state)
-        results.append(ChangeResult(collection=state.collection, id=state.id, status="applied", seq=state.seq, record=msgspec.Raw(doc)))
-    answer = PushResponse[msgspec.Raw](
-        changeset_id=m.job.push.changeset_id,
-        cursor=cursor,
-        results=results,
-        conflicts=m.conflicts,
-        warnings=_warnings(m),
-    )
-    return _json.encode(answer)
-
-
-def _warnings(m: _Merged) -> list[Warning]:
-    restamped = [a.outcome for a in m.items if isinstance(a, _Applied) and a.outcome.restamped]
-    if not restamped:
-        return []
-    ahead_s = (max(stamp_ms(o.top_sent) for o in restamped) - m.now_ms) / 1000
-    count = sum(o.restamped for o in restamped)
-    return [
-        Warning(
-            code="clock_skew",
-            detail=(
-                f"device {m.job.principal.device_id} sent stamps {ahead_s:.0f} s ahead of the server clock; "
-                f"{count} edits were applied at server time instead. Check the device's clock."
-            ),
-        )
-    ]
+    warnings = clock_warnings(m.items, m.job.principal.device_id, m.now_ms)
+    return push_answer(m.job.push.changeset_id, m.items, working, docs, cursor, m.conflicts, warnings)
 
 
 def _rejected(m: _Merged) -> int:
