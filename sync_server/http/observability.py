@@ -54,6 +54,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from ..errors import Unauthorized
 from ..services.identity import TOKEN_PREFIX
 from ..services.writer import GroupStats, PushWriter
+from .auth import bearer_token
 
 __all__ = [
     "Metrics",
@@ -232,8 +233,8 @@ class Metrics:
         """Whether a scrape with this ``Authorization`` header may read the metrics."""
         if not self._token:
             return True
-        scheme, _, given = authorization.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._token)
+        given = bearer_token(authorization)
+        return given is not None and hmac.compare_digest(given.encode(), self._token)
 
     def render(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:

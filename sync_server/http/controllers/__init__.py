@@ -1,4 +1,4 @@
-"""HTTP controllers, one module per resource. They never touch a database driver."""
+"""HTTP controllers, one module per resource: read the request, call a service they are given (``create_app`` decides which), shape the answer. No store, no ``app.state``."""
 
 from .admin import AdminController
 from .blobs import BlobsController
