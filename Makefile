@@ -24,7 +24,7 @@ serve: install
 	$(BIN)/patrol-sync serve
 
 lint: install
-	$(BIN)/ruff check schemas sync_server client_sdk tests bench
+	$(BIN)/ruff check schemas sync_server client_sdk patrol_demo tests bench
 	$(BIN)/mypy
 
 test: lint

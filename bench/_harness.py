@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,13 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from sync_server.loopback import free_port
+
 __all__ = ["Fleet", "running_server"]
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cli(*args: str, db: str) -> str:
@@ -96,7 +92,7 @@ def running_server(db: str | None = None, workers: int = 1, extra_env: dict[str,
             db = stack.enter_context(fresh_database(db))
         db = db or f"sqlite:///{Path(tmp) / 'bench.db'}"
         token = _cli("admin", "bootstrap", db=db)
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, **(extra_env or {})}
         proc = subprocess.Popen(
             [sys.executable, "-m", "sync_server", "serve", "--db", db, "--port", str(port), "--workers", str(workers), "--log-level", "warning"],

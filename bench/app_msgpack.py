@@ -21,7 +21,7 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import running_server  # noqa: E402
-from push_pull import check_change  # noqa: E402
+from _workloads import light as check_change  # noqa: E402
 
 
 def sizes(name: str, as_json: bytes, as_msgpack: bytes) -> None:

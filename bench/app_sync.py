@@ -39,7 +39,7 @@ from playwright.async_api import Request, async_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _harness import running_server  # noqa: E402
-from push_pull import check_change  # noqa: E402
+from _workloads import light as check_change  # noqa: E402
 
 from tests.linkemu import Link  # noqa: E402
 

@@ -31,7 +31,9 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import running_server  # noqa: E402
-from push_pull import DEVICES, bodies, check_change, pull_all, push_all  # noqa: E402
+from _workloads import WORKLOADS  # noqa: E402
+from _workloads import light as check_change  # noqa: E402
+from push_pull import DEVICES, bodies, pull_all, push_all  # noqa: E402
 
 from client_sdk import AsyncPatrolClient  # noqa: E402
 from schemas import Check  # noqa: E402
@@ -85,7 +87,7 @@ def main() -> None:
         raw_push_s = asyncio.run(raw_push(fleet.url, fleet.tokens["h001"], args.push, args.changes))
         rest = args.pull - 2 * args.push  # the two pushes above count towards the records to pull
         if rest > 0:
-            asyncio.run(push_all(fleet.url, fleet.tokens, bodies(rest)))
+            asyncio.run(push_all(fleet.url, fleet.tokens, bodies(rest, WORKLOADS["light"])))
         raw_pull_s, raw_pulled = asyncio.run(pull_all(fleet.url, fleet.tokens["reader"]))
         sdk_pull_s, sdk_pulled = asyncio.run(sdk_pull(fleet.url, fleet.tokens["reader"], Path(tmp) / "reader.db"))
     assert sdk_pulled == raw_pulled, (sdk_pulled, raw_pulled)

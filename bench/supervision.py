@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import running_server  # noqa: E402
 
 from schemas import Ward  # noqa: E402
-from sync_server import identity  # noqa: E402
 from sync_server.engine import RecordState  # noqa: E402
 from sync_server.engine.state import encode_crdt, encode_doc  # noqa: E402
+from sync_server.services import identity  # noqa: E402
 from sync_server.stores import RecordRow, store_for  # noqa: E402
 
 WARDS = [f"ward-{i:02d}" for i in range(30)]

@@ -2,7 +2,7 @@
 
 The server's engine (``sync_server/engine/merge.py``), the SDK's send-back after a
 restore (``client_sdk/_restore.py``) and conflict resolution
-(``sync_server/supervision.py``) all ask these functions, so a device and the server
+(``sync_server/services/supervision.py``) all ask these functions, so a device and the server
 can never disagree on a winner, not even on a tie.
 
 | policy | the arriving value wins when                                           |

@@ -21,8 +21,9 @@ import msgspec
 
 from schemas import Device, EnrolmentRequest, NewDevice, Team, TeamUpdate, User, UserUpdate, Ward, WardUpdate
 
-from . import __version__, identity
+from . import __version__
 from .errors import ProblemError
+from .services import identity
 from .settings import Settings, SettingsError
 from .stores import Store, StoreError, schema_status, store_for
 from .stores.sqlite.store import path_from_url
@@ -96,7 +97,7 @@ def _print_rows(rows: Sequence[Any]) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from .observability import logging_config
+    from .http.observability import logging_config
 
     settings = _settings(db_url=args.db, blob_dir=args.blobs, trusted_proxies=args.forwarded_allow_ips)
     try:  # before the store is made: a host typo is not a reason to create one
@@ -204,7 +205,7 @@ def cmd_user_password(args: argparse.Namespace) -> None:
     when it is not a terminal; never from an argument, where ``ps`` would show it."""
     import getpass
 
-    from .passwords import PasswordRefused, hash_password
+    from .services.passwords import PasswordRefused, hash_password
 
     if sys.stdin.isatty():
         password = getpass.getpass(f"new console password for {args.id}: ")
@@ -237,7 +238,7 @@ def cmd_device_token(args: argparse.Namespace) -> None:
 
 
 def cmd_device_enrol(args: argparse.Namespace) -> None:
-    from .enrolment import EnrolmentService
+    from .services.enrolment import EnrolmentService
 
     settings = Settings.from_env()
     base = args.url or settings.public_url or "http://127.0.0.1:8000"
@@ -299,7 +300,7 @@ def _valid(entity: T) -> T:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     try:
-        from .demo import run_demo
+        from patrol_demo import run_demo
     except ImportError:
         raise CommandError("the demo is not part of this build") from None
     if args.serve and args.port:  # say so now, not after the whole scenario

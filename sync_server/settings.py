@@ -41,14 +41,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     blob_staging_ttl_s: float = 86400.0  # a resumable upload is dropped this long after it began, however topped up
     max_clock_skew_ms: int = 10 * 60 * 1000
     default_timezone: str = "Asia/Ho_Chi_Minh"
-    # -- backpressure (sync_server/limits.py): past these, 503 or 429 with Retry-After
+    # -- backpressure (sync_server/http/limits.py): past these, 503 or 429 with Retry-After
     max_queued_changes: int = 50_000  # changes waiting for the push writer (queued or being written)
     max_inflight: int = 256  # requests being handled by this process at once
     max_inflight_per_device: int = 64  # of them, from one token (an admin script may run many at once)
     push_timeout_s: float = 30.0  # a push not committed by then answers 503 (a retry gets the stored answer)
     request_timeout_s: float = 60.0  # a request with no answer started by then answers 503
     retry_after_s: int = 1  # the Retry-After of those answers
-    # -- logging (sync_server/observability.py)
+    # -- logging (sync_server/http/observability.py)
     log_format: Literal["json", "text"] = "json"  # "json" (one object a line) or "text"
     # -- deployment (docs/DEPLOY.md)
     #: origins whose browser pages may call the API, comma-separated (``https://a.example,https://b.example``); empty: none
@@ -58,7 +58,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     #: addresses (or networks, or ``*``) of reverse proxies whose ``X-Forwarded-For``/``-Proto``
     #: are believed, comma-separated; empty: the peer's own address is the client's
     trusted_proxies: str = ""
-    # -- enrolment codes (sync_server/enrolment.py)
+    # -- enrolment codes (sync_server/services/enrolment.py)
     #: the server's address as handhelds reach it (``https://patrol.example``), for enrolment
     #: URLs; empty: the address each admin request came to
     public_url: str = ""

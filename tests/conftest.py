@@ -9,18 +9,14 @@ PostgreSQL comes from ``tests/storedb.py`` (a throwaway cluster, or
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
-from sync_server import identity
-from sync_server.app import create_app
+from sync_server.loopback import LoopbackServer
+from sync_server.services import identity
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 
@@ -105,38 +101,14 @@ async def admin_token(settings: Settings) -> str:
         await store.close()
 
 
-class RunningServer:
-    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-        self.server = server
-        self.task = task
-        port = server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        await self.task
-
-
-async def start_server(settings: Settings) -> RunningServer:
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.005)
-    return RunningServer(server, task)
+@pytest.fixture
+async def server(settings: Settings, admin_token: str) -> AsyncIterator[LoopbackServer]:
+    async with LoopbackServer(settings) as running:
+        yield running
 
 
 @pytest.fixture
-async def server(settings: Settings, admin_token: str) -> AsyncIterator[RunningServer]:
-    running = await start_server(settings)
-    yield running
-    await running.stop()
-
-
-@pytest.fixture
-async def world(server: RunningServer, admin_token: str) -> AsyncIterator[World]:
+async def world(server: LoopbackServer, admin_token: str) -> AsyncIterator[World]:
     w = await make_world(server.url, admin_token)
     yield w
     for api in w.all():
@@ -146,13 +118,5 @@ async def world(server: RunningServer, admin_token: str) -> AsyncIterator[World]
 @pytest.fixture
 def threaded_server(settings: Settings, admin_token: str) -> Iterator[str]:
     """For the blocking client, which blocks the test: a server on a thread of its own."""
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    server.should_exit = True
-    thread.join(30)
+    with LoopbackServer(settings) as running:
+        yield running.url

@@ -23,13 +23,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
+
+from sync_server.loopback import free_port
 
 __all__ = ["Cluster", "Unavailable", "dump", "execute", "fail_inserts_of", "rows", "run_async", "start_cluster"]
 
@@ -108,11 +109,6 @@ def _binaries() -> str | None:
     return os.path.dirname(found[-1]) if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @contextlib.contextmanager
 def start_cluster() -> Iterator[Cluster]:
@@ -140,7 +136,7 @@ def start_cluster() -> Iterator[Cluster]:
     data = os.path.join(root, "data")
     if owner is not None:
         os.chown(root, owner.pw_uid, owner.pw_gid)
-    port = _free_port()
+    port = free_port()
 
     def run(*args: str) -> None:
         done = subprocess.run([*as_user, *args], capture_output=True, text=True)

@@ -7,20 +7,21 @@ import importlib.metadata
 import httpx
 import pytest
 
-from .conftest import RunningServer
+from sync_server.loopback import LoopbackServer
+
 from .helpers import Api, World, premises
 
 PROBLEM = "application/problem+json"
 
 
-async def test_healthz_answers_ok_the_version_and_the_protocol_without_a_token(server: RunningServer) -> None:
+async def test_healthz_answers_ok_the_version_and_the_protocol_without_a_token(server: LoopbackServer) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
         response = await http.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "version": importlib.metadata.version("patrol-sync"), "protocol": 1}
 
 
-async def test_openapi_document_is_served_without_a_token_and_describes_push(server: RunningServer) -> None:
+async def test_openapi_document_is_served_without_a_token_and_describes_push(server: LoopbackServer) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
         response = await http.get("/schema/openapi.json")
     assert response.status_code == 200
@@ -38,7 +39,7 @@ async def test_openapi_document_is_served_without_a_token_and_describes_push(ser
     [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic YWRtaW46YWRtaW4="}, {"Authorization": "Bearer"}],
     ids=["missing", "unknown", "wrong-scheme", "empty"],
 )
-async def test_requests_without_a_valid_token_get_401_problem(server: RunningServer, headers: dict[str, str]) -> None:
+async def test_requests_without_a_valid_token_get_401_problem(server: LoopbackServer, headers: dict[str, str]) -> None:
     async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
         response = await http.get("/v1/sync/pull")
     assert response.status_code == 401

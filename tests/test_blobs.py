@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from sync_server.blobs import blob_dir_for
+from sync_server.loopback import LoopbackServer
 from sync_server.settings import Settings
 
-from .conftest import RunningServer, start_server
 from .helpers import Api, World, stamp, violation
 
 PROBLEM = "application/problem+json"
@@ -147,7 +147,7 @@ async def _torn_put(server_url: str, token: str, path: str, declared: int, sent:
     await asyncio.sleep(0.3)  # and notices the connection is gone
 
 
-async def test_a_torn_upload_leaves_no_partial_blob_visible(world: World, settings: Settings, server: RunningServer) -> None:
+async def test_a_torn_upload_leaves_no_partial_blob_visible(world: World, settings: Settings, server: LoopbackServer) -> None:
     blob_id, data = blob("torn", 3_000_000)
     await name_in(world.officer_a, "lam-son", blob_id)
     assert world.officer_a.token is not None
@@ -355,7 +355,7 @@ async def test_a_resumable_upload_goes_in_chunks_at_the_staged_offset(world: Wor
     assert leftovers(settings) == []
 
 
-async def test_the_bytes_of_a_chunk_cut_short_are_kept_and_the_upload_resumes_there(world: World, server: RunningServer) -> None:
+async def test_the_bytes_of_a_chunk_cut_short_are_kept_and_the_upload_resumes_there(world: World, server: LoopbackServer) -> None:
     blob_id, data = blob("cut chunk", 3_000_000)
     api = world.officer_a
     assert api.token is not None
@@ -398,7 +398,8 @@ async def test_a_bad_content_range_is_a_clear_4xx(world: World) -> None:
 async def test_without_blob_storage_blob_calls_are_503_and_the_rest_works(db_url: str, admin_token: str, store_kind: str) -> None:
     if store_kind != "postgresql":
         pytest.skip("SQLite always has its folder beside the file")
-    running = await start_server(Settings(db_url=db_url))
+    running = LoopbackServer(Settings(db_url=db_url))
+    await running.start()
     try:
         async with httpx.AsyncClient(base_url=running.url, headers={"Authorization": f"Bearer {admin_token}"}) as admin:
             blob_id, data = blob("nowhere to go")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from sync_server.loopback import free_port
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -78,16 +79,11 @@ def test_a_relative_sqlite_url_is_relative_to_the_working_directory(tmp_path: Pa
     assert (tmp_path / "here.db").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_runs_the_server_on_the_given_store(db: str, workers: int) -> None:
     token = run("admin", "bootstrap", "--db", db).stdout.strip()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "sync_server", "serve", "--db", db, "--port", str(port), "--workers", str(workers), "--log-level", "warning"],

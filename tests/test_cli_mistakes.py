@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from sync_server.loopback import free_port
 from sync_server.settings import Settings
 
 from . import storedb
@@ -42,9 +43,7 @@ def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *culpri
 
 
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # nothing listens there once the socket is closed
+    return free_port()  # nothing listens there once the socket is closed
 
 
 def newer_store(db_url: str) -> None:
@@ -194,7 +193,7 @@ def test_a_worker_that_cannot_reach_postgresql_logs_one_line_without_a_traceback
     """What each worker of ``serve`` logs if the database goes away after the first check."""
     script = (
         "import uvicorn\n"
-        "from sync_server.observability import logging_config\n"
+        "from sync_server.http.observability import logging_config\n"
         "uvicorn.run('sync_server.asgi:app_factory', factory=True, port=0, log_config=logging_config())\n"
     )
     env = {**os.environ, "PATROL_SYNC_DB_URL": f"postgresql://patrol@127.0.0.1:{closed_port()}/patrol"}

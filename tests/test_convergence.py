@@ -20,14 +20,14 @@ from client_sdk._records import DeviceClock
 from client_sdk._restore import Restore
 from schemas import COLLECTIONS, HLC, AnyChange
 from schemas.collections import Policy
-from sync_server import identity
 from sync_server.engine import Context, RecordState, apply_change
 from sync_server.engine.state import encode_crdt
+from sync_server.loopback import LoopbackServer
 from sync_server.principal import Principal
+from sync_server.services import identity
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 
-from .conftest import start_server
 from .helpers import make_world
 
 T0 = 1_686_200_000_000
@@ -241,7 +241,8 @@ async def _server_state(url: str, ordered: list[tuple[str, list[dict[str, Any]]]
     await store.open()
     token = await identity.bootstrap(store)
     await store.close()
-    server = await start_server(Settings(db_url=url, max_clock_skew_ms=10**13))
+    server = LoopbackServer(Settings(db_url=url, max_clock_skew_ms=10**13))
+    await server.start()
     world = await make_world(server.url, token)
     apis = {api.device_id: api for api in world.all()}
     try:

@@ -20,25 +20,23 @@ import httpx
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from sync_server import identity
+from sync_server.loopback import LoopbackServer, free_port
+from sync_server.services import identity
 from sync_server.settings import Settings
 from sync_server.stores import store_for
-
-from .conftest import RunningServer, start_server
-from .reliability._process import free_port
 
 ALLOWED = "https://console.phuong.example"
 OTHER = "https://evil.example"
 
-Serve = Callable[..., Awaitable[tuple[RunningServer, str]]]
+Serve = Callable[..., Awaitable[tuple[LoopbackServer, str]]]
 
 
 @pytest.fixture
 async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
     """Starts a server with the given settings on a fresh SQLite store; answers it and the admin token."""
-    running: list[RunningServer] = []
+    running: list[LoopbackServer] = []
 
-    async def start(**values: str) -> tuple[RunningServer, str]:
+    async def start(**values: str) -> tuple[LoopbackServer, str]:
         settings = Settings(db_url=f"sqlite:///{tmp_path / f'store-{len(running)}.db'}", **values)  # type: ignore[arg-type]
         store = store_for(settings.db_url)
         await store.open()
@@ -46,7 +44,8 @@ async def serve(tmp_path: Path) -> AsyncIterator[Serve]:
             token = await identity.bootstrap(store)
         finally:
             await store.close()
-        running.append(await start_server(settings))
+        running.append(LoopbackServer(settings))
+        await running[-1].start()
         return running[-1], token
 
     yield start

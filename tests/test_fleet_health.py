@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sync_server.fleet import FleetMonitor
 from sync_server.principal import Principal
+from sync_server.services.fleet import FleetMonitor
 from sync_server.stores import HealthUpdate, StoreUnavailable
 from sync_server.stores.sqlite.store import SqliteStore
 

@@ -20,11 +20,11 @@ import pytest
 
 from client_sdk import AsyncPatrolClient, AuthError, PatrolClient
 from schemas import NewTeam, NewUser, NewWard, Premises, User, UserUpdate
-from sync_server.enrolment import FailureLimiter, normalise
+from sync_server.loopback import LoopbackServer
+from sync_server.services.enrolment import FailureLimiter, normalise
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 
-from .conftest import RunningServer, start_server
 from .helpers import Api, World, edit, new_id, premises, stamp
 
 CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}-[0-9A-HJKMNP-TV-Z]{5}$")
@@ -197,7 +197,8 @@ async def test_bad_changes_are_refused_and_change_nothing(world: World, path: st
 
 
 async def test_a_change_through_one_worker_is_seen_by_the_next_request_through_another(world: World, settings: Settings) -> None:
-    other: RunningServer = await start_server(settings)  # a second worker over the same store
+    other = LoopbackServer(settings)  # a second worker over the same store
+    await other.start()
     try:
         officer = Api(other.url, world.officer_a.token, "lamson-h01")
         try:
@@ -349,7 +350,8 @@ async def test_a_new_code_replaces_the_devices_unused_one_and_revoking_voids_it_
 
 
 async def test_an_expired_code_is_404(settings: Settings, admin_token: str, anonymous: httpx.AsyncClient, world: World) -> None:
-    brief = await start_server(msgspec.structs.replace(settings, enrolment_ttl_s=0.2))
+    brief = LoopbackServer(msgspec.structs.replace(settings, enrolment_ttl_s=0.2))
+    await brief.start()
     try:
         async with httpx.AsyncClient(base_url=brief.url, headers={"Authorization": f"Bearer {admin_token}"}) as admin:
             code = (await admin.post("/v1/admin/devices/lamson-h01/enrolment")).json()["code"]
@@ -360,7 +362,8 @@ async def test_an_expired_code_is_404(settings: Settings, admin_token: str, anon
 
 
 async def test_failed_exchanges_from_one_address_are_limited_with_429(settings: Settings, admin_token: str, world: World) -> None:
-    strict = await start_server(msgspec.structs.replace(settings, enrol_max_failures=3))
+    strict = LoopbackServer(msgspec.structs.replace(settings, enrol_max_failures=3))
+    await strict.start()
     try:
         async with httpx.AsyncClient(base_url=strict.url, timeout=30) as http:
             code = (await http.post("/v1/admin/devices/lamson-h01/enrolment", headers={"Authorization": f"Bearer {admin_token}"})).json()["code"]

@@ -27,11 +27,11 @@ from litestar.testing import TestClient
 from openapi_spec_validator import validate
 
 from schemas import COLLECTIONS, Problem, PulledRecord, PullResponse, PushRequest, PushResponse
-from sync_server import _examples, docs
 from sync_server.app import create_app
+from sync_server.http import _examples, docs
+from sync_server.loopback import LoopbackServer
 from sync_server.settings import Settings
 
-from .conftest import RunningServer
 from .helpers import World, edit, new_id, premises, stamp
 
 PACKAGE = "patrol_sync_generated_client"
@@ -87,7 +87,7 @@ def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]
 
 
 @pytest.mark.parametrize("store_kind", ["sqlite"])
-async def test_the_served_document_passes_openapi_spec_validator(server: RunningServer) -> None:
+async def test_the_served_document_passes_openapi_spec_validator(server: LoopbackServer) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
         response = await http.get("/schema/openapi.json")
     assert response.status_code == 200
@@ -228,7 +228,7 @@ async def test_the_generated_client_reads_problems_and_filters(world: World, gen
 
 
 @pytest.mark.parametrize("store_kind", ["sqlite"])
-async def test_docs_load_every_script_and_style_from_the_server_itself(server: RunningServer) -> None:
+async def test_docs_load_every_script_and_style_from_the_server_itself(server: LoopbackServer) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
         page = await http.get(docs.PATH)
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
@@ -242,7 +242,7 @@ async def test_docs_load_every_script_and_style_from_the_server_itself(server: R
 
 
 @pytest.mark.parametrize("store_kind", ["sqlite"])
-async def test_docs_render_the_operations_in_a_browser_offline(server: RunningServer, document: dict[str, Any]) -> None:
+async def test_docs_render_the_operations_in_a_browser_offline(server: LoopbackServer, document: dict[str, Any]) -> None:
     from playwright.async_api import Route, async_playwright
 
     outside: list[str] = []

@@ -168,7 +168,7 @@ async def test_pulls_never_read_an_older_snapshot_than_the_last_answer(world: Wo
     """
     if not db_url.startswith("sqlite"):
         pytest.skip("SQLite reader connections; PostgreSQL reads through its own pool")
-    from sync_server.identity import hash_token
+    from sync_server.services.identity import hash_token
     from sync_server.stores.sqlite.store import SqliteStore
 
     assert world.officer_b.token is not None

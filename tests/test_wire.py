@@ -12,9 +12,9 @@ import msgspec
 import pytest
 
 from schemas.compact import expand_stamps
+from sync_server.loopback import LoopbackServer
 from sync_server.settings import Settings
 
-from .conftest import start_server
 from .helpers import World, edit, make_world, premises, stamp, violation
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -138,7 +138,8 @@ async def test_a_pull_page_stops_at_the_byte_budget_but_never_below_one_record(w
 
 async def test_pull_pages_are_bounded_by_the_servers_byte_limit(settings: Settings, admin_token: str) -> None:
     small = msgspec.structs.replace(settings, max_page_bytes=2_000)
-    server = await start_server(small)
+    server = LoopbackServer(small)
+    await server.start()
     world = await make_world(server.url, admin_token)
     try:
         await _some_records(world, 12)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sync_server import identity
+from sync_server.loopback import free_port
+from sync_server.services import identity
 from sync_server.stores import store_for
 
 from . import storedb
@@ -43,12 +43,6 @@ SHARED = 12  # records of ward A every device of ward A edits
 WARDS = ("lam-son", "phu-son")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def pg_url(postgres: storedb.Cluster) -> Iterator[str]:
     url = postgres.new_database(migrated=False)  # the workers migrate it, all at once
@@ -58,7 +52,7 @@ def pg_url(postgres: storedb.Cluster) -> Iterator[str]:
 
 @pytest.fixture
 async def workers(pg_url: str, tmp_path: Any) -> AsyncIterator[str]:
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "server.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "sync_server", "serve", "--db", pg_url, "--port", str(port), "--workers", str(WORKERS),

@@ -40,9 +40,9 @@ from ..errors import (
     UploadOffsetMismatch,
 )
 from ..principal import Principal
+from ..services.supervision import SupervisionService
 from ..settings import Settings
 from ..stores import BlobRefStore, StoreError
-from ..supervision import SupervisionService
 from .base import BlobMismatch, BlobStore, BlobTooLarge, ChunkTooLong, OffsetMismatch, Stored, UploadBusy, blob_hex
 from .ranges import Unsatisfiable, parse_chunk_range, parse_range
 

@@ -21,10 +21,10 @@ from litestar.response import Redirect
 
 from schemas import Device, EnrolmentRequest, Team, User, UserUpdate, Ward
 
-from .. import identity
-from ..enrolment import EnrolmentService
 from ..errors import Forbidden, NotFound, Unprocessable
-from ..passwords import PasswordRefused
+from ..services import identity
+from ..services.enrolment import EnrolmentService
+from ..services.passwords import PasswordRefused
 from ..stores import Store
 from ..stores import errors as store_errors
 from .auth import ConsoleAuth

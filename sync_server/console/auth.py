@@ -26,8 +26,8 @@ import hmac
 import secrets
 import time
 
-from ..passwords import hash_password, needs_rehash, verify_password
 from ..principal import Principal
+from ..services.passwords import hash_password, needs_rehash, verify_password
 from ..stores import SessionStore
 
 __all__ = ["CONSOLE_DEVICE", "IDLE_S", "MAX_FAILURES", "WINDOW_S", "ConsoleAuth", "SignInRefused", "same_token"]

@@ -15,7 +15,7 @@ from litestar.response import Redirect, ServerSentEvent
 
 from schemas import Resolution
 
-from ..supervision import SupervisionService
+from ..services.supervision import SupervisionService
 from .auth import ConsoleAuth, SignInRefused
 from .live import Pulse
 from .web import LANG_COOKIE, SESSION_COOKIE, SIGNIN_CSRF_COOKIE, html, page_of, session_cookie

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from ..writer import GroupStats
+from ..services.writer import GroupStats
 
 __all__ = ["FALLBACK_S", "LIFETIME_S", "Pulse"]
 

@@ -16,9 +16,9 @@ from litestar.response import Stream
 from schemas import COLLECTIONS
 
 from ..blobs import BlobService
-from ..controllers.records import file_response
-from ..listing import COLUMNS, FILTERS, ListParams, RecordLists, enum_values
-from ..supervision import SupervisionService
+from ..http.controllers.records import file_response
+from ..services.listing import COLUMNS, FILTERS, ListParams, RecordLists, enum_values
+from ..services.supervision import SupervisionService
 from . import charts
 from .auth import ConsoleAuth
 from .web import Page, html, page_of

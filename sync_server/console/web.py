@@ -20,7 +20,7 @@ from litestar.response import Redirect
 
 from ..errors import ProblemError
 from ..i18n import LANGUAGES, Catalogue, catalogue, money
-from ..listing import local_time
+from ..services.listing import local_time
 from .auth import ConsoleAuth, SignedIn, same_token
 
 __all__ = [

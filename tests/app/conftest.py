@@ -8,7 +8,6 @@ context (an empty phone) and its own devices, made by the admin on the shared wo
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import struct
 import zlib
@@ -18,16 +17,14 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import uvicorn
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from sync_server import identity
-from sync_server.app import create_app
+from sync_server.loopback import LoopbackServer, free_port
+from sync_server.services import identity
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 
 from ..helpers import Api, World, make_world
-from ..reliability._process import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -36,30 +33,15 @@ USERS = {"lamson-h01": "u-ngoc", "lamson-h02": "u-hung", "phuson-h01": "u-lan"}
 _serial = itertools.count(1)
 
 
-class AppServer:
-    """A real server on a port of its own, restartable on the same port."""
+class AppServer(LoopbackServer):
+    """A real server on a port of its own, restartable on the same port (loopback: a
+    secure context, as the service worker needs); ``admin_token`` set by the fixture."""
+
+    admin_token: str
 
     def __init__(self, db_url: str) -> None:
         # long polls of at most 2 s: stopping the server waits for the open ones to end
-        self.settings = Settings(db_url=db_url, blob_dir="", max_wait_s=2.0)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"  # loopback: a secure context, as the service worker needs
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        config = uvicorn.Config(create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            await asyncio.sleep(0.005)
-
-    async def stop(self) -> None:
-        assert self._server is not None and self._task is not None
-        self._server.should_exit = True
-        await self._task
+        super().__init__(Settings(db_url=db_url, blob_dir="", max_wait_s=2.0), port=free_port())
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -69,7 +51,7 @@ async def app_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
     store = store_for(db_url)
     await store.open()
     try:
-        server.admin_token = await identity.bootstrap(store)  # type: ignore[attr-defined]
+        server.admin_token = await identity.bootstrap(store)
     finally:
         await store.close()
     await server.start()
@@ -79,7 +61,7 @@ async def app_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def app_world(app_server: AppServer) -> AsyncIterator[World]:
-    world = await make_world(app_server.url, app_server.admin_token)  # type: ignore[attr-defined]
+    world = await make_world(app_server.url, app_server.admin_token)
     yield world
     for api in world.all():
         await api.aclose()

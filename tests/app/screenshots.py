@@ -13,7 +13,7 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from sync_server import identity
+from sync_server.services import identity
 from sync_server.stores import store_for
 
 from ..helpers import make_world, premises

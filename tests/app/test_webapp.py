@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sync_server import webapp
+from sync_server.http import webapp
 
 
 @pytest.fixture

@@ -6,43 +6,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import shutil
-import threading
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import uvicorn
 
-from sync_server import identity
-from sync_server.app import create_app
-from sync_server.passwords import hash_password
-from sync_server.settings import Settings
+from sync_server.services import identity
+from sync_server.services.passwords import hash_password
 from sync_server.stores import store_for
 
 T = TypeVar("T")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-class ThreadedServer:
-    """A real server on loopback, on a thread of its own (the browser tests block)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, name="console-test-server", daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.01)
-        self.url = f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:

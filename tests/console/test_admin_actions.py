@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from sync_server.console import auth as console_auth
+from sync_server.loopback import LoopbackServer
 from sync_server.settings import Settings
 
-from ..conftest import RunningServer
 from ..helpers import World
-from .conftest import ThreadedServer, bootstrap, set_password
+from .conftest import bootstrap, set_password
 from .test_signin import PASSWORD, _csrf, _set_password, sign_in
 
 
@@ -29,7 +29,7 @@ def quick_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def admin(world: World, server: RunningServer, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def admin(world: World, server: LoopbackServer, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A browser signed in to the console as the bootstrap admin."""
     await _set_password(settings, "admin")
     async with httpx.AsyncClient(base_url=server.url, follow_redirects=False, timeout=30) as client:
@@ -107,7 +107,7 @@ async def test_the_enrolment_page_shows_a_code_and_qr_that_enrol_the_device_once
     assert await _pull_status(world.base_url, enrolled.json()["token"]) == 200
 
 
-async def test_a_supervisor_gets_403_on_every_admin_action(world: World, settings: Settings, server: RunningServer) -> None:
+async def test_a_supervisor_gets_403_on_every_admin_action(world: World, settings: Settings, server: LoopbackServer) -> None:
     await _set_password(settings, "u-minh")
     async with httpx.AsyncClient(base_url=server.url, follow_redirects=False, timeout=30) as minh:
         assert (await sign_in(minh, "u-minh")).status_code == 303
@@ -131,7 +131,8 @@ def test_in_chromium_the_enrolment_button_shows_the_code_and_an_svg_qr_code(chro
     settings = Settings(db_url=f"sqlite:///{tmp_path / 'server.db'}")
     admin_token = bootstrap(settings.db_url)
     set_password(settings.db_url, "admin", PASSWORD)
-    server = ThreadedServer(settings)
+    server = LoopbackServer(settings)
+    server.start_thread()
     context = chromium.new_context(viewport={"width": 360, "height": 800}, locale="vi-VN")
     try:
         page = context.new_page()
@@ -158,4 +159,4 @@ def test_in_chromium_the_enrolment_button_shows_the_code_and_an_svg_qr_code(chro
             assert old.get("/v1/admin/users").status_code == 401  # exchanging the code replaced the old token
     finally:
         context.close()
-        server.stop()
+        server.stop_thread()

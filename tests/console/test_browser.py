@@ -20,11 +20,12 @@ from playwright.sync_api import expect
 
 from client_sdk import PatrolClient
 from schemas import Violation
+from sync_server.loopback import LoopbackServer
 from sync_server.settings import Settings
 
 from ..dataset import Dataset, build
 from ..helpers import make_world, stamp
-from .conftest import ThreadedServer, bootstrap, run_async, set_password
+from .conftest import bootstrap, run_async, set_password
 
 PASSWORD = "Lam-Sơn-2023-giám-sát"
 
@@ -45,7 +46,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("console")
     settings = Settings(db_url=f"sqlite:///{folder / 'server.db'}")
     admin_token = bootstrap(settings.db_url)
-    server = ThreadedServer(settings)
+    server = LoopbackServer(settings)
+    server.start_thread()
 
     async def populate() -> tuple[dict[str, str], Dataset]:
         world = await make_world(server.url, admin_token)
@@ -62,7 +64,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     for user in ("u-minh", "u-ls", "u-ngoc", "admin"):
         set_password(settings.db_url, user, PASSWORD)
     yield Site(server.url, settings.db_url, tokens, data)
-    server.stop()
+    server.stop_thread()
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from sync_server.console import auth as console_auth
-from sync_server.passwords import hash_password
+from sync_server.loopback import LoopbackServer
+from sync_server.services.passwords import hash_password
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 
-from ..conftest import RunningServer
 from ..helpers import World, edit, stamp
 
 PASSWORD = "mật-khẩu-Lam-Sơn-2023"
@@ -33,7 +33,7 @@ async def _set_password(settings: Settings, user: str, password: str = PASSWORD)
 
 
 @pytest.fixture
-async def browser(server: RunningServer) -> AsyncIterator[httpx.AsyncClient]:
+async def browser(server: LoopbackServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server.url, follow_redirects=False, timeout=30) as client:
         yield client
 

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from sync_server.service import SyncService
+from sync_server.services.sync import SyncService
+from sync_server.services.writer import PushWriter
 from sync_server.settings import Settings
 from sync_server.stores import StoreUnavailable
-from sync_server.writer import PushWriter
 
 from ..helpers import World, new_id, premises
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sync_server.observability import MAX_LOGGED_PATH, _safe_url
+from sync_server.http.observability import MAX_LOGGED_PATH, _safe_url
 from sync_server.settings import Settings
 
 from ..helpers import Api, World, cursor_epoch, edit

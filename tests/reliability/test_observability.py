@@ -14,7 +14,8 @@ import httpx
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..conftest import RunningServer
+from sync_server.loopback import LoopbackServer
+
 from ..helpers import World, edit, new_id, premises, stamp
 from ._process import ServerProcess, cli
 
@@ -97,7 +98,7 @@ async def test_metrics_count_requests_latencies_changes_conflicts_and_rejections
     assert not [labels for labels in m["patrol_sync_http_requests_total"] if record in str(labels)]
 
 
-async def test_unknown_and_revoked_tokens_are_refused_by_the_very_same_store_calls(world: World, server: RunningServer) -> None:
+async def test_unknown_and_revoked_tokens_are_refused_by_the_very_same_store_calls(world: World, server: LoopbackServer) -> None:
     """Equal cost by construction: both refusals make one call, ``principal(hash)``, with
     the same query, and nothing else (no lookup of the revoked device, no verification
     of a hash). A timing test alone cannot see a 200 µs difference on a loaded machine;
@@ -106,7 +107,7 @@ async def test_unknown_and_revoked_tokens_are_refused_by_the_very_same_store_cal
     revoked = answer["token"]
     assert (await world.admin.http.delete("/v1/admin/devices/lost-h2")).status_code == 204
     unknown = revoked[:-4] + ("AAAA" if not revoked.endswith("AAAA") else "BBBB")
-    store = server.server.config.app.state.store
+    store = server.app.state.store
     calls: list[tuple[str, tuple[Any, ...]]] = []
 
     def recorded(name: str, method: Any) -> Any:

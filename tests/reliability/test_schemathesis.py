@@ -9,7 +9,7 @@ Two checks are left out. ``positive_data_acceptance`` (a request the document al
 must get a 2xx): some rules cannot be said in OpenAPI (a device's user, a team's ward
 must exist; ``from`` must not be after ``to``; a time zone must be an IANA name), and
 those requests rightly get 422; every other constraint the server checks is in the
-document (``sync_server/openapi.py``). ``unsupported_method``: it wants 405 for every
+document (``sync_server/http/openapi.py``). ``unsupported_method``: it wants 405 for every
 method the document does not list, and Litestar answers OPTIONS itself (204 with
 ``Allow``, behind auth); other undocumented methods do get 405. And
 ``allow_header_conformance``: where one path has handlers in two functions (GET and

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import signal
-import socket
 import sys
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ import httpx
 
 from client_sdk import AsyncPatrolClient, WireOptions, new_id
 from schemas import Check, Premises
+from sync_server.loopback import free_port
 
 from ..helpers import World
 from .conftest import USERS, MakeClient
@@ -73,9 +73,7 @@ async def _peak_of_sync(client: AsyncPatrolClient, premises_id: str, count: int)
 async def server_process(db_url: str) -> AsyncIterator[str]:
     """The same store served by ``patrol-sync serve`` in its own process, so that the
     memory traced here is the client's alone."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sync_server", "serve", "--db", db_url, "--port", str(port), "--log-level", "warning", cwd=ROOT
     )

@@ -19,9 +19,9 @@ import pytest
 from client_sdk import AsyncPatrolClient, new_id
 from schemas import Check, Premises, Violation
 from sync_server import backup
+from sync_server.loopback import LoopbackServer
 from sync_server.settings import Settings
 
-from ..conftest import RunningServer, start_server
 from ..helpers import Api, World
 from .conftest import FAST, USERS
 
@@ -62,10 +62,12 @@ async def devices(world: World, tmp_path: Path) -> AsyncIterator[Devices]:
     await d.close()
 
 
-async def _restart_restored(server: RunningServer, settings: Settings, taken: Path) -> RunningServer:
+async def _restart_restored(server: LoopbackServer, settings: Settings, taken: Path) -> LoopbackServer:
     await server.stop()
     backup.restore(taken, settings.db_url)
-    return await start_server(settings)
+    restarted = LoopbackServer(settings)
+    await restarted.start()
+    return restarted
 
 
 def _premises(name: str, **extra: Any) -> Premises:
@@ -73,7 +75,7 @@ def _premises(name: str, **extra: Any) -> Premises:
 
 
 async def test_after_a_restore_the_devices_send_back_what_the_backup_lacks(
-    server: RunningServer, settings: Settings, world: World, devices: Devices, tmp_path: Path
+    server: LoopbackServer, settings: Settings, world: World, devices: Devices, tmp_path: Path
 ) -> None:
     h01 = await devices.client(world.officer_a, world.base_url)
     h02 = await devices.client(world.officer_b, world.base_url)
@@ -139,7 +141,7 @@ async def test_after_a_restore_the_devices_send_back_what_the_backup_lacks(
 
 
 async def test_a_device_told_not_to_send_back_converges_to_the_backup(
-    server: RunningServer, settings: Settings, world: World, devices: Devices, tmp_path: Path
+    server: LoopbackServer, settings: Settings, world: World, devices: Devices, tmp_path: Path
 ) -> None:
     h01 = await devices.client(world.officer_a, world.base_url, send_back_after_restore=False)
     kept = await h01.create(_premises("Nhà trọ Lê Lợi"))
@@ -163,7 +165,7 @@ async def test_a_device_told_not_to_send_back_converges_to_the_backup(
 
 
 async def test_a_server_restored_from_backup_is_pulled_again_and_pending_edits_are_kept(
-    server: RunningServer, settings: Settings, world: World, devices: Devices, tmp_path: Path
+    server: LoopbackServer, settings: Settings, world: World, devices: Devices, tmp_path: Path
 ) -> None:
     """A real restore (a new epoch, not a faked 410): the device's pull cursor is refused,
     it pulls everything again, and the edit it had not pushed yet stays pending on top."""

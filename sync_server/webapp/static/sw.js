@@ -1,6 +1,6 @@
 // The app shell, cached so the app opens with no network after its first load. The
 // cache is named by VERSION, which the server fills in with a hash of the app's files
-// (sync_server/webapp.py): any change to them makes a new sw.js, the browser installs it
+// (sync_server/http/webapp.py): any change to them makes a new sw.js, the browser installs it
 // with a fresh cache, and once active it deletes the old ones. Calls to the API (/v1/)
 // never go through the cache.
 
