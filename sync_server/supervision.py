@@ -89,6 +89,13 @@ class SupervisionService:
         rows = await self.store.check_rows(wards, group_by, start, end)
         return ChecksReport(group_by=group_by, wards=wards, from_=start, to=end, rows=rows)
 
+    async def checks_per_day(
+        self, principal: Principal, ward: str | None, start: dt.date | None, end: dt.date | None
+    ) -> list[tuple[dt.date, int]]:
+        """Live checks of each day (the overview's chart), from the report counters."""
+        _check_period(start, end)
+        return await self.store.checks_per_day(self.wards(principal, ward), start, end)
+
     async def targets(self, principal: Principal, ward: str | None, period: str | None) -> TargetsReport:
         wards = self.wards(principal, ward)
         summaries: dict[tuple[str, str], SummaryReport] = {}

@@ -392,6 +392,11 @@ class Store(abc.ABC):
         """Checks grouped by ``group_by``, ordered by key."""
 
     @abc.abstractmethod
+    async def checks_per_day(self, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> list[tuple[dt.date, int]]:
+        """Live checks of each day that has any, oldest first (undated checks left out):
+        read from the report counters, so a city's all-time chart does not pass over every check."""
+
+    @abc.abstractmethod
     async def targets(self, wards: Sequence[str], period: str | None) -> list[TargetRow]:
         """Live targets of these wards (of one period, or all)."""
 

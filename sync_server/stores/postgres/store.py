@@ -380,6 +380,10 @@ class PostgresStore(Store):
         async with self._acquire() as conn:
             return await _supervision.check_rows(conn, wards, group_by, start, end)
 
+    async def checks_per_day(self, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> list[tuple[dt.date, int]]:
+        async with self._acquire() as conn:
+            return await _supervision.checks_per_day(conn, wards, start, end)
+
     async def targets(self, wards: Sequence[str], period: str | None) -> list[TargetRow]:
         async with self._acquire() as conn:
             return await _supervision.targets(conn, wards, period)

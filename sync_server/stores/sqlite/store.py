@@ -414,6 +414,9 @@ class SqliteStore(Store):
     async def check_rows(self, wards: Sequence[str], group_by: GroupBy, start: dt.date | None, end: dt.date | None) -> list[CheckRow]:
         return cast(list[CheckRow], await self._query(_supervision.check_rows, wards, group_by, start, end))
 
+    async def checks_per_day(self, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> list[tuple[dt.date, int]]:
+        return cast(list[tuple[dt.date, int]], await self._query(_supervision.checks_per_day, wards, start, end))
+
     async def targets(self, wards: Sequence[str], period: str | None) -> list[TargetRow]:
         return cast(list[TargetRow], await self._query(_supervision.targets, wards, period))
 
