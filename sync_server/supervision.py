@@ -22,6 +22,7 @@ from schemas import (
     ChecksReport,
     Conflict,
     ConflictList,
+    Device,
     FleetHealth,
     GroupBy,
     Policy,
@@ -31,6 +32,9 @@ from schemas import (
     SummaryReport,
     TargetProgress,
     TargetsReport,
+    Team,
+    User,
+    Ward,
 )
 from schemas.collections import COLLECTIONS
 from schemas.order import wins
@@ -87,7 +91,17 @@ class SupervisionService:
         _check_period(start, end)
         wards = self.wards(principal, ward)
         rows = await self.store.check_rows(wards, group_by, start, end)
+        names = await self._names(group_by)
+        for row in rows:
+            row.key_name = names.get(row.key, row.key)
         return ChecksReport(group_by=group_by, wards=wards, from_=start, to=end, rows=rows)
+
+    async def _names(self, group_by: GroupBy) -> dict[str, str]:
+        """Display names of the keys of a grouping by ward, team or officer (PROTOCOL.md 6)."""
+        kind = {"ward": Ward, "team": Team, "officer": User}.get(group_by)
+        if kind is None:
+            return {}
+        return {item.id: item.name for item in await self.store.entities(kind) if not isinstance(item, Device)}
 
     async def checks_per_day(
         self, principal: Principal, ward: str | None, start: dt.date | None, end: dt.date | None
