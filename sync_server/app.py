@@ -145,7 +145,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     blob_service = BlobService(the_store, blob_store_for(settings), settings)
     document = openapi.Completed(settings.max_page, _OPEN_PATHS)
     enrolment_service = EnrolmentService(the_store, settings)
-    pulse = Pulse()
+    pulse = Pulse(the_store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         try:
             yield
         finally:
+            await pulse.stop()
             await blob_service.stop()
             await service.stop()
             await the_store.close()

@@ -98,7 +98,8 @@ class SupervisionService:
 
     async def _names(self, group_by: GroupBy) -> dict[str, str]:
         """Display names of the keys of a grouping by ward, team or officer (PROTOCOL.md 6)."""
-        kind = {"ward": Ward, "team": Team, "officer": User}.get(group_by)
+        kinds: dict[str, type[Ward] | type[Team] | type[User]] = {"ward": Ward, "team": Team, "officer": User}
+        kind = kinds.get(group_by)
         if kind is None:
             return {}
         return {item.id: item.name for item in await self.store.entities(kind) if not isinstance(item, Device)}

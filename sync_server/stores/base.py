@@ -325,6 +325,11 @@ class Store(abc.ABC):
         :func:`cut_page`). Raises CursorInvalid or CursorExpired.
         """
 
+    @abc.abstractmethod
+    async def head(self) -> str:
+        """The cursor a client would hold after pulling everything committed now: pulls
+        from it see only what commits later (the console's live pages follow it)."""
+
     # -- identity -------------------------------------------------------------
 
     @abc.abstractmethod

@@ -181,5 +181,12 @@ def page(wards: frozenset[str] | None, after: int, xid_base: int, limit: int, co
     return sql, args
 
 
+async def head_position(conn: Any, xid_base: int) -> int:
+    """The last position a pull can serve now (below the horizon, in the same snapshot):
+    everything committed later lands above it (``_cursor``)."""
+    sql = f"SELECT coalesce(max(pos), 0) FROM records WHERE pos < {_HORIZON.replace('$3', '$1')}"
+    return int(await conn.fetchval(sql, xid_base))
+
+
 async def top_position(conn: Any) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(pos), 0) FROM records"))

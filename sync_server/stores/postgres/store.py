@@ -328,6 +328,10 @@ class PostgresStore(Store):
         last = rows[-1][0] if rows else after
         return Page([r[1] for r in rows], self.encode_cursor(last), more)
 
+    async def head(self) -> str:
+        async with self._acquire() as conn:
+            return self.encode_cursor(await _sql.head_position(conn, self.xid_base))
+
     # -- identity -------------------------------------------------------------
 
     async def principal(self, token_hash: str) -> Principal | None:

@@ -342,6 +342,10 @@ class SqliteStore(Store):
         last = rows[-1][0] if rows else after
         return Page([r[1] for r in rows], self.encode_cursor(last), more)
 
+    async def head(self) -> str:
+        rows = await self._reader().execute_fetchall("SELECT coalesce(max(seq), 0) FROM records")
+        return self.encode_cursor(int(next(iter(rows))[0]))
+
     # -- identity -------------------------------------------------------------
 
     async def principal(self, token_hash: str) -> Principal | None:
