@@ -29,13 +29,17 @@ _RECOUNT = {
         UNION ALL SELECT ward, 0, 3, coalesce(premises, -1), count(*), 0 FROM p_checks WHERE live = 1 GROUP BY 1, 4
         UNION ALL SELECT ward, coalesce(day, 0), 1, coalesce(category, -1), count(*), coalesce(sum(fine), 0)
                     FROM p_violations WHERE live = 1 GROUP BY 1, 2, 4
-        UNION ALL SELECT ward, coalesce(day, 0), 2, coalesce(status, -1), count(*), 0 FROM p_violations WHERE live = 1 GROUP BY 1, 2, 4""",
+        UNION ALL SELECT ward, coalesce(day, 0), 2, coalesce(status, -1), count(*), 0 FROM p_violations WHERE live = 1 GROUP BY 1, 2, 4
+        UNION ALL SELECT ward, -1, 1, coalesce(category, -1), count(*), coalesce(sum(fine), 0) FROM p_violations WHERE live = 1 GROUP BY 1, 4
+        UNION ALL SELECT ward, -1, 2, coalesce(status, -1), count(*), 0 FROM p_violations WHERE live = 1 GROUP BY 1, 4""",
     "postgresql": """
         SELECT ward_id, coalesce(day, ''), 'checks', '', count(*), 0 FROM p_checks WHERE live = 1 GROUP BY 1, 2
         UNION ALL SELECT ward_id, '', 'premises', coalesce(premises_id, ''), count(*), 0 FROM p_checks WHERE live = 1 GROUP BY 1, 4
         UNION ALL SELECT ward_id, coalesce(day, ''), 'category', coalesce(category, ''), count(*), coalesce(sum(fine_vnd), 0)
                     FROM p_violations WHERE live = 1 GROUP BY 1, 2, 4
-        UNION ALL SELECT ward_id, coalesce(day, ''), 'status', coalesce(status, ''), count(*), 0 FROM p_violations WHERE live = 1 GROUP BY 1, 2, 4""",
+        UNION ALL SELECT ward_id, coalesce(day, ''), 'status', coalesce(status, ''), count(*), 0 FROM p_violations WHERE live = 1 GROUP BY 1, 2, 4
+        UNION ALL SELECT ward_id, 'all', 'category', coalesce(category, ''), count(*), coalesce(sum(fine_vnd), 0) FROM p_violations WHERE live = 1 GROUP BY 1, 4
+        UNION ALL SELECT ward_id, 'all', 'status', coalesce(status, ''), count(*), 0 FROM p_violations WHERE live = 1 GROUP BY 1, 4""",
 }
 
 _DAYS = ["2023-06-01T08:00:00+07:00", "2023-06-01T23:30:00+07:00", "2023-06-02T00:30:00+07:00", "2023-07-15T10:00:00+07:00"]

@@ -131,6 +131,8 @@ async def summary(conn: Any, wards: Sequence[str], start: dt.date | None, end: d
     report.checks = sum(int(c) for _, _, c in rows)
     a = _Args()
     where = _tally_scope(a, wards, start, end)
+    if start is None and end is None:
+        where += " AND t.day = 'all'"  # the rows of all days together
     by_category: dict[str, int] = {}
     by_status: dict[str, int] = {}
     for fact, value, count, fines in await conn.fetch(

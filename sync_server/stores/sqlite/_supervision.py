@@ -108,19 +108,18 @@ def summary(conn: sqlite3.Connection, wards: Sequence[str], start: dt.date | Non
         # all time: the tally's row per checked premises (migration 8), no pass over the checks
         where, args = _in("t.ward", keys)
         per_premises = f"SELECT t.value AS premises, sum(t.n) AS n FROM p_tally t WHERE {where} AND t.day = 0 AND t.fact = 3 AND t.n > 0 GROUP BY t.value"
-    checks, premises = conn.execute(f"SELECT coalesce(sum(n), 0), count(*) FROM ({per_premises})", args).fetchone()
-    report.checks, report.premises_checked = checks, premises
-    report.premises_checked_by_kind = dict(
-        sorted(
-            (_label("premises_kind", kind), n)
-            for kind, n in conn.execute(
-                f"SELECT p.kind, count(*) FROM ({per_premises}) g "
-                f"LEFT JOIN p_premises p ON p.rk = g.premises AND p.live = 1 AND {in_scope} GROUP BY p.kind",
-                args + scope_args,
-            )
-        )
-    )
-    where, args = _tally(keys, start, end)
+    by_kind: dict[str, int] = {}
+    for kind, premises, checks in conn.execute(
+        f"SELECT p.kind, count(*), sum(g.n) FROM ({per_premises}) g "
+        f"LEFT JOIN p_premises p ON p.rk = g.premises AND p.live = 1 AND {in_scope} GROUP BY p.kind",
+        args + scope_args,
+    ):
+        name = _label("premises_kind", kind)
+        by_kind[name] = by_kind.get(name, 0) + premises
+        report.premises_checked += premises
+        report.checks += checks
+    report.premises_checked_by_kind = dict(sorted(by_kind.items()))
+    where, args = _tally(keys, start, end) if dated else (f"{_in('t.ward', keys)[0]} AND t.day = -1", list(keys))  # -1: all days
     by_category: dict[str, int] = {}
     by_status: dict[str, int] = {}
     for fact, value, count, fines in conn.execute(

@@ -9,7 +9,8 @@
 --   'status'    live violations of status `value`
 --   'premises'  live checks of premises `value`, day always '': the premises
 --               checked at all (n > 0) are a count of rows, exact, not a sum
--- ('' for a value that is not set.)
+-- ('' for a value that is not set.) 'category' and 'status' have a row of day 'all'
+-- besides, all days together: a city's all-time figures read 12 rows a ward.
 --
 -- Many workers write at once here, and a counter row updated in place would make
 -- every transaction touching a ward-day wait for the others (and deadlock when two
@@ -26,7 +27,7 @@ CREATE TABLE p_tally (
     value   text COLLATE "C" NOT NULL,
     n       bigint NOT NULL,
     amount  bigint NOT NULL,
-    PRIMARY KEY (ward_id, day, fact, value)
+    PRIMARY KEY (ward_id, fact, day, value)
 );
 
 CREATE TABLE p_tally_delta (
@@ -71,34 +72,39 @@ END $$;
 
 CREATE FUNCTION p_violations_tally() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- each violation counts on its day and on 'all'
     IF TG_OP = 'INSERT' THEN
         INSERT INTO p_tally_delta
-        SELECT ward_id, day, fact, value, sum(n), sum(amount) FROM (
+        SELECT v.ward_id, d.day, v.fact, v.value, sum(v.n), sum(v.amount) FROM (
             SELECT ward_id, coalesce(day, '') AS day, 'category' AS fact, coalesce(category, '') AS value, 1 AS n, coalesce(fine_vnd, 0) AS amount
               FROM new_rows WHERE live = 1
             UNION ALL
             SELECT ward_id, coalesce(day, ''), 'status', coalesce(status, ''), 1, 0 FROM new_rows WHERE live = 1
-        ) d GROUP BY 1, 2, 3, 4;
+        ) v CROSS JOIN LATERAL (VALUES (v.day), ('all')) AS d(day)
+        GROUP BY 1, 2, 3, 4 HAVING sum(v.n) <> 0 OR sum(v.amount) <> 0;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO p_tally_delta
-        SELECT ward_id, day, fact, value, sum(n), sum(amount) FROM (
+        SELECT v.ward_id, d.day, v.fact, v.value, sum(v.n), sum(v.amount) FROM (
             SELECT ward_id, coalesce(day, '') AS day, 'category' AS fact, coalesce(category, '') AS value, -1 AS n, -coalesce(fine_vnd, 0) AS amount
               FROM old_rows WHERE live = 1
             UNION ALL
             SELECT ward_id, coalesce(day, ''), 'status', coalesce(status, ''), -1, 0 FROM old_rows WHERE live = 1
-        ) d GROUP BY 1, 2, 3, 4;
+        ) v CROSS JOIN LATERAL (VALUES (v.day), ('all')) AS d(day)
+        GROUP BY 1, 2, 3, 4 HAVING sum(v.n) <> 0 OR sum(v.amount) <> 0;
     ELSE
         INSERT INTO p_tally_delta
-        SELECT ward_id, day, fact, value, sum(n), sum(amount) FROM (
+        SELECT v.ward_id, d.day, v.fact, v.value, sum(v.n), sum(v.amount) FROM (
             SELECT ward_id, coalesce(day, '') AS day, 'category' AS fact, coalesce(category, '') AS value, 1 AS n, coalesce(fine_vnd, 0) AS amount
               FROM new_rows WHERE live = 1
             UNION ALL
             SELECT ward_id, coalesce(day, ''), 'status', coalesce(status, ''), 1, 0 FROM new_rows WHERE live = 1
             UNION ALL
-            SELECT ward_id, coalesce(day, ''), 'category', coalesce(category, ''), -1, -coalesce(fine_vnd, 0) FROM old_rows WHERE live = 1
+            SELECT ward_id, coalesce(day, '') AS day, 'category' AS fact, coalesce(category, '') AS value, -1 AS n, -coalesce(fine_vnd, 0) AS amount
+              FROM old_rows WHERE live = 1
             UNION ALL
             SELECT ward_id, coalesce(day, ''), 'status', coalesce(status, ''), -1, 0 FROM old_rows WHERE live = 1
-        ) d GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 OR sum(amount) <> 0;
+        ) v CROSS JOIN LATERAL (VALUES (v.day), ('all')) AS d(day)
+        GROUP BY 1, 2, 3, 4 HAVING sum(v.n) <> 0 OR sum(v.amount) <> 0;
     END IF;
     RETURN NULL;
 END $$;
@@ -128,3 +134,7 @@ SELECT ward_id, coalesce(day, ''), 'category', coalesce(category, ''), count(*),
   FROM p_violations WHERE live = 1 GROUP BY 1, 2, 4;
 INSERT INTO p_tally
 SELECT ward_id, coalesce(day, ''), 'status', coalesce(status, ''), count(*), 0 FROM p_violations WHERE live = 1 GROUP BY 1, 2, 4;
+INSERT INTO p_tally
+SELECT ward_id, 'all', 'category', coalesce(category, ''), count(*), coalesce(sum(fine_vnd), 0) FROM p_violations WHERE live = 1 GROUP BY 1, 4;
+INSERT INTO p_tally
+SELECT ward_id, 'all', 'status', coalesce(status, ''), count(*), 0 FROM p_violations WHERE live = 1 GROUP BY 1, 4;
