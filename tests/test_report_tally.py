@@ -5,9 +5,12 @@ status, fine or premises, deletions and undeletions, in random order, on both st
 from __future__ import annotations
 
 import random
+import sqlite3
 from typing import Any
 
 import pytest
+
+from sync_server.stores import store_for
 
 from . import storedb
 from .helpers import World, edit, stamp
@@ -115,3 +118,31 @@ async def test_report_counters_equal_a_recount_after_random_pushes_edits_deletes
     june = (await world.supervisor.http.get("/v1/reports/summary", params={"from": "2023-06-01", "to": "2023-06-30"})).json()
     assert june["premises_checked"] <= summary["premises_checked"] <= len(_PREMISES)
     await _tally_matches_a_recount(db_url)  # and a read (which folds PostgreSQL's deltas) changes nothing
+
+
+_UNDO = {
+    "sqlite": """
+        DROP TRIGGER p_checks_tally_insert; DROP TRIGGER p_checks_tally_update; DROP TRIGGER p_checks_tally_delete;
+        DROP TRIGGER p_violations_tally_insert; DROP TRIGGER p_violations_tally_update; DROP TRIGGER p_violations_tally_delete;
+        DROP TABLE p_tally; PRAGMA user_version = 7;""",
+    "postgresql": """
+        DROP TABLE p_tally, p_tally_delta; DROP FUNCTION p_checks_tally, p_violations_tally CASCADE;
+        DELETE FROM schema_migrations WHERE version = 7;""",
+}
+
+
+async def test_the_migration_fills_the_counters_of_a_store_written_before_them(world: World, db_url: str) -> None:
+    rng = random.Random(3)
+    ids: dict[str, list[str]] = {"checks": [], "violations": []}
+    for n in range(1, 40, 8):
+        await world.officer_a.push_ok([_change(rng, A, "lam-son", ids, n + i) for i in range(8)])
+    if _dialect(db_url) == "sqlite":
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            conn.executescript(_UNDO["sqlite"])
+    else:
+        await storedb.execute(db_url, _UNDO["postgresql"])
+    store = store_for(db_url)  # a store of the version before: opening it migrates
+    await store.open()
+    await store.close()
+    await _tally_matches_a_recount(db_url)
+    assert await storedb.rows(db_url, "SELECT count(*) FROM p_tally") != [(0,)]
