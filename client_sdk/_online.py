@@ -67,7 +67,7 @@ class OnlineAPI:
     async def checks_report_csv(
         self, group_by: GroupBy, *, ward: str | None = None, from_: dt.date | None = None, to: dt.date | None = None
     ) -> str:
-        """The same rows as :meth:`checks_report`, as CSV text (``key,checks,premises,violations``)."""
+        """The same rows as :meth:`checks_report`, as CSV text (``key,key_name,checks,premises,violations``)."""
         response = await self._http.send(
             "GET",
             "/v1/reports/checks",

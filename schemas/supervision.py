@@ -55,11 +55,14 @@ class SummaryReport(Struct, kw_only=True, rename={"from_": "from"}):
     public_fire_points: int = 0
 
 
-class CheckRow(Struct):
+class CheckRow(Struct, kw_only=True):
     """One group of checks: how many, at how many distinct premises, and the
-    violations recorded at those checks."""
+    violations recorded at those checks. ``key_name`` is what people read: the
+    ward's, team's or officer's name (the id itself when none is known), and the
+    key itself for the other groupings (kinds, days, weeks, months)."""
 
     key: str
+    key_name: str = ""
     checks: int
     premises: int
     violations: int

@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     enrolment_service = EnrolmentService(the_store, settings)
     scope_service = ScopeService(the_store)
     administration = Administration(the_store)
-    pulse = Pulse()
+    pulse = Pulse(the_store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         try:
             yield
         finally:
+            await pulse.stop()
             await blob_service.stop()
             await service.stop()
             await the_store.close()

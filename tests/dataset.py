@@ -193,6 +193,15 @@ def expected_summary(data: Dataset, wards: set[str], start: dt.date | None = Non
     }
 
 
+#: display names of the world's wards, teams and officers (``helpers.make_world``): a
+#: checks report grouped by them names each key (``key_name``)
+_NAMES: dict[str, dict[str, str]] = {
+    "ward": {"lam-son": "Phường Lam Sơn", "phu-son": "Phường Phú Sơn"},
+    "team": {"ls-t1": "Tổ tuần tra 1", "ls-t2": "Tổ tuần tra 2", "ps-t1": "Tổ tuần tra Phú Sơn"},
+    "officer": {"u-ngoc": "Lê Văn Ngọc", "u-hung": "Trần Văn Hùng", "u-lan": "Nguyễn Thị Lan", "u-minh": "Phạm Minh"},
+}
+
+
 def expected_check_rows(data: Dataset, wards: set[str], group_by: str, start: dt.date | None = None, end: dt.date | None = None) -> list[dict[str, Any]]:
     premises = {p.id: p for p in data.live("premises", wards)}
     checks = [c for c in data.live("checks", wards) if in_period(local_day(c.fields["started_at"]), start, end)]
@@ -215,7 +224,8 @@ def expected_check_rows(data: Dataset, wards: set[str], group_by: str, start: dt
     groups: dict[str, list[Rec]] = collections.defaultdict(list)
     for c in checks:
         groups[key(c)].append(c)
+    named = _NAMES.get(group_by, {})
     return [
-        {"key": k, "checks": len(cs), "premises": len({c.fields["premises_id"] for c in cs}), "violations": sum(violations_at[c.id] for c in cs)}
+        {"key": k, "key_name": named.get(k, k), "checks": len(cs), "premises": len({c.fields["premises_id"] for c in cs}), "violations": sum(violations_at[c.id] for c in cs)}
         for k, cs in sorted(groups.items())
     ]

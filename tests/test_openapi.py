@@ -163,7 +163,7 @@ def test_no_tuple_schema_closes_with_items_false(document: dict[str, Any]) -> No
 def test_the_csv_answer_is_described(document: dict[str, Any]) -> None:
     ok = document["paths"]["/v1/reports/checks"]["get"]["responses"]["200"]
     assert set(ok["content"]) == {"application/json", "text/csv"}
-    assert ok["content"]["text/csv"]["example"].startswith("key,checks,premises,violations\r\n")
+    assert ok["content"]["text/csv"]["example"].startswith("key,key_name,checks,premises,violations\r\n")
 
 
 @pytest.mark.parametrize(

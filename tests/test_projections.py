@@ -49,7 +49,7 @@ async def _rows(world: World) -> list[dict[str, Any]]:
 async def test_a_check_that_arrives_after_its_violations_counts_them(world: World) -> None:
     await world.officer_a.push_ok([_violation("v1", "c1", stamp(A)), _violation("v2", "c1", stamp(A))])
     await world.officer_a.push_ok([_check("c1", stamp(A))])
-    assert await _rows(world) == [{"key": "fire_safety", "checks": 1, "premises": 1, "violations": 2}]
+    assert await _rows(world) == [{"key": "fire_safety", "key_name": "fire_safety", "checks": 1, "premises": 1, "violations": 2}]
 
 
 async def test_deleting_or_moving_a_violation_updates_its_checks(world: World) -> None:
@@ -59,7 +59,7 @@ async def test_deleting_or_moving_a_violation_updates_its_checks(world: World) -
     # check_id is write-once: an earlier-stamped value replaces it, and the count moves
     await world.officer_a.push_ok([{"collection": "violations", "id": "v1", "fields": {"check_id": edit("c2", stamp(A, 1_000_000_000_000))}}])
     report = (await world.supervisor.http.get("/v1/reports/checks", params={"group_by": "ward"})).json()["rows"]
-    assert report == [{"key": "lam-son", "checks": 2, "premises": 1, "violations": 1}]
+    assert report == [{"key": "lam-son", "key_name": "Phường Lam Sơn", "checks": 2, "premises": 1, "violations": 1}]
     await world.officer_a.push_ok([{"collection": "violations", "id": "v2", "fields": {"status": edit("fined", stamp(A))}}])  # brought back
     assert (await _rows(world))[0]["violations"] == 2
 
@@ -69,7 +69,7 @@ async def test_a_deleted_check_leaves_the_reports_and_comes_back_with_an_edit(wo
     await world.officer_a.push_ok([{"collection": "checks", "id": "c1", "delete": {"ts": stamp(A)}}])
     assert await _rows(world) == []
     await world.officer_a.push_ok([{"collection": "checks", "id": "c1", "fields": {"kind": edit("residence", stamp(A))}}])
-    assert await _rows(world) == [{"key": "residence", "checks": 1, "premises": 1, "violations": 0}]
+    assert await _rows(world) == [{"key": "residence", "key_name": "residence", "checks": 1, "premises": 1, "violations": 0}]
 
 
 async def test_rebuilt_projections_answer_the_same_reports(world: World, db_url: str) -> None:

@@ -78,10 +78,27 @@ async def test_checks_as_csv_parse_back_to_the_json_rows(world: World, data: Dat
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/csv; charset=utf-8"
     parsed = [
-        {"key": row["key"], "checks": int(row["checks"]), "premises": int(row["premises"]), "violations": int(row["violations"])}
+        {"key": row["key"], "key_name": row["key_name"], "checks": int(row["checks"]), "premises": int(row["premises"]), "violations": int(row["violations"])}
         for row in csv.DictReader(io.StringIO(response.content.decode("utf-8-sig")))
     ]
     assert parsed == json_rows and parsed
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+async def test_checks_by_officer_name_each_officer_in_the_file(world: World, data: Dataset, fmt: str) -> None:
+    import openpyxl
+
+    response = await world.supervisor.http.get("/v1/reports/checks", params={"group_by": "officer", "format": fmt})
+    assert response.status_code == 200
+    if fmt == "csv":
+        table = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    else:
+        sheet = openpyxl.load_workbook(io.BytesIO(response.content), read_only=True).active
+        assert sheet is not None
+        table = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+    assert table[0] == ["key", "key_name", "checks", "premises", "violations"]
+    names = {row[0]: row[1] for row in table[1:]}
+    assert names["u-ngoc"] == "Lê Văn Ngọc" and names["u-lan"] == "Nguyễn Thị Lan"
 
 
 async def test_a_day_is_the_wards_local_day(world: World) -> None:
@@ -102,7 +119,7 @@ async def test_a_day_is_the_wards_local_day(world: World) -> None:
     june = (await world.supervisor.http.get("/v1/reports/summary", params={"from": "2023-06-01", "to": "2023-06-30"})).json()
     assert (july["checks"], june["checks"]) == (1, 0)
     rows = (await world.supervisor.http.get("/v1/reports/checks", params={"group_by": "day"})).json()["rows"]
-    assert rows == [{"key": "2023-07-01", "checks": 1, "premises": 1, "violations": 0}]
+    assert rows == [{"key": "2023-07-01", "key_name": "2023-07-01", "checks": 1, "premises": 1, "violations": 0}]
 
 
 async def _push_targets_and_groups(world: World) -> None:

@@ -101,6 +101,8 @@ class ConsoleForms(Controller):
 
     @get("/live")
     async def live(self, request: Request[Any, Any, Any], auth: NamedDependency[ConsoleAuth], pulse: NamedDependency[Pulse]) -> ServerSentEvent:
-        """Server-sent events: ``changed`` when devices' pushes commit (the page re-reads itself)."""
+        """Server-sent events: ``changed`` when devices' pushes commit (the page re-reads itself);
+        a few streams per session (``live.PER_SESSION``), outside the request slots."""
         await page_of(request, auth)
-        return ServerSentEvent(pulse.events(), retry_duration=1000, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        events = pulse.stream(request.cookies.get(SESSION_COOKIE) or "")
+        return ServerSentEvent(events, retry_duration=1000, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -67,13 +67,13 @@ class ConsolePages(Controller):
         me, ward = page.me.principal, ward or None
         start, end = _day(from_), _day(to)
         summary = await supervision.summary(me, ward, start, end)
-        per_day = await supervision.checks(me, "day", ward, start, end)
+        per_day = await supervision.checks_per_day(me, ward, start, end)
         targets = await supervision.targets(me, ward, None)
         waiting = await supervision.conflicts(me, ward, "open", None, None, 99)
         t = page.t
         by_category = [(f"c-{k}", t.value("violations", "category", k), n) for k, n in summary.violations_by_category.items()]
         by_status = [(f"s-{k}", t.value("violations", "status", k), n) for k, n in summary.violations_by_status.items()]
-        days = [(row.key, row.checks) for row in per_day.rows if row.key != "unknown"]
+        days = [(day.isoformat(), n) for day, n in per_day]
         return html(
             page,
             "overview.html",

@@ -143,4 +143,4 @@ def on_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[s
     if isinstance(exc, CsrfRefused):
         message = t("signin.csrf")
     body = _env.get_template("error.html").render(t=t, me=None, csrf=None, path=request.url.path, url=lambda p, **q: f"/console{p}", message=message, status=exc.status)
-    return Response(body, status_code=exc.status, media_type="text/html", headers={"Cache-Control": "no-store"})
+    return Response(body, status_code=exc.status, media_type="text/html", headers={**exc.headers, "Cache-Control": "no-store"})

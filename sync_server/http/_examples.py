@@ -126,8 +126,8 @@ PROBLEMS: dict[int, dict[str, Any]] = {status: _problem(status) for status in (*
 #: (path, method) -> what a CSV answer holds, and an example
 CSV: dict[tuple[str, str], tuple[str, str]] = {
     ("/v1/reports/checks", "get"): (
-        "With `Accept: text/csv`: the same rows as CSV (UTF-8, CRLF), headed key,checks,premises,violations.",
-        "key,checks,premises,violations\r\nu-ngoc,12,9,3\r\nu-hoa,7,7,0\r\n",
+        "With `Accept: text/csv`: the same rows as CSV (UTF-8, CRLF), headed key,key_name,checks,premises,violations.",
+        "key,key_name,checks,premises,violations\r\nu-ngoc,Lê Văn Ngọc,12,9,3\r\nu-hoa,Nguyễn Thị Hoa,7,7,0\r\n",
     ),
 }
 

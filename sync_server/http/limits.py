@@ -20,7 +20,9 @@ arrive within ``body_timeout_s`` (else 408), so slow bodies cannot hold requests
 flight; a blob upload is held to progress instead (``blob_min_bytes_per_window``
 every ``body_timeout_s``: a photo over 2G is slow, not hostile), and its answer
 deadline starts when its last byte arrives.
-``/healthz`` and ``/metrics`` are never refused, so a monitor sees the overload.
+``/healthz`` and ``/metrics`` are never refused, so a monitor sees the overload;
+``/console/live`` (server-sent events, open up to a minute each) takes no request slot
+and is bounded per console session instead (``console/live.py``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from .observability import Metrics
 __all__ = ["Limiter"]
 
 log = logging.getLogger("patrol_sync.limits")
-_EXEMPT = frozenset({"/healthz", "/metrics"})
+#: never refused here: the monitors, and the console's live streams (each held open up to a
+#: minute; ``console/live.py`` gives each session a few and the worker a bound of its own)
+_EXEMPT = frozenset({"/healthz", "/metrics", "/console/live"})
 _BLOB_PATH = "/v1/blobs/"
 #: devices with a bucket, past which idle ones are forgotten (one entry per authenticated device)
 _MAX_DEVICES = 10_000

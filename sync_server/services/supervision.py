@@ -21,6 +21,7 @@ from schemas import (
     ChecksReport,
     Conflict,
     ConflictList,
+    Device,
     FleetHealth,
     GroupBy,
     PushResponse,
@@ -30,6 +31,9 @@ from schemas import (
     SummaryReport,
     TargetProgress,
     TargetsReport,
+    Team,
+    User,
+    Ward,
 )
 from schemas.collections import COLLECTIONS
 from schemas.stamps import utc_now
@@ -93,7 +97,25 @@ class SupervisionService:
         _check_period(start, end)
         wards = self.wards(principal, ward)
         rows = await self.store.check_rows(wards, group_by, start, end)
+        names = await self._names(group_by)
+        for row in rows:
+            row.key_name = names.get(row.key, row.key)
         return ChecksReport(group_by=group_by, wards=wards, from_=start, to=end, rows=rows)
+
+    async def _names(self, group_by: GroupBy) -> dict[str, str]:
+        """Display names of the keys of a grouping by ward, team or officer (PROTOCOL.md 6)."""
+        kinds: dict[str, type[Ward] | type[Team] | type[User]] = {"ward": Ward, "team": Team, "officer": User}
+        kind = kinds.get(group_by)
+        if kind is None:
+            return {}
+        return {item.id: item.name for item in await self.store.entities(kind) if not isinstance(item, Device)}
+
+    async def checks_per_day(
+        self, principal: Principal, ward: str | None, start: dt.date | None, end: dt.date | None
+    ) -> list[tuple[dt.date, int]]:
+        """Live checks of each day (the overview's chart), from the report counters."""
+        _check_period(start, end)
+        return await self.store.checks_per_day(self.wards(principal, ward), start, end)
 
     async def targets(self, principal: Principal, ward: str | None, period: str | None) -> TargetsReport:
         wards = self.wards(principal, ward)

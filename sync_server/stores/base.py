@@ -317,6 +317,11 @@ class SyncStore(Protocol):
         CursorInvalid or CursorExpired.
         """
 
+    @abc.abstractmethod
+    async def head(self) -> str:
+        """The cursor a client would hold after pulling everything committed now: pulls
+        from it see only what commits later (the console's live pages follow it)."""
+
 
 class IdentityStore(Protocol):
     """The identity role: wards, teams, users, devices and their tokens, enrolment codes."""
@@ -425,6 +430,11 @@ class ReportStore(Protocol):
     @abc.abstractmethod
     async def check_rows(self, wards: Sequence[str], group_by: GroupBy, start: dt.date | None, end: dt.date | None) -> list[CheckRow]:
         """Checks grouped by ``group_by``, ordered by key."""
+
+    @abc.abstractmethod
+    async def checks_per_day(self, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> list[tuple[dt.date, int]]:
+        """Live checks of each day that has any, oldest first (undated checks left out):
+        read from the report counters, so a city's all-time chart does not pass over every check."""
 
     @abc.abstractmethod
     async def targets(self, wards: Sequence[str], period: str | None) -> list[TargetRow]:

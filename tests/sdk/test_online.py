@@ -50,7 +50,7 @@ async def test_a_supervisor_reads_typed_reports(make_client: MakeClient, world: 
         by_kind = await sup.checks_report("check_kind", ward="lam-son")
         assert isinstance(by_kind, ChecksReport) and [(r.key, r.checks, r.violations) for r in by_kind.rows] == [("residence", 1, 1)]
         csv = await sup.checks_report_csv("check_kind", ward="lam-son")
-        assert csv.splitlines()[0] == "key,checks,premises,violations"
+        assert csv.splitlines()[0] == "key,key_name,checks,premises,violations"
         targets = await sup.targets_report(ward="lam-son", period="2023")
         assert [(t.metric, t.achieved, t.percent) for t in targets.targets] == [("fire_safety_groups", 4, 200.0)]
         history = await sup.record_history("violations", v.id)

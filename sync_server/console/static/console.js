@@ -1,7 +1,8 @@
 // patrol-sync console: live pages. A page marked data-live listens to the server's
 // event stream and, when devices' pushes commit, re-reads itself and swaps its <main>
-// in place (no reload, scroll kept). Without the stream (another worker committed, a
-// proxy cut it) it re-reads every 30 s anyway. Nothing else needs JavaScript.
+// in place (no reload, scroll kept); the stream hears every worker's commits. While the
+// stream is down (a proxy cut it, too many tabs) it re-reads every 30 s instead.
+// Nothing else needs JavaScript.
 (function () {
   "use strict";
   var source = document.body.getAttribute("data-live");
@@ -36,5 +37,7 @@
       if (e.data === "changed" || (e.data === "ready" && readies++ > 0)) refresh();
     };
   }
-  setInterval(refresh, 30000);
+  setInterval(function () {
+    if (!document.body.classList.contains("live-on")) refresh();
+  }, 30000);
 })();

@@ -24,8 +24,8 @@ Period = Annotated[str | None, QueryParameter(pattern=PERIOD_PATTERN, descriptio
 
 def _file(report: ChecksReport, fmt: str) -> Response[bytes]:
     """The rows as a CSV or XLSX attachment (``exports``: BOM, formula cells neutralised)."""
-    header = ["key", "checks", "premises", "violations"]
-    rows: list[list[exports.Cell]] = [[row.key, row.checks, row.premises, row.violations] for row in report.rows]
+    header = ["key", "key_name", "checks", "premises", "violations"]
+    rows: list[list[exports.Cell]] = [[row.key, row.key_name, row.checks, row.premises, row.violations] for row in report.rows]
     stem = f"checks-by-{report.group_by}"
     if fmt == "xlsx":
         body, media = exports.xlsx_bytes(header, rows, stem), exports.XLSX_TYPE

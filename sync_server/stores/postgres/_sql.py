@@ -186,5 +186,12 @@ def page(
     return sql, args
 
 
+async def head_position(conn: Any, xid_base: int) -> int:
+    """The last position a pull can serve now (below the horizon, in the same snapshot):
+    everything committed later lands above it (``_cursor``)."""
+    sql = f"SELECT coalesce(max(pos), 0) FROM records WHERE pos < {_HORIZON.replace('$3', '$1')}"
+    return int(await conn.fetchval(sql, xid_base))
+
+
 async def top_position(conn: Any) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(pos), 0) FROM records"))

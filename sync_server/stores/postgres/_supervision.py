@@ -24,6 +24,7 @@ from ..errors import AlreadyExists
 
 __all__ = [
     "check_rows",
+    "checks_per_day",
     "conflict",
     "conflicts",
     "fleet_health",
@@ -63,35 +64,90 @@ def _scope(alias: str, a: _Args, wards: Sequence[str], start: dt.date | None, en
     return " AND ".join(clauses)
 
 
+#: the report counters as they stand: folded rows plus the deltas not folded yet (migration 7)
+_TALLY = "SELECT ward_id, day, fact, value, n, amount FROM p_tally UNION ALL SELECT ward_id, day, fact, value, n, amount FROM p_tally_delta"
+_FOLD_LOCK = 0x7461_6C6C_79  # "tally": one folder at a time
+_FOLD = """
+    WITH moved AS (DELETE FROM p_tally_delta RETURNING ward_id, day, fact, value, n, amount)
+    INSERT INTO p_tally SELECT ward_id, day, fact, value, sum(n), sum(amount) FROM moved GROUP BY 1, 2, 3, 4
+    ON CONFLICT (ward_id, day, fact, value) DO UPDATE SET n = p_tally.n + excluded.n, amount = p_tally.amount + excluded.amount"""
+
+
+async def _fold(conn: Any) -> None:
+    """Fold the tally's deltas into its rows, unless another reader is at it (the sum
+    read next is the same either way: the deltas are read with the rows)."""
+    async with conn.transaction():
+        if await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _FOLD_LOCK):
+            await conn.execute(_FOLD)
+
+
+def _tally_scope(a: _Args, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> str:
+    """Tally rows of these wards within the period; a period leaves out the rows of
+    records without a date ('')."""
+    where = f"t.ward_id = ANY({a(list(wards), '::text[]')})"
+    if start is not None or end is not None:
+        where += f" AND t.day BETWEEN {a((start or dt.date.min).isoformat(), '::text')} AND {a((end or dt.date.max).isoformat(), '::text')}"
+    return where
+
+
+async def checks_per_day(conn: Any, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> list[tuple[dt.date, int]]:
+    if not wards:
+        return []
+    await _fold(conn)
+    a = _Args()
+    where = _tally_scope(a, wards, start, end)
+    rows = await conn.fetch(
+        f"SELECT t.day, sum(t.n) FROM ({_TALLY}) t WHERE {where} AND t.fact = 'checks' AND t.day <> '' GROUP BY 1 HAVING sum(t.n) > 0 ORDER BY 1",
+        *a.values,
+    )
+    return [(dt.date.fromisoformat(day), int(n)) for day, n in rows]
+
+
 async def summary(conn: Any, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> SummaryReport:
     report = SummaryReport(wards=list(wards), from_=start, to=end)
     if not wards:
         return report
+    await _fold(conn)
     a = _Args()
-    where = _scope("c", a, wards, start, end)
-    row = await conn.fetchrow(f"SELECT count(*), count(DISTINCT c.premises_id) FROM p_checks c WHERE {where}", *a.values)
-    report.checks, report.premises_checked = int(row[0]), int(row[1])
     in_scope = f"p.ward_id = ANY({a(list(wards), '::text[]')})"
+    if start is not None or end is not None:
+        # distinct premises of a period: over its checks (exact; linear in the period's checks)
+        where = _scope("c", a, wards, start, end)
+        per_premises = f"SELECT c.premises_id AS premises, count(*) AS n FROM p_checks c WHERE {where} GROUP BY 1"
+    else:
+        # all time: the tally's row per checked premises (migration 7), no pass over the checks
+        per_premises = (
+            f"SELECT t.value AS premises, sum(t.n) AS n FROM ({_TALLY}) t "
+            f"WHERE t.ward_id = ANY({a(list(wards), '::text[]')}) AND t.day = '' AND t.fact = 'premises' "
+            "GROUP BY 1 HAVING sum(t.n) > 0"
+        )
     rows = await conn.fetch(
-        f"SELECT coalesce(p.kind, 'unknown'), count(DISTINCT c.premises_id) FROM p_checks c "
-        f"LEFT JOIN p_premises p ON p.id = c.premises_id AND p.live = 1 AND {in_scope} "
-        f"WHERE {where} GROUP BY 1 ORDER BY 1",
+        f"SELECT coalesce(p.kind, 'unknown'), count(*), sum(g.n) FROM ({per_premises}) g "
+        f"LEFT JOIN p_premises p ON p.id = g.premises AND p.live = 1 AND {in_scope} GROUP BY 1 ORDER BY 1",
         *a.values,
     )
-    report.premises_checked_by_kind = {k: int(n) for k, n in rows}
+    report.premises_checked_by_kind = {k: int(n) for k, n, _ in rows}
+    report.premises_checked = sum(report.premises_checked_by_kind.values())
+    report.checks = sum(int(c) for _, _, c in rows)
     a = _Args()
-    where = _scope("v", a, wards, start, end)
+    where = _tally_scope(a, wards, start, end)
+    if start is None and end is None:
+        where += " AND t.day = 'all'"  # the rows of all days together
     by_category: dict[str, int] = {}
     by_status: dict[str, int] = {}
-    for category, status, count, fines in await conn.fetch(
-        f"SELECT v.category, v.status, count(*), coalesce(sum(v.fine_vnd), 0) FROM p_violations v WHERE {where} "
-        "GROUP BY v.category, v.status",
+    for fact, value, count, fines in await conn.fetch(
+        f"SELECT t.fact, t.value, sum(t.n), sum(t.amount) FROM ({_TALLY}) t WHERE {where} AND t.fact IN ('category', 'status') GROUP BY 1, 2",
         *a.values,
     ):
-        by_category[category] = by_category.get(category, 0) + int(count)
-        by_status[status] = by_status.get(status, 0) + int(count)
-        report.violations_recorded += int(count)
-        report.fines_vnd += int(fines)
+        if count == 0:
+            continue
+        name = value or "unknown"
+        if fact == "category":
+            by_category[name] = by_category.get(name, 0) + int(count)
+            report.violations_recorded += int(count)
+            report.fines_vnd += int(fines)
+        else:
+            by_status[name] = by_status.get(name, 0) + int(count)
     report.violations_by_category = dict(sorted(by_category.items()))
     report.violations_by_status = dict(sorted(by_status.items()))
     a = _Args()

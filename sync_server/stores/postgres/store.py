@@ -322,6 +322,9 @@ class PostgresStore(Paging, Store):
     async def _top_position(self) -> int:
         return await self._run(_sql.top_position)
 
+    async def head(self) -> str:
+        return self.encode_cursor(await self._run(_sql.head_position, self.xid_base))
+
     # -- identity -------------------------------------------------------------
 
     async def principal(self, token_hash: str) -> Principal | None:
@@ -361,6 +364,9 @@ class PostgresStore(Paging, Store):
 
     async def check_rows(self, wards: Sequence[str], group_by: GroupBy, start: dt.date | None, end: dt.date | None) -> list[CheckRow]:
         return await self._run(_supervision.check_rows, wards, group_by, start, end)
+
+    async def checks_per_day(self, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> list[tuple[dt.date, int]]:
+        return await self._run(_supervision.checks_per_day, wards, start, end)
 
     async def targets(self, wards: Sequence[str], period: str | None) -> list[TargetRow]:
         return await self._run(_supervision.targets, wards, period)

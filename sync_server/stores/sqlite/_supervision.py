@@ -26,6 +26,7 @@ from . import _projections
 
 __all__ = [
     "check_rows",
+    "checks_per_day",
     "conflict",
     "conflicts",
     "fleet_health",
@@ -68,6 +69,25 @@ def _scope(
     return " AND ".join(clauses), args
 
 
+def _tally(wards: Sequence[int], start: dt.date | None, end: dt.date | None) -> tuple[str, list[Any]]:
+    """Rows of the report tally (``p_tally``, migration 8) of these ward keys within the
+    period; a period leaves out the rows of records without a date (day 0)."""
+    where, args = _in("t.ward", wards)
+    if start is not None or end is not None:
+        where += " AND t.day BETWEEN ? AND ?"
+        args += [_projections.day_int(start or dt.date.min), _projections.day_int(end or dt.date.max)]
+    return where, args
+
+
+def checks_per_day(conn: sqlite3.Connection, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> list[tuple[dt.date, int]]:
+    keys = list(_ward_keys(conn, wards))
+    if not keys:
+        return []
+    where, args = _tally(keys, start, end)
+    sql = f"SELECT t.day, sum(t.n) FROM p_tally t WHERE {where} AND t.fact = 0 AND t.day > 0 GROUP BY t.day HAVING sum(t.n) > 0 ORDER BY t.day"
+    return [(dt.date(day // 10000, day // 100 % 100, day % 100), n) for day, n in conn.execute(sql, args)]
+
+
 def _label(enum: str, code: int | None) -> str:
     values = ENUMS[enum]
     return values[code] if code is not None and 0 <= code < len(values) else "unknown"
@@ -79,39 +99,43 @@ def summary(conn: sqlite3.Connection, wards: Sequence[str], start: dt.date | Non
     if not keys:
         return report
     dated = start is not None or end is not None
-    where, args = _scope("c", keys, start, end)
-    # distinct premises: group the checks by premises (an index walk over a city, no sort)
-    per_premises = (
-        f"SELECT c.premises, count(*) AS n FROM p_checks c INDEXED BY {'p_checks_ward_day' if dated else 'p_checks_premises'} "
-        f"WHERE {where} GROUP BY c.premises"
-    )
-    checks, premises = conn.execute(f"SELECT coalesce(sum(n), 0), count(*) FROM ({per_premises})", args).fetchone()
-    report.checks, report.premises_checked = checks, premises
     in_scope, scope_args = _in("p.ward", keys)
-    report.premises_checked_by_kind = dict(
-        sorted(
-            (_label("premises_kind", kind), n)
-            for kind, n in conn.execute(
-                f"SELECT p.kind, count(*) FROM ({per_premises}) g "
-                f"LEFT JOIN p_premises p ON p.rk = g.premises AND p.live = 1 AND {in_scope} GROUP BY p.kind",
-                args + scope_args,
-            )
-        )
-    )
-    where, args = _scope("v", keys, start, end)
+    if dated:
+        # distinct premises of a period: group its checks by premises (exact; linear in the period's checks)
+        where, args = _scope("c", keys, start, end)
+        per_premises = f"SELECT c.premises, count(*) AS n FROM p_checks c INDEXED BY p_checks_ward_day WHERE {where} GROUP BY c.premises"
+    else:
+        # all time: the tally's row per checked premises (migration 8), no pass over the checks
+        where, args = _in("t.ward", keys)
+        per_premises = f"SELECT t.value AS premises, sum(t.n) AS n FROM p_tally t WHERE {where} AND t.day = 0 AND t.fact = 3 AND t.n > 0 GROUP BY t.value"
+    by_kind: dict[str, int] = {}
+    for kind, premises, checks in conn.execute(
+        f"SELECT p.kind, count(*), sum(g.n) FROM ({per_premises}) g "
+        f"LEFT JOIN p_premises p ON p.rk = g.premises AND p.live = 1 AND {in_scope} GROUP BY p.kind",
+        args + scope_args,
+    ):
+        name = _label("premises_kind", kind)
+        by_kind[name] = by_kind.get(name, 0) + premises
+        report.premises_checked += premises
+        report.checks += checks
+    report.premises_checked_by_kind = dict(sorted(by_kind.items()))
+    where, args = _tally(keys, start, end) if dated else (f"{_in('t.ward', keys)[0]} AND t.day = -1", list(keys))  # -1: all days
     by_category: dict[str, int] = {}
     by_status: dict[str, int] = {}
-    index = "p_violations_ward_day" if dated else "p_violations_grouped"
-    for category, status, count, fines in conn.execute(
-        f"SELECT v.category, v.status, count(*), coalesce(sum(v.fine), 0) FROM p_violations v INDEXED BY {index} "
-        f"WHERE {where} GROUP BY v.category, v.status",
+    for fact, value, count, fines in conn.execute(
+        f"SELECT t.fact, t.value, sum(t.n), sum(t.amount) FROM p_tally t WHERE {where} AND t.fact IN (1, 2) GROUP BY t.fact, t.value",
         args,
     ):
-        name, state = _label("category", category), _label("status", status)
-        by_category[name] = by_category.get(name, 0) + count
-        by_status[state] = by_status.get(state, 0) + count
-        report.violations_recorded += count
-        report.fines_vnd += fines
+        if count == 0:
+            continue
+        if fact == 1:
+            name = _label("category", value)
+            by_category[name] = by_category.get(name, 0) + count
+            report.violations_recorded += count
+            report.fines_vnd += fines
+        else:
+            state = _label("status", value)
+            by_status[state] = by_status.get(state, 0) + count
     report.violations_by_category = dict(sorted(by_category.items()))
     report.violations_by_status = dict(sorted(by_status.items()))
     where, args = _scope("t", keys, start, end)

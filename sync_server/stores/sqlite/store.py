@@ -322,6 +322,9 @@ class SqliteStore(Paging, Store):
         rows = await self._reader().execute_fetchall("SELECT coalesce(max(seq), 0) AS top FROM records")
         return int(next(iter(rows))["top"])
 
+    async def head(self) -> str:
+        return self.encode_cursor(await self._top_position())
+
     # -- identity -------------------------------------------------------------
 
     async def principal(self, token_hash: str) -> Principal | None:
@@ -386,6 +389,9 @@ class SqliteStore(Paging, Store):
 
     async def check_rows(self, wards: Sequence[str], group_by: GroupBy, start: dt.date | None, end: dt.date | None) -> list[CheckRow]:
         return await self._query(_supervision.check_rows, wards, group_by, start, end)
+
+    async def checks_per_day(self, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> list[tuple[dt.date, int]]:
+        return await self._query(_supervision.checks_per_day, wards, start, end)
 
     async def targets(self, wards: Sequence[str], period: str | None) -> list[TargetRow]:
         return await self._query(_supervision.targets, wards, period)
