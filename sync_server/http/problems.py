@@ -79,6 +79,8 @@ def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
 def _on_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     """Litestar's own errors (no route, wrong method, body too large, bad parameter)."""
     status = exc.status_code
+    if status >= 500:  # Litestar's own failure (a dependency it cannot build, say): ours to fix
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     phrase = http.HTTPStatus(status).phrase if status in http.HTTPStatus._value2member_map_ else "Error"
     items: list[ErrorItem] = []
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
