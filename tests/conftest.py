@@ -24,7 +24,7 @@ from sync_server.app import create_app
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 
-from . import storedb
+from . import budget, storedb  # noqa: F401  (budget: Hypothesis' profiles, loaded before any test module)
 from .helpers import World, make_world
 
 STORES = ["sqlite", "postgresql"]
@@ -156,3 +156,23 @@ def threaded_server(settings: Settings, admin_token: str) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     server.should_exit = True
     thread.join(30)
+
+
+#: Under pytest-xdist (``make test`` runs two workers where it is installed, ``--dist
+#: loadgroup``) each file stays whole on one worker, so a module's server and Chromium
+#: start once; these files, which load the machine or time it, share one worker and
+#: run one after another there.
+HEAVY = {
+    "tests/reliability/test_crash.py", "tests/reliability/test_load.py", "tests/reliability/test_schemathesis.py",
+    "tests/reliability/test_backpressure.py", "tests/reliability/test_backup.py", "tests/test_workers.py",
+    "tests/sdk/test_link.py", "tests/app/test_link.py", "tests/test_wire.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not getattr(config.option, "numprocesses", None):
+        return
+    root = Path(str(config.rootpath))
+    for item in items:
+        path = item.path.relative_to(root).as_posix()
+        item.add_marker(pytest.mark.xdist_group("heavy" if path in HEAVY else path))
