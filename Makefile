@@ -27,8 +27,13 @@ lint: install
 	$(BIN)/ruff check schemas sync_server client_sdk patrol_demo tests bench
 	$(BIN)/mypy
 
+# Two pytest workers where pytest-xdist is installed (the dev extra): tests/conftest.py
+# keeps each test file on one worker and the heavy ones (crash, load, fuzzing, links) on
+# one worker, one after another. `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(shell $(BIN)/python -c "import xdist" 2>/dev/null && echo "-n $(PYTEST_WORKERS) --dist loadgroup")
 
 # Re-resolve every dependency to its newest allowed version (needs uv, installed
 # into a scratch venv), then run `make test` before committing the new lock.

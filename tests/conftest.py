@@ -10,6 +10,8 @@ PostgreSQL comes from ``tests/storedb.py`` (a throwaway cluster, or
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -20,10 +22,28 @@ from sync_server.services import identity
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 
-from . import storedb
+from . import budget, storedb  # noqa: F401  (budget: Hypothesis' profiles, loaded before any test module)
 from .helpers import World, make_world
 
 STORES = ["sqlite", "postgresql"]
+
+
+def _temporary_files_in_memory() -> None:
+    """The tests' stores, blobs and PostgreSQL cluster on tmpfs (``/dev/shm``), where the
+    machine has one with room and ``TMPDIR`` does not say otherwise: SQLite's
+    ``synchronous=FULL`` syncs every commit, a few milliseconds each on a VM's disk, tens
+    of thousands of times a run. No test is about the disk surviving a power cut (the
+    crash test kills the process, whose committed pages the kernel keeps either way)."""
+    shm = "/dev/shm"
+    if os.environ.get("TMPDIR") or not os.path.isdir(shm) or not os.access(shm, os.W_OK):
+        return
+    room = os.statvfs(shm)
+    if room.f_bavail * room.f_frsize >= 2 << 30:
+        os.environ["TMPDIR"] = shm  # the servers and tools the tests start, too
+        tempfile.tempdir = None  # read TMPDIR again
+
+
+_temporary_files_in_memory()
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +140,23 @@ def threaded_server(settings: Settings, admin_token: str) -> Iterator[str]:
     """For the blocking client, which blocks the test: a server on a thread of its own."""
     with LoopbackServer(settings) as running:
         yield running.url
+
+
+#: Under pytest-xdist (``make test`` runs two workers where it is installed, ``--dist
+#: loadgroup``) each file stays whole on one worker, so a module's server and Chromium
+#: start once; these files, which load the machine or time it, share one worker and
+#: run one after another there.
+HEAVY = {
+    "tests/reliability/test_crash.py", "tests/reliability/test_load.py", "tests/reliability/test_schemathesis.py",
+    "tests/reliability/test_backpressure.py", "tests/reliability/test_backup.py", "tests/test_workers.py",
+    "tests/sdk/test_link.py", "tests/app/test_link.py", "tests/test_wire.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not getattr(config.option, "numprocesses", None):
+        return
+    root = Path(str(config.rootpath))
+    for item in items:
+        path = item.path.relative_to(root).as_posix()
+        item.add_marker(pytest.mark.xdist_group("heavy" if path in HEAVY else path))

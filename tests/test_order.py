@@ -16,6 +16,8 @@ from schemas.collections import Policy
 from sync_server.engine import Context, RecordState, apply_change
 from sync_server.principal import Principal
 
+from .budget import budget
+
 T0 = 1_686_200_000_000
 NODE = "lamson-h01"
 SPEC = COLLECTIONS["violations"]
@@ -55,7 +57,7 @@ def meetings(draw: st.DrawFn) -> tuple[str, Any, str, Any, str]:
     return name, draw(values), draw(pool), draw(values), draw(pool)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=budget(500, 5_000), deadline=None)
 @given(meetings())
 @example(("fine_vnd", 1, _stamp(1), 2_000_000, _stamp(1)))
 @example(("description", "Nhà trọ", _stamp(1), None, _stamp(1)))

@@ -40,8 +40,9 @@ class AppServer(LoopbackServer):
     admin_token: str
 
     def __init__(self, db_url: str) -> None:
-        # long polls of at most 2 s: stopping the server waits for the open ones to end
-        super().__init__(Settings(db_url=db_url, blob_dir="", max_wait_s=2.0), port=free_port())
+        # long polls of at most 2 s, and a stop that waits at most 1 s for a long poll the
+        # closed phone left open
+        super().__init__(Settings(db_url=db_url, blob_dir="", max_wait_s=2.0), port=free_port(), graceful_shutdown_s=1)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
