@@ -188,7 +188,7 @@ async def test_a_reports_file_neutralises_a_key_that_looks_like_a_formula(world:
     await world.officer_a.push_ok([{"collection": "checks", "id": "c-9", "fields": {k: edit(v, ts) for k, v in fields.items()}}])
     response = await world.supervisor.http.get("/v1/reports/checks", params={"group_by": "team", "format": "csv"})
     assert response.content.startswith(b"\xef\xbb\xbf") and "attachment" in response.headers["content-disposition"]
-    assert ["'-t9", "1", "1", "0"] in list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert ["'-t9", "Tổ 9", "1", "1", "0"] in list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     book = await world.supervisor.http.get("/v1/reports/checks", params={"group_by": "team", "format": "xlsx"})
     sheet = openpyxl.load_workbook(io.BytesIO(book.content)).active
-    assert sheet is not None and ("'-t9", 1, 1, 0) in list(sheet.iter_rows(values_only=True))
+    assert sheet is not None and ("'-t9", "Tổ 9", 1, 1, 0) in list(sheet.iter_rows(values_only=True))
