@@ -20,7 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from . import stagetimes
 from .blobs import BlobService, blob_store_for
-from .console import ConsoleAuth, Pulse, console_router
+from .console import console_router
 from .http import docs, openapi, problems
 from .http.auth import TokenAuthMiddleware
 from .http.controllers import (
@@ -39,9 +39,11 @@ from .http.controllers import (
 from .http.limits import Limiter
 from .http.observability import Metrics, RequestContext, metrics_endpoint
 from .http.webapp import webapp_router
+from .services.console_sessions import ConsoleAuth
 from .services.enrolment import EnrolmentService
 from .services.identity import Administration
 from .services.listing import RecordLists
+from .services.pulse import Pulse
 from .services.scope import ScopeService
 from .services.supervision import SupervisionService
 from .services.sync import SyncService
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     scope_service = ScopeService(the_store)
     administration = Administration(the_store)
     pulse = Pulse(the_store)
+    console_auth = ConsoleAuth(the_store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -123,6 +126,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     def the_metrics() -> Metrics:
         return metrics
 
+    def sessions() -> ConsoleAuth:
+        return console_auth
+
+    def the_pulse() -> Pulse:
+        return pulse
+
     app = Litestar(
         route_handlers=[
             health,
@@ -140,7 +149,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             Router(path="/", route_handlers=[BlobsController], request_max_body_size=settings.max_blob_bytes),
             docs.docs_router(document),
             webapp_router(),  # the officers' handheld app (no token: it must load before enrolment)
-            console_router(the_store, ConsoleAuth(the_store), pulse),
+            console_router(),
             console_redirect,
         ],
         lifespan=[lifespan],
@@ -157,6 +166,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             "scopes": Provide(scopes, sync_to_thread=False),
             "admin": Provide(admin, sync_to_thread=False),
             "metrics": Provide(the_metrics, sync_to_thread=False),
+            "auth": Provide(sessions, sync_to_thread=False),  # the console's sessions
+            "pulse": Provide(the_pulse, sync_to_thread=False),  # the console's live pages
         },
         exception_handlers=problems.EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,

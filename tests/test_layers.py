@@ -20,6 +20,7 @@ RULES = [
     ("sync_server.services", ("litestar", "uvicorn", "sync_server.http", "sync_server.console", "sync_server.app"),
      "services know nothing of HTTP"),
     ("sync_server.http", ("sync_server.stores", "aiosqlite", "asyncpg"), "the HTTP layer reaches data through the services"),
+    ("sync_server.console", ("sync_server.stores", "aiosqlite", "asyncpg"), "the console's handlers, like the API's, reach data through the services"),
     ("sync_server.stores", ("litestar", "sync_server.http", "sync_server.services", "sync_server.console"), "stores sit below the services"),
     ("sync_server", ("client_sdk", "patrol_demo"), "the server never imports its own client"),
     ("schemas", ("sync_server", "client_sdk", "litestar"), "the wire vocabulary depends on nothing of ours"),
@@ -82,12 +83,28 @@ def test_the_check_sees_relative_and_function_level_imports() -> None:
 
 
 def test_no_controller_reads_the_apps_state() -> None:
-    """Controllers get their services as dependencies (``create_app`` decides them, once)."""
+    """Controllers, the API's and the console's, get their services as dependencies
+    (``create_app`` decides them, once)."""
     readers = []
-    for path in sorted((ROOT / "sync_server/http/controllers").glob("*.py")):
+    for path in sorted([*(ROOT / "sync_server/http/controllers").glob("*.py"), *(ROOT / "sync_server/console").glob("*.py")]):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Attribute) and node.attr == "state":
                 readers.append(f"{path.name}:{node.lineno}")
             if isinstance(node, ast.ImportFrom) and node.module == "litestar.datastructures" and any(a.name == "State" for a in node.names):
                 readers.append(f"{path.name}:{node.lineno} imports State")
     assert readers == []
+
+
+def test_only_create_app_provides_dependencies() -> None:
+    """One way to provide: no router or controller of the API or the console declares
+    ``dependencies`` or builds a ``Provide`` of its own."""
+    found = []
+    for path in sorted([*(ROOT / "sync_server/http").rglob("*.py"), *(ROOT / "sync_server/console").rglob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg == "dependencies":
+                found.append(f"{path.name}:{node.value.lineno} dependencies=")
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "dependencies" for t in node.targets):
+                found.append(f"{path.name}:{node.lineno} dependencies =")
+            if isinstance(node, ast.Name) and node.id == "Provide":
+                found.append(f"{path.name}:{node.lineno} Provide")
+    assert found == []

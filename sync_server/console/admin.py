@@ -8,10 +8,8 @@ neither stored nor logged: the store keeps only their hashes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 import segno
 from litestar import Controller, Request, Response, get, post
@@ -21,13 +19,11 @@ from litestar.response import Redirect
 
 from schemas import Device, EnrolmentRequest, Team, User, UserUpdate, Ward
 
-from ..errors import Forbidden, NotFound, Unprocessable
-from ..services import identity
+from ..errors import Forbidden, NotFound, Refused, Unprocessable
+from ..services.console_sessions import ConsoleAuth
 from ..services.enrolment import EnrolmentService
+from ..services.identity import Administration
 from ..services.passwords import PasswordRefused
-from ..stores import Store
-from ..stores import errors as store_errors
-from .auth import ConsoleAuth
 from .web import Page, html, page_of
 
 __all__ = ["ConsoleAdmin"]
@@ -41,21 +37,6 @@ async def _admin_page(request: Request[Any, Any, Any], auth: ConsoleAuth) -> Pag
     if not page.me.principal.is_admin:
         raise Forbidden("this needs the admin role")
     return page
-
-
-async def _zone_of_device(store: Store, device_id: str) -> ZoneInfo | None:
-    """The time zone of the ward a device works in (its user's first ward, or his first
-    team's), so an expiry reads as the clock on the ward's wall; None: the default zone."""
-    devices = cast(Sequence[Device], await store.entities(Device))
-    users = {u.id: u for u in cast(Sequence[User], await store.entities(User))}
-    user = next((users.get(d.user_id) for d in devices if d.device_id == device_id), None)
-    if user is None:
-        return None
-    ward_id = user.ward_ids[0] if user.ward_ids else None
-    if ward_id is None and user.team_ids:
-        ward_id = next((t.ward_id for t in cast(Sequence[Team], await store.entities(Team)) if t.id == user.team_ids[0]), None)
-    zones = {w.id: w.timezone for w in cast(Sequence[Ward], await store.entities(Ward))}
-    return ZoneInfo(zones[ward_id]) if ward_id in zones else None
 
 
 def qr_svg(text: str, title: str) -> str:
@@ -73,16 +54,16 @@ class ConsoleAdmin(Controller):
         self,
         request: Request[Any, Any, Any],
         auth: NamedDependency[ConsoleAuth],
-        store: NamedDependency[Store],
+        admin: NamedDependency[Administration],
         kind: FromPath[Literal["wards", "teams", "users", "devices"]],
         done: FromQuery[str | None] = None,
         refused: FromQuery[str | None] = None,
     ) -> Response[str]:
         page = await _admin_page(request, auth)
-        rows = await store.entities(_KINDS[kind])
-        wards = {w.id: w.name for w in await store.entities(Ward)}  # type: ignore[union-attr]
-        users = {u.id: u.name for u in await store.entities(User)} if kind == "devices" else {}  # type: ignore[union-attr]
-        teams = {t.id: t.name for t in await store.entities(Team)} if kind == "users" else {}  # type: ignore[union-attr]
+        rows = await admin.every(_KINDS[kind])  # type: ignore[type-var]
+        wards = {w.id: w.name for w in await admin.every(Ward)}
+        users = {u.id: u.name for u in await admin.every(User)} if kind == "devices" else {}
+        teams = {t.id: t.name for t in await admin.every(Team)} if kind == "users" else {}
         return html(page, "admin.html", kind=kind, rows=rows, ward_names=wards, user_names=users, team_names=teams, done=done, refused=refused == "last_admin")
 
     @post("/password/{user_id:str}", status_code=303)
@@ -99,35 +80,32 @@ class ConsoleAdmin(Controller):
 
     @post("/revoke/{device_id:str}", status_code=303)
     async def revoke(
-        self, request: Request[Any, Any, Any], auth: NamedDependency[ConsoleAuth], store: NamedDependency[Store], device_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
+        self, request: Request[Any, Any, Any], auth: NamedDependency[ConsoleAuth], admin: NamedDependency[Administration], device_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
     ) -> Redirect:
         page = await _admin_page(request, auth)
         page.check_csrf(data.get("csrf"))
-        await store.revoke_device(device_id)
+        await admin.revoke_device(device_id)
         return Redirect("/console/admin/devices?" + urlencode({"done": page.t("admin.revoked", device=device_id)}), status_code=303)
 
     @post("/disable/{user_id:str}", status_code=303)
     async def disable(
-        self, request: Request[Any, Any, Any], auth: NamedDependency[ConsoleAuth], store: NamedDependency[Store], user_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
+        self, request: Request[Any, Any, Any], auth: NamedDependency[ConsoleAuth], admin: NamedDependency[Administration], user_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
     ) -> Redirect:
-        return await _set_disabled(request, auth, store, user_id, data, True)
+        return await _set_disabled(request, auth, admin, user_id, data, True)
 
     @post("/enable/{user_id:str}", status_code=303)
     async def enable(
-        self, request: Request[Any, Any, Any], auth: NamedDependency[ConsoleAuth], store: NamedDependency[Store], user_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
+        self, request: Request[Any, Any, Any], auth: NamedDependency[ConsoleAuth], admin: NamedDependency[Administration], user_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
     ) -> Redirect:
-        return await _set_disabled(request, auth, store, user_id, data, False)
+        return await _set_disabled(request, auth, admin, user_id, data, False)
 
     @post("/reissue/{device_id:str}", status_code=200)
     async def reissue(
-        self, request: Request[Any, Any, Any], auth: NamedDependency[ConsoleAuth], store: NamedDependency[Store], device_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
+        self, request: Request[Any, Any, Any], auth: NamedDependency[ConsoleAuth], admin: NamedDependency[Administration], device_id: FromPath[str], data: URLEncodedBody[dict[str, str]]
     ) -> Response[str]:
         page = await _admin_page(request, auth)
         page.check_csrf(data.get("csrf"))
-        try:
-            issued = await identity.reissue_token(store, device_id)
-        except store_errors.NotFound:
-            raise NotFound(f"no device {device_id}") from None
+        issued = await admin.reissue_token(device_id)  # the domain's NotFound: the console's 404 page
         return html(page, "admin_token.html", device_id=issued.device_id, user_id=issued.user_id, token=issued.token)
 
     @post("/enrolment/{device_id:str}", status_code=200)
@@ -135,14 +113,14 @@ class ConsoleAdmin(Controller):
         self,
         request: Request[Any, Any, Any],
         auth: NamedDependency[ConsoleAuth],
-        store: NamedDependency[Store],
+        admin: NamedDependency[Administration],
         enrolment: NamedDependency[EnrolmentService],
         device_id: FromPath[str],
         data: URLEncodedBody[dict[str, str]],
     ) -> Response[str]:
         page = await _admin_page(request, auth)
         page.check_csrf(data.get("csrf"))
-        if not any(d.device_id == device_id for d in await store.entities(Device)):  # type: ignore[union-attr]
+        if not any(d.device_id == device_id for d in await admin.every(Device)):
             raise NotFound(f"no device {device_id}")  # a new device is registered through the API or CLI, with its user
         made = await enrolment.create(device_id, EnrolmentRequest(), str(request.base_url))
         return html(
@@ -150,23 +128,21 @@ class ConsoleAdmin(Controller):
             "admin_enrolment.html",
             device_id=device_id,
             enrolment=made,
-            zone=await _zone_of_device(store, device_id),
+            zone=await admin.zone_of_device(device_id),
             qr=qr_svg(made.url, page.t("admin.enrolment_qr")),
         )
 
 
 async def _set_disabled(
-    request: Request[Any, Any, Any], auth: ConsoleAuth, store: Store, user_id: str, data: dict[str, str], disabled: bool
+    request: Request[Any, Any, Any], auth: ConsoleAuth, admin: Administration, user_id: str, data: dict[str, str], disabled: bool
 ) -> Redirect:
     """Disable or enable a user: his devices and console sessions stop (or work again) from
     their next request. The last enabled admin stays: the page says why, as a notice."""
     page = await _admin_page(request, auth)
     page.check_csrf(data.get("csrf"))
     try:
-        await identity.update_user(store, user_id, UserUpdate(disabled=disabled))
-    except store_errors.Refused:
+        await admin.update_user(user_id, UserUpdate(disabled=disabled))
+    except Refused:
         return Redirect("/console/admin/users?refused=last_admin", status_code=303)
-    except store_errors.NotFound:
-        raise NotFound(f"no user {user_id}") from None
     message = page.t("admin.disabled_done" if disabled else "admin.enabled_done", user=user_id)
     return Redirect("/console/admin/users?" + urlencode({"done": message}), status_code=303)

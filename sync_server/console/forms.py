@@ -15,9 +15,9 @@ from litestar.response import Redirect, ServerSentEvent
 
 from schemas import Resolution
 
+from ..services.console_sessions import ConsoleAuth, SignInRefused
+from ..services.pulse import Pulse
 from ..services.supervision import SupervisionService
-from .auth import ConsoleAuth, SignInRefused
-from .live import Pulse
 from .web import LANG_COOKIE, SESSION_COOKIE, SIGNIN_CSRF_COOKIE, html, page_of, session_cookie
 
 __all__ = ["ConsoleForms"]
@@ -102,7 +102,7 @@ class ConsoleForms(Controller):
     @get("/live")
     async def live(self, request: Request[Any, Any, Any], auth: NamedDependency[ConsoleAuth], pulse: NamedDependency[Pulse]) -> ServerSentEvent:
         """Server-sent events: ``changed`` when devices' pushes commit (the page re-reads itself);
-        a few streams per session (``live.PER_SESSION``), outside the request slots."""
+        a few streams per session (``services/pulse.py``: ``PER_SESSION``), outside the request slots."""
         await page_of(request, auth)
         events = pulse.stream(request.cookies.get(SESSION_COOKIE) or "")
         return ServerSentEvent(events, retry_duration=1000, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

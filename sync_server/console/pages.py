@@ -17,10 +17,10 @@ from schemas import COLLECTIONS
 
 from ..blobs import BlobService
 from ..http.controllers.records import file_response
+from ..services.console_sessions import ConsoleAuth
 from ..services.listing import COLUMNS, FILTERS, ListParams, RecordLists, enum_values
 from ..services.supervision import SupervisionService
 from . import charts
-from .auth import ConsoleAuth
 from .web import Page, html, page_of
 
 __all__ = ["ConsolePages"]

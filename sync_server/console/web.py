@@ -20,8 +20,8 @@ from litestar.response import Redirect
 
 from ..errors import ProblemError
 from ..i18n import LANGUAGES, Catalogue, catalogue, money
+from ..services.console_sessions import ConsoleAuth, SignedIn, same_token
 from ..services.listing import local_time
-from .auth import ConsoleAuth, SignedIn, same_token
 
 __all__ = [
     "LANG_COOKIE",

@@ -22,7 +22,7 @@ every ``body_timeout_s``: a photo over 2G is slow, not hostile), and its answer
 deadline starts when its last byte arrives.
 ``/healthz`` and ``/metrics`` are never refused, so a monitor sees the overload;
 ``/console/live`` (server-sent events, open up to a minute each) takes no request slot
-and is bounded per console session instead (``console/live.py``).
+and is bounded per console session instead (``services/pulse.py``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ __all__ = ["Limiter"]
 
 log = logging.getLogger("patrol_sync.limits")
 #: never refused here: the monitors, and the console's live streams (each held open up to a
-#: minute; ``console/live.py`` gives each session a few and the worker a bound of its own)
+#: minute; ``services/pulse.py`` gives each session a few and the worker a bound of its own)
 _EXEMPT = frozenset({"/healthz", "/metrics", "/console/live"})
 _BLOB_PATH = "/v1/blobs/"
 #: devices with a bucket, past which idle ones are forgotten (one entry per authenticated device)

@@ -7,17 +7,20 @@ for random tokens: there is no dictionary to guess from).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TypeVar, cast
 
 from schemas import SERVER_NODE, Device, DeviceToken, NewDevice, Team, TeamUpdate, User, UserUpdate, Ward, WardUpdate
 
+from .. import errors
 from ..errors import Unprocessable
 from ..principal import Principal
 from ..stores import IdentityStore, Store
+from ..stores import errors as store_errors
 
 __all__ = [
     "BOOTSTRAP_DEVICE",
@@ -133,10 +136,14 @@ class Administration:
         await self._store.revoke_device(device_id)
 
     async def reissue_token(self, device_id: str) -> DeviceToken:
-        return await reissue_token(self._store, device_id)
+        """Raises the domain's NotFound (no such device)."""
+        with _as_domain_errors():
+            return await reissue_token(self._store, device_id)
 
     async def update_user(self, user_id: str, changes: UserUpdate) -> User:
-        return await update_user(self._store, user_id, changes)
+        """Raises the domain's NotFound (no such user) or Refused (the last enabled admin)."""
+        with _as_domain_errors():
+            return await update_user(self._store, user_id, changes)
 
     async def rename_ward(self, ward_id: str, changes: WardUpdate) -> Ward:
         return await rename_ward(self._store, ward_id, changes)
@@ -147,3 +154,30 @@ class Administration:
     async def every(self, kind: type[E]) -> Sequence[E]:
         """Every ward, team, user or device (never a token)."""
         return cast(Sequence[E], await self._store.entities(kind))
+
+    async def zone_of_device(self, device_id: str) -> zoneinfo.ZoneInfo | None:
+        """The time zone of the ward a device works in (its user's first ward, or his first
+        team's), so an expiry reads as the clock on the ward's wall; None: the default zone."""
+        devices = await self.every(Device)
+        users = {u.id: u for u in await self.every(User)}
+        user = next((users.get(d.user_id) for d in devices if d.device_id == device_id), None)
+        if user is None:
+            return None
+        ward_id = user.ward_ids[0] if user.ward_ids else None
+        if ward_id is None and user.team_ids:
+            ward_id = next((t.ward_id for t in await self.every(Team) if t.id == user.team_ids[0]), None)
+        zones = {w.id: w.timezone for w in await self.every(Ward)}
+        return zoneinfo.ZoneInfo(zones[ward_id]) if ward_id in zones else None
+
+
+@contextlib.contextmanager
+def _as_domain_errors() -> Iterator[None]:
+    """The store's NotFound and Refused as the domain's, with the store's words: the API
+    answers them as it did (``http/problems.py`` maps them the same way) and the console,
+    which may not import a store, can catch them."""
+    try:
+        yield
+    except store_errors.NotFound as exc:
+        raise errors.NotFound(str(exc)) from None
+    except store_errors.Refused as exc:
+        raise errors.Refused(str(exc)) from None

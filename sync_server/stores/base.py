@@ -35,7 +35,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from schemas import (
     CheckRow,
@@ -505,7 +505,6 @@ class FleetStore(Protocol):
         """Devices whose user works in one of ``wards`` (None: every device)."""
 
 
-@runtime_checkable  # Litestar checks an injected dependency against its annotation (the console takes the store)
 class Store(SyncStore, IdentityStore, SessionStore, ReportStore, BlobRefStore, FleetStore, Protocol):
     """Every role, and the store's lifecycle: what a backend implements (``sqlite``,
     ``postgresql``) and what the application holds. A service that needs one role is typed

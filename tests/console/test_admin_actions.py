@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sync_server.console import auth as console_auth
 from sync_server.loopback import LoopbackServer
+from sync_server.services import console_sessions as console_auth
 from sync_server.settings import Settings
 
 from ..helpers import World
@@ -126,6 +126,39 @@ async def test_an_admin_action_without_its_csrf_token_is_refused(world: World, a
     assert world.supervisor.token is not None and await _pull_status(world.base_url, world.supervisor.token) == 200
     assert world.officer_a.token is not None and await _pull_status(world.base_url, world.officer_a.token) == 200
 
+async def test_the_wards_and_teams_pages_list_them_by_name(world: World, admin: httpx.AsyncClient) -> None:
+    wards = await admin.get("/console/admin/wards")
+    assert wards.status_code == 200 and "Phường Lam Sơn" in wards.text and "Phường Phú Sơn" in wards.text
+    teams = await admin.get("/console/admin/teams")
+    assert teams.status_code == 200 and "Tổ tuần tra 1" in teams.text and "Tổ tuần tra Phú Sơn" in teams.text
+
+
+async def test_revoking_a_device_from_the_devices_page_stops_its_token(world: World, admin: httpx.AsyncClient) -> None:
+    token = world.officer_c.token
+    assert token is not None and await _pull_status(world.base_url, token) == 200
+    answer = await _form(admin, "/console/admin/devices", "/console/admin/revoke/phuson-h01")
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/console/admin/devices?done=")
+    assert await _pull_status(world.base_url, token) == 401
+    assert 'action="/console/admin/revoke/phuson-h01"' not in (await admin.get("/console/admin/devices")).text
+
+
+async def test_an_admin_sets_a_users_password_and_he_signs_in_with_it(world: World, server: LoopbackServer, admin: httpx.AsyncClient) -> None:
+    shown = await admin.get("/console/admin/users")
+    assert 'action="/console/admin/password/u-minh"' in shown.text
+    answer = await admin.post("/console/admin/password/u-minh", data={"csrf": _csrf(shown.text), "password": "Mật-khẩu-mới-của-Minh-1"})
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/console/admin/users?done=")
+    async with httpx.AsyncClient(base_url=server.url, follow_redirects=False, timeout=30) as minh:
+        assert (await sign_in(minh, "u-minh", "Mật-khẩu-mới-của-Minh-1")).status_code == 303
+
+
+async def test_an_unknown_device_or_user_is_the_consoles_not_found_page(world: World, admin: httpx.AsyncClient) -> None:
+    csrf = _csrf((await admin.get("/console/admin/users")).text)
+    for path in ["/console/admin/reissue/no-such-device", "/console/admin/enrolment/no-such-device", "/console/admin/disable/no-such-user"]:
+        answer = await admin.post(path, data={"csrf": csrf})
+        assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html"), (path, answer.text[:200])
+
+
+
 
 def test_in_chromium_the_enrolment_button_shows_the_code_and_an_svg_qr_code(chromium: Any, tmp_path: Path) -> None:
     settings = Settings(db_url=f"sqlite:///{tmp_path / 'server.db'}")
@@ -160,3 +193,4 @@ def test_in_chromium_the_enrolment_button_shows_the_code_and_an_svg_qr_code(chro
     finally:
         context.close()
         server.stop_thread()
+

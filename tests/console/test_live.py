@@ -1,4 +1,4 @@
-"""The console's live streams (``sync_server/console/live.py``): a change committed by
+"""The console's live streams (``sync_server/services/pulse.py``): a change committed by
 another server process reaches a page's stream, and a session holds only a few streams
 at once, outside the requests slots every other request shares."""
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sync_server.console import live
 from sync_server.loopback import LoopbackServer, free_port
 from sync_server.services import identity
+from sync_server.services import pulse as live
 from sync_server.settings import Settings
 from sync_server.stores import store_for
 

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from sync_server.console import auth as console_auth
 from sync_server.loopback import LoopbackServer
+from sync_server.services import console_sessions as console_auth
 from sync_server.services.passwords import hash_password
 from sync_server.settings import Settings
 from sync_server.stores import store_for
@@ -188,7 +188,7 @@ async def test_the_addresses_a_person_tries_lead_to_the_console_in_vietnamese_or
 async def test_the_live_stream_says_changed_when_a_device_pushes_and_ends_by_itself(
     world: World, browser: httpx.AsyncClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sync_server.console import live
+    from sync_server.services import pulse as live
 
     monkeypatch.setattr(live, "LIFETIME_S", 3.0)
     assert (await browser.get("/console/live")).status_code == 303  # signed in only

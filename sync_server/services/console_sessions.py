@@ -14,7 +14,8 @@ on guessing.
 - Officers never sign in here (their work is the handheld app, section 10).
 
 A session resolves to the same :class:`Principal` a device token would, so the console
-goes through the same services and the same scope rules as the API.
+goes through the same services and the same scope rules as the API. A service over the
+store's session role: the console's handlers hold this, never the store.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ import secrets
 import time
 
 from ..principal import Principal
-from ..services.passwords import hash_password, needs_rehash, verify_password
 from ..stores import SessionStore
+from .passwords import hash_password, needs_rehash, verify_password
 
 __all__ = ["CONSOLE_DEVICE", "IDLE_S", "MAX_FAILURES", "WINDOW_S", "ConsoleAuth", "SignInRefused", "same_token"]
 

@@ -1,12 +1,13 @@
-"""Live pages (PROTOCOL.md section 9): a pulse that beats when a change commits, heard
-by server-sent event streams.
+"""Live console pages (PROTOCOL.md section 9): a pulse that beats when a change commits,
+heard by server-sent event streams. A service (it watches the store's sync role), so the
+console's ``/console/live`` handler holds this and never the store.
 
 Where the beats come from:
 
 - the push writer of this worker, at once (its commit listeners);
 - every other worker, by the mechanism the pull long poll uses across workers: while
   a stream is open, one task per worker pulls from the store's cursor every
-  ``POLL_S`` (as ``service.py`` does every ``_POLL_S``) and beats when anything came.
+  ``POLL_S`` (as ``sync.py`` does every ``_POLL_S``) and beats when anything came.
   A change of this worker then beats twice (the second refresh finds nothing new):
   cheaper than telling them apart. The page re-reads itself every ``FALLBACK_S``
   only while its stream is down (a proxy that cuts it, a session past its budget).
@@ -27,8 +28,8 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 
 from ..errors import TooManyRequests, Unavailable
-from ..services.writer import GroupStats
-from ..stores import CursorExpired, Store
+from ..stores import CursorExpired, SyncStore
+from .writer import GroupStats
 
 __all__ = ["FALLBACK_S", "LIFETIME_S", "PER_SESSION", "POLL_S", "TOTAL", "Pulse"]
 
@@ -49,7 +50,7 @@ TOTAL = 512
 
 
 class Pulse:
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, store: SyncStore | None = None) -> None:
         self.beat = 0
         self._changed = asyncio.Event()
         self._store = store
@@ -122,7 +123,7 @@ class Pulse:
         if self._store is not None and (self._watch is None or self._watch.done()):
             self._watch = asyncio.get_running_loop().create_task(self._watch_store(self._store))
 
-    async def _watch_store(self, store: Store) -> None:
+    async def _watch_store(self, store: SyncStore) -> None:
         """Pull from the store's cursor every ``POLL_S`` while any stream is open; beat
         when something came (another worker's commit, or this one's)."""
         cursor: str | None = None
