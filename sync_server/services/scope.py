@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from schemas import DeviceScope, Role, ScopeWard, User, Ward
+from schemas import DeviceScope, Role, ScopeWard, Ward
 
 from ..errors import Forbidden
 from ..principal import Principal
@@ -28,8 +28,8 @@ class ScopeService:
     async def of(self, principal: Principal) -> DeviceScope:
         """The caller's scope, wards sorted by id (an admin's: every ward)."""
         wards = [w for w in await self.store.entities(Ward) if isinstance(w, Ward) and principal.may_see(w.id)]
-        users = [u for u in await self.store.entities(User) if isinstance(u, User) and u.id == principal.user_id]
-        name = users[0].name if users else principal.user_id
+        user = await self.store.user(principal.user_id)
+        name = user.name if user is not None else principal.user_id
         return DeviceScope(
             device_id=principal.device_id,
             user_id=principal.user_id,

@@ -339,6 +339,11 @@ class IdentityStore(Protocol):
         """Every ward, team, user or device (never a token)."""
 
     @abc.abstractmethod
+    async def user(self, user_id: str) -> User | None:
+        """One user (None: no such user), disabled ones included: one indexed read,
+        for a device asking who it acts for (``GET /v1/me``)."""
+
+    @abc.abstractmethod
     async def revoke_device(self, device_id: str) -> None:
         """Revoke a device's token at once, and drop its unused enrolment codes. Raises NotFound."""
 

@@ -536,6 +536,16 @@ async def test_updating_a_user_changes_his_scope_and_disabling_stops_his_devices
         await store.update_user("u-super", UserUpdate(ward_ids=["no-ward"]))
 
 
+async def test_one_user_is_read_alone_with_his_teams_and_wards_disabled_or_not(store: Store) -> None:
+    await people(store)
+    listed = {u.id: u for u in await store.entities(User)}  # type: ignore[union-attr]
+    assert await store.user("u-officer") == listed["u-officer"]
+    await store.update_user("u-super", UserUpdate(disabled=True))
+    alone = await store.user("u-super")
+    assert alone is not None and alone.disabled and alone.ward_ids == [BA_DINH]
+    assert await store.user("u-nobody") is None
+
+
 async def test_the_last_enabled_admin_cannot_be_demoted_or_disabled(store: Store) -> None:
     await people(store)
     with pytest.raises(Refused):

@@ -125,6 +125,11 @@ async def entities(conn: Any, kind: type[Ward] | type[Team] | type[User] | type[
     return [entity_from_row(kind, r) for r in await conn.fetch(ENTITY_QUERIES[kind])]
 
 
+async def user(conn: Any, user_id: str) -> User | None:
+    row = await conn.fetchrow(f"SELECT {_USER_COLUMNS} FROM users u WHERE u.id = $1", user_id)
+    return None if row is None else _user(row)
+
+
 async def revoke_device(conn: Any, device_id: str, now: str) -> None:
     async with conn.transaction():
         row = await conn.fetchrow("SELECT revoked_at FROM devices WHERE device_id = $1 FOR UPDATE", device_id)

@@ -336,6 +336,9 @@ class PostgresStore(Paging, Store):
     async def entities(self, kind: type[Ward] | type[Team] | type[User] | type[Device]) -> Sequence[Ward | Team | User | Device]:
         return await self._run(_identity.entities, kind)
 
+    async def user(self, user_id: str) -> User | None:
+        return await self._run(_identity.user, user_id)
+
     async def revoke_device(self, device_id: str) -> None:
         await self._run(_identity.revoke_device, device_id, _now())
 

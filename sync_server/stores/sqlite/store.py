@@ -355,6 +355,10 @@ class SqliteStore(Paging, Store):
             return [_identity.user_from_row(r) for r in rows]
         return [entity_from_row(kind, r) for r in await conn.execute_fetchall(ENTITY_QUERIES[kind])]
 
+    async def user(self, user_id: str) -> User | None:
+        rows = await self._reader().execute_fetchall(f"SELECT {_identity.USER_COLUMNS} FROM users u WHERE u.id = ?", (user_id,))
+        return next((_identity.user_from_row(r) for r in rows), None)
+
     async def revoke_device(self, device_id: str) -> None:
         await self._on_writer(_sql.revoke_device, device_id, _now())
 
