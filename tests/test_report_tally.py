@@ -4,6 +4,7 @@ status, fine or premises, deletions and undeletions, in random order, on both st
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
 from typing import Any
@@ -146,3 +147,26 @@ async def test_the_migration_fills_the_counters_of_a_store_written_before_them(w
     await store.close()
     await _tally_matches_a_recount(db_url)
     assert await storedb.rows(db_url, "SELECT count(*) FROM p_tally") != [(0,)]
+
+
+@pytest.fixture
+def folds_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync_server.stores.postgres.store import PostgresStore
+
+    monkeypatch.setattr(PostgresStore, "FOLD_EVERY_S", 0.1)
+
+
+async def test_postgresql_folds_pending_counter_deltas_even_when_nobody_reads_a_report(folds_often: None, world: World, db_url: str) -> None:
+    if _dialect(db_url) != "postgresql":
+        pytest.skip("only PostgreSQL appends deltas (SQLite's triggers update the counters in place)")
+    rng = random.Random(4)
+    ids: dict[str, list[str]] = {"checks": [], "violations": []}
+    await world.officer_a.push_ok([_change(rng, A, "lam-son", ids, n) for n in range(1, 9)])
+    for _ in range(100):
+        pending = await storedb.rows(db_url, "SELECT count(*) FROM p_tally_delta")
+        if pending[0][0] == 0:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the deltas were never folded")
+    await _tally_matches_a_recount(db_url)

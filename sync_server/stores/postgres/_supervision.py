@@ -81,6 +81,11 @@ async def _fold(conn: Any) -> None:
             await conn.execute(_FOLD)
 
 
+async def fold_tally(conn: Any) -> None:
+    """Fold pending deltas now (the store does it every ``FOLD_EVERY_S``)."""
+    await _fold(conn)
+
+
 def _tally_scope(a: _Args, wards: Sequence[str], start: dt.date | None, end: dt.date | None) -> str:
     """Tally rows of these wards within the period; a period leaves out the rows of
     records without a date ('')."""

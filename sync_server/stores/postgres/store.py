@@ -31,6 +31,7 @@ import asyncio
 import bisect
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -78,6 +79,8 @@ from ..base import (
 from ..errors import StoreUnavailable
 from ..schema import SchemaStatus
 from . import _blobs, _console, _cursor, _identity, _projections, _schema, _sql, _supervision
+
+log = logging.getLogger("patrol_sync.store")
 
 __all__ = ["PostgresStore", "schema_status"]
 
@@ -243,6 +246,11 @@ class PostgresStore(Paging, Store):
         self.epoch = ""
         self.xid_base = 0
         self.zones = _projections.Zones()
+        self._folder: asyncio.Task[None] | None = None
+
+    #: how often the report counters' pending deltas are folded into their rows even when
+    #: nobody reads a report (a read folds them too), so ``p_tally_delta`` stays short
+    FOLD_EVERY_S = 30.0
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -263,8 +271,22 @@ class PostgresStore(Paging, Store):
         except BaseException:
             await self.close()
             raise
+        self._folder = asyncio.create_task(self._fold_now_and_then(), name="tally-folder")
+
+    async def _fold_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(self.FOLD_EVERY_S)
+            try:
+                await self._run(_supervision.fold_tally)
+            except Exception as exc:  # the database restarts or is busy: one line, and again next round
+                log.warning("folding the report counters failed, trying again in %.0f s: %s", self.FOLD_EVERY_S, exc)
 
     async def close(self) -> None:
+        folder, self._folder = self._folder, None
+        if folder is not None:
+            folder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await folder
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
