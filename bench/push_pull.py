@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 import os
 import sqlite3
@@ -59,18 +60,34 @@ def bodies(total: int, workload: Workload) -> dict[str, list[bytes]]:
     return out
 
 
-async def push_all(url: str, tokens: dict[str, str], work: dict[str, list[bytes]], minimal: bool = False) -> float:
+#: how the bodies and answers go on the wire (``--wire``): whole answers from plain JSON
+#: bodies (the heavier case), minimal answers, or as the SDK's defaults send them
+#: (``client_sdk.WireOptions``: bodies gzip-compressed at level 6, ``Prefer: return=minimal``,
+#: ``?stamps=compact``)
+WIRES = ("whole", "minimal", "sdk")
+
+
+def gzipped(work: dict[str, list[bytes]]) -> dict[str, list[bytes]]:
+    """The bodies as the SDK sends them by default (``client_sdk/_sync.py``: ``_push_body``)."""
+    return {device: [gzip.compress(body, compresslevel=6, mtime=0) for body in bodies] for device, bodies in work.items()}
+
+
+async def push_all(url: str, tokens: dict[str, str], work: dict[str, list[bytes]], minimal: bool = False, gz: bool = False) -> float:
     queue: asyncio.Queue[str] = asyncio.Queue()
     for device in work:
         queue.put_nowait(device)
 
+    params = {"stamps": "compact"} if gz else None  # (the SDK's wire: compact stamps too)
+
     async def worker() -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        async with httpx.AsyncClient(base_url=url, timeout=120, params=params) as http:
             while not queue.empty():
                 device = queue.get_nowait()
                 headers = {"Authorization": f"Bearer {tokens[device]}", "Content-Type": "application/json"}
                 if minimal:  # as the SDK asks: the answer names seqs, not the records it sent
                     headers["Prefer"] = "return=minimal"
+                if gz:
+                    headers["Content-Encoding"] = "gzip"
                 for body in work[device]:
                     response = await http.post("/v1/sync/push", content=body, headers=headers)
                     response.raise_for_status()
@@ -139,13 +156,14 @@ def _record_bytes(work: dict[str, list[bytes]]) -> int:
     return round(sum(len(msgspec.json.encode(d)) for d in sample) / len(sample))
 
 
-def run(total: int, workload: Workload, args: argparse.Namespace, pouch: PouchServer | None) -> dict[str, Any]:
+def run(total: int, workload: Workload, wire: str, args: argparse.Namespace, pouch: PouchServer | None) -> dict[str, Any]:
     work = bodies(total, workload)
+    sent = gzipped(work) if wire == "sdk" else work  # (compressed before the clock starts)
     extra_env = {"PATROL_STAGE_TIMERS": "1"} if args.stages else None
     with running_server(args.db, workers=args.workers, extra_env=extra_env) as fleet:
         fleet.setup(DEVICES)
         cpu = cpu_seconds(fleet.pid)
-        push_s = asyncio.run(push_all(fleet.url, fleet.tokens, work, minimal=args.minimal))
+        push_s = asyncio.run(push_all(fleet.url, fleet.tokens, sent, minimal=wire != "whole", gz=wire == "sdk"))
         cpu = cpu_seconds(fleet.pid) - cpu
         pull_s, pulled = asyncio.run(pull_all(fleet.url, fleet.tokens["reader"]))
     assert pulled == total, (pulled, total)
@@ -154,7 +172,7 @@ def run(total: int, workload: Workload, args: argparse.Namespace, pouch: PouchSe
         "records": total,
         "store": (args.db or "sqlite").split(":")[0],
         "workers": args.workers,
-        "answers": "minimal" if args.minimal else "whole",
+        "wire": wire,
         "push_per_s": round(total / push_s),
         "push_cpu_us": round(cpu / total * 1e6),
         "pull_per_s": round(total / pull_s),
@@ -184,22 +202,31 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--pouchdb", action="store_true", help="push the same records to PouchDB-server 4.2 (installed from npm)")
     parser.add_argument("--stages", action="store_true", help="the server logs per-stage CPU times (PATROL_STAGE_TIMERS=1)")
-    parser.add_argument("--minimal", action="store_true", help="ask for minimal push answers (Prefer: return=minimal, as the SDK does)")
+    parser.add_argument(
+        "--wire",
+        default="whole",
+        help="whole (plain JSON bodies, whole answers), minimal (Prefer: return=minimal) or sdk (gzip bodies, minimal answers, "
+        "compact stamps: as the SDK sends by default); comma-separated for several lines",
+    )
+    parser.add_argument("--minimal", action="store_true", help="the same as --wire minimal")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw SQLite floor")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each size and workload")
     parser.add_argument("--json", action="store_true", help="print results as JSON lines")
     args = parser.parse_args()
+    wires = ["minimal"] if args.minimal else args.wire.split(",")
+    if not set(wires) <= set(WIRES):
+        parser.error(f"--wire: one or more of {', '.join(WIRES)}")
     pouch = PouchServer.start() if args.pouchdb else None
     try:
         for name in args.workload.split(","):
-            for total in [int(s) for s in args.sizes.split(",")]:
+            for total, wire in [(int(s), w) for s in args.sizes.split(",") for w in wires]:
                 for _ in range(args.repeat):
-                    result = run(total, WORKLOADS[name], args, pouch)
+                    result = run(total, WORKLOADS[name], wire, args, pouch)
                     if args.json:
                         print(json.dumps(result), flush=True)
                         continue
                     line = (
-                        f"{name:>9} {total:>8} records ({result['bytes_per_record']} B, {result['bytes_per_change']} B a change)  "
+                        f"{name:>9} {total:>8} records ({result['bytes_per_record']} B, {result['bytes_per_change']} B a change) {wire:>7}  "
                         f"push {result['push_per_s']:>7}/s ({result['push_cpu_us']} µs CPU a record)  pull {result['pull_per_s']:>7}/s"
                     )
                     if "pouchdb_push_per_s" in result:

@@ -7,13 +7,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar, Request, Router, get
-from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware.base import DefineMiddleware
-from litestar.middleware.compression import CompressionMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.response import Redirect
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -23,6 +21,7 @@ from .blobs import BlobService, blob_store_for
 from .console import console_router
 from .http import docs, openapi, problems
 from .http.auth import TokenAuthMiddleware
+from .http.compression import Compression
 from .http.controllers import (
     AdminController,
     BlobsController,
@@ -191,10 +190,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # Compression there too, so that every answer over 1 KiB is compressed when the client
     # offers an encoding (brotli, else gzip; PROTOCOL.md 1), problems and refusals included;
     # not blob bytes (photos do not shrink, and ranges must stay byte ranges).
-    compression = CompressionConfig(
-        backend="brotli", minimum_size=1025, brotli_quality=5, gzip_compress_level=6, gzip_fallback=True, exclude=["^/v1/blobs/sha256:"]
-    )
-    app.asgi_handler = RequestContext(CompressionMiddleware(Limiter(app.asgi_handler, settings, metrics, administration.principal), compression), metrics)
+    # (large push answers at a cheaper brotli quality: http/compression.py)
+    app.asgi_handler = RequestContext(Compression(Limiter(app.asgi_handler, settings, metrics, administration.principal)), metrics)
     if settings.proxies():  # outermost: the access line and the limiter see the real client
         app.asgi_handler = ProxyHeadersMiddleware(app.asgi_handler, trusted_hosts=settings.proxies())  # type: ignore[arg-type,assignment]
     return app
