@@ -60,13 +60,10 @@ class _SizedBrotli:
 
 
 def _config(facade: type[_SizedBrotli] | None) -> CompressionConfig:
-    if facade is None:
-        return CompressionConfig(
-            backend="brotli", minimum_size=1025, brotli_quality=5, gzip_compress_level=6, gzip_fallback=True, exclude=_EXCLUDE
-        )
+    """Brotli quality 5, else gzip level 6, over 1 KiB; ``facade`` picks brotli's quality by size."""
+    sized: dict[str, Any] = {} if facade is None else {"backend": "brotli-sized", "compression_facade": facade}
     return CompressionConfig(
-        backend="brotli-sized",
-        compression_facade=facade,
+        **{"backend": "brotli", **sized},
         minimum_size=1025,
         brotli_quality=5,
         gzip_compress_level=6,
