@@ -11,7 +11,7 @@ from schemas import DeviceToken, Key, Team, User, Ward
 from ... import stagetimes
 from ...engine.state import RecordState, decode_state
 from .._rows import changeset_from_row
-from ..base import ConflictRow, EditRow, RecordRow, ResolvedConflict, StoredChangeset
+from ..base import ConflictRow, EditRow, PlannedWrite, RecordRow, ResolvedConflict, StoredChangeset
 from ..errors import AlreadyExists, NotFound, UnknownReference
 from . import _blobs, _projections, _supervision
 from ._migrate import migrate
@@ -81,6 +81,27 @@ def begin(conn: sqlite3.Connection) -> tuple[int, int]:
     conn.execute("BEGIN IMMEDIATE")
     row = conn.execute("SELECT (SELECT coalesce(max(seq), 0) FROM records), (SELECT coalesce(max(id), 0) FROM conflicts)").fetchone()
     return int(row[0]), int(row[1])
+
+
+def heads(conn: sqlite3.Connection) -> tuple[int, int]:
+    """The highest seq and conflict id (a read: they may move before the next write)."""
+    row = conn.execute("SELECT (SELECT coalesce(max(seq), 0) FROM records), (SELECT coalesce(max(id), 0) FROM conflicts)").fetchone()
+    return int(row[0]), int(row[1])
+
+
+def write_planned(conn: sqlite3.Connection, planned: PlannedWrite, now: str) -> tuple[bool, tuple[int, int]]:
+    """A planned group in one transaction, if the store still stands as it was planned
+    from (``stores.OneHopWrites``); answers whether it was written, and the heads now."""
+    seq, conflict = begin(conn)
+    if (
+        (seq, conflict) != (planned.heads.seq, planned.heads.conflict)
+        or changesets(conn, planned.fresh)
+        or seqs(conn, [*planned.origin, *planned.created]) != planned.origin
+    ):
+        rollback(conn)
+        return False, (seq, conflict)
+    save_and_commit(conn, planned.records, planned.edits, planned.conflicts, planned.answers, planned.resolved, now)
+    return True, (seq + len(planned.records), conflict + len(planned.conflicts))
 
 
 def rollback(conn: sqlite3.Connection) -> None:

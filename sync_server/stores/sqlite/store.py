@@ -55,10 +55,13 @@ from ..base import (
     ConsoleSession,
     EditRow,
     EnrolmentRow,
+    Heads,
     HealthUpdate,
     Key,
     ListedRow,
     ListQuery,
+    OneHopWrites,
+    PlannedWrite,
     ReadTx,
     RecordRow,
     ResolvedConflict,
@@ -167,6 +170,11 @@ class _Tx(_Reads, WriteTx):
     def cursor(self) -> str:
         return self._store.encode_cursor(self._seq_head)
 
+    @property
+    def heads(self) -> Heads:
+        """The heads once this transaction commits."""
+        return Heads(self._seq_head, self._conflict_head)
+
     async def resolve_conflicts(self, resolved: Sequence[ResolvedConflict]) -> None:
         self.resolved.extend(resolved)
 
@@ -180,7 +188,7 @@ class _Tx(_Reads, WriteTx):
         self.pending = (records, edits, conflicts, answers)
 
 
-class SqliteStore(Paging, Store):
+class SqliteStore(Paging, Store, OneHopWrites):
     def __init__(self, url: str, *, readers: int = 3, busy_timeout_ms: int = 30_000) -> None:
         self.url = url
         self.path = path_from_url(url)
@@ -197,6 +205,8 @@ class SqliteStore(Paging, Store):
         self._checkpointer: asyncio.Task[None] | None = None
         self._opened = False
         self.epoch = ""
+        #: the heads after this process's last push commit (None: read them)
+        self._heads: Heads | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -305,7 +315,25 @@ class SqliteStore(Paging, Store):
                 await asyncio.shield(self._writer.run(_sql.rollback))
                 raise
             rows, edits, conflicts, answers = tx.pending or ((), (), (), ())
+            self._heads = None  # (unknown if the commit fails)
             await asyncio.shield(self._writer.run(_sql.save_and_commit, rows, edits, conflicts, answers, tx.resolved, _now()))
+            self._heads = tx.heads
+
+    async def heads(self) -> Heads:
+        if self._heads is None:
+            seq, conflict = await self._planner.run(_sql.heads)
+            self._heads = Heads(seq, conflict)
+        return self._heads
+
+    async def write_planned(self, planned: PlannedWrite) -> bool:
+        async with self._lock:
+            self._heads = None
+            try:
+                written, (seq, conflict) = await asyncio.shield(self._writer.run(_sql.write_planned, planned, _now()))
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"the store is busy: {exc}") from exc
+            self._heads = Heads(seq, conflict)
+            return written
 
     # -- pull -----------------------------------------------------------------
 
