@@ -13,7 +13,7 @@ from ...engine.state import RecordState, decode_state
 from .._rows import changeset_from_row
 from ..base import ConflictRow, EditRow, PlannedWrite, RecordRow, ResolvedConflict, StoredChangeset
 from ..errors import AlreadyExists, NotFound, UnknownReference
-from . import _blobs, _projections, _supervision
+from . import _batch, _blobs, _projections, _supervision
 from ._migrate import migrate
 
 __all__ = [
@@ -125,11 +125,12 @@ def save_and_commit(
     try:
         if rows:
             with stagetimes.timer("db: records upsert"):
-                conn.executemany(
-                    "INSERT INTO records (seq, collection, id, ward_id, deleted, doc, crdt) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, ward_id = excluded.ward_id, "
-                    "deleted = excluded.deleted, doc = excluded.doc, crdt = excluded.crdt",
+                _batch.insert(
+                    conn,
+                    "INSERT INTO records (seq, collection, id, ward_id, deleted, doc, crdt)",
                     [(r.state.seq, r.state.collection, r.state.id, r.state.ward_id, int(r.state.deleted), r.doc, r.crdt) for r in rows],
+                    " ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, ward_id = excluded.ward_id, "
+                    "deleted = excluded.deleted, doc = excluded.doc, crdt = excluded.crdt",
                 )
             states = [r.state for r in rows]
             with stagetimes.timer("db: report projections"):
@@ -138,15 +139,16 @@ def save_and_commit(
                 _blobs.write_refs(conn, states)
         if edits:
             with stagetimes.timer("db: edit log"):
-                conn.executemany(
-                    "INSERT INTO edits (collection, record_id, ward_id, seq, at, user_id, device_id, changeset_id, diff) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _batch.insert(
+                    conn,
+                    "INSERT INTO edits (collection, record_id, ward_id, seq, at, user_id, device_id, changeset_id, diff)",
                     [(e.collection, e.record_id, e.ward_id, e.seq, e.at, e.user_id, e.device_id, e.changeset_id, e.diff) for e in edits],
                 )
         if conflicts:
-            conn.executemany(
+            _batch.insert(
+                conn,
                 "INSERT INTO conflicts (id, collection, record_id, ward_id, field, kind, winner, server, client, "
-                "device_id, user_id, changeset_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "device_id, user_id, changeset_id, created_at)",
                 [
                     (c.id, c.collection, c.record_id, c.ward_id, c.field, c.kind, c.winner, c.server, c.client,
                      c.device_id, c.user_id, c.changeset_id, c.created_at)
@@ -155,8 +157,9 @@ def save_and_commit(
             )
         if answers:
             with stagetimes.timer("db: stored answers"):
-                conn.executemany(
-                    "INSERT INTO changesets (device_id, changeset_id, body_hash, response, created_at) VALUES (?, ?, ?, ?, ?)",
+                _batch.insert(
+                    conn,
+                    "INSERT INTO changesets (device_id, changeset_id, body_hash, response, created_at)",
                     [(a.device_id, a.changeset_id, a.body_hash, a.response, now) for a in answers],
                 )
         if resolved:
@@ -202,8 +205,12 @@ def create_entity(conn: sqlite3.Connection, entity: Ward | Team | User | DeviceT
                     "INSERT INTO users (id, name, role, created_at, disabled_at) VALUES (?, ?, ?, ?, ?)",
                     (entity.id, entity.name, entity.role, now, now if entity.disabled else None),
                 )
-                conn.executemany("INSERT INTO user_teams (user_id, team_id) VALUES (?, ?)", [(entity.id, t) for t in sorted(set(entity.team_ids))])
-                conn.executemany("INSERT INTO user_wards (user_id, ward_id) VALUES (?, ?)", [(entity.id, w) for w in sorted(set(entity.ward_ids))])
+                conn.executemany(
+                    "INSERT INTO user_teams (user_id, team_id) VALUES (?, ?)", [(entity.id, t) for t in sorted(set(entity.team_ids))]
+                )
+                conn.executemany(
+                    "INSERT INTO user_wards (user_id, ward_id) VALUES (?, ?)", [(entity.id, w) for w in sorted(set(entity.ward_ids))]
+                )
             case DeviceToken():
                 assert token_hash is not None
                 _require(conn, "users", [entity.user_id], "user")
