@@ -222,11 +222,21 @@ class PushWriter:
         return group
 
     async def _loop(self) -> None:
-        writing: asyncio.Task[_Plan | None] | None = None  # the previous group's write
-        handed: _Plan | None = None  # the plan that group was handed
+        #: writes handed on and the plans they were given, oldest first
+        inflight: list[tuple[asyncio.Task[_Plan | None], _Plan | None]] = []
         while True:
             group = await self._next_group()
-            overlay = {key: handed.working[key] for key in handed.dirty} if handed else {}
+            still, broken = [], False
+            for task, handed in inflight:
+                if not task.done():
+                    still.append((task, handed))
+                elif task.result() is not handed:
+                    broken = True
+            inflight = still
+            overlay: dict[Key, RecordState] = {}
+            for _, handed in inflight:
+                if handed is not None:
+                    overlay.update({key: handed.working[key] for key in handed.dirty})
             plan: _Plan | None
             try:
                 async with self.store.read() as reads:
@@ -234,18 +244,22 @@ class PushWriter:
             except Exception:
                 log.debug("planning outside a transaction failed; planning inside one", exc_info=True)
                 plan = None
+            if broken:
+                plan = None
             if plan is not None and self._one_hop is not None:
-                # numbered now, after the heads the previous group leaves, so that its
-                # write starts the moment that one commits (checked in the write)
-                if writing is None:
+                last = inflight[-1][1] if inflight else None
+                if not inflight:
                     self._prepare(plan, await self._one_hop.heads(), self._one_hop)
-                elif handed is not None and handed.prepared is not None:
-                    self._prepare(plan, handed.prepared.after, self._one_hop)
-            if writing is not None and await writing is not handed:
-                plan = None  # the previous group failed or merged again: the overlay was not written
-            handed = plan
+                elif last is not None and last.prepared is not None:
+                    self._prepare(plan, last.prepared.after, self._one_hop)
+            if plan is None or plan.prepared is None:  # an ordinary write: after every one in flight
+                for task, handed in inflight:
+                    if await task is not handed:
+                        plan = None
+                inflight = []
             writing = asyncio.create_task(self._finish(group, plan))
             writing.add_done_callback(self._done(len(group)))
+            inflight.append((writing, plan))
 
     def _done(self, count: int) -> Callable[[asyncio.Task[Any]], None]:
         def mark(_task: asyncio.Task[Any]) -> None:
