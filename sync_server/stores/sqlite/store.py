@@ -73,6 +73,7 @@ from ..base import (
 from ..errors import StoreError, StoreUnavailable
 from ..schema import SchemaStatus
 from . import _blobs, _console, _identity, _migrate, _sql, _supervision
+from ._process import WriterProcess
 from ._writer import PRAGMAS, ThreadConnection
 
 __all__ = ["SqliteStore", "path_from_url", "schema_status"]
@@ -189,7 +190,7 @@ class _Tx(_Reads, WriteTx):
 
 
 class SqliteStore(Paging, Store, OneHopWrites):
-    def __init__(self, url: str, *, readers: int = 3, busy_timeout_ms: int = 30_000) -> None:
+    def __init__(self, url: str, *, readers: int = 3, busy_timeout_ms: int = 30_000, writer_process: bool = True) -> None:
         self.url = url
         self.path = path_from_url(url)
         self._reader_count = readers
@@ -207,6 +208,9 @@ class SqliteStore(Paging, Store, OneHopWrites):
         self.epoch = ""
         #: the heads after this process's last push commit (None: read them)
         self._heads: Heads | None = None
+        #: one-hop writes go to a process of their own (``_process.py``), started on the first
+        self._use_writer_process = writer_process
+        self._writer_process: WriterProcess | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -251,6 +255,10 @@ class SqliteStore(Paging, Store, OneHopWrites):
 
     async def close(self) -> None:
         self._opened = False
+        if self._writer_process is not None:
+            process, self._writer_process = self._writer_process, None
+            with contextlib.suppress(Exception):
+                await process.close()
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -326,14 +334,20 @@ class SqliteStore(Paging, Store, OneHopWrites):
         return self._heads
 
     async def write_planned(self, planned: PlannedWrite) -> bool:
-        async with self._lock:
-            self._heads = None
-            try:
-                written, (seq, conflict) = await asyncio.shield(self._writer.run(_sql.write_planned, planned, _now()))
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"the store is busy: {exc}") from exc
+        self._heads = None  # (unknown until the answer)
+        if self._writer_process is None and self._use_writer_process and self._opened:
+            self._writer_process = WriterProcess(self.path, self._busy_timeout_ms)
+        try:
+            if self._writer_process is not None and self._writer_process.alive:
+                written, (seq, conflict) = await self._writer_process.submit(planned, _now())
+            else:
+                async with self._lock:
+                    written, (seq, conflict) = await asyncio.shield(self._writer.run(_sql.write_planned, planned, _now()))
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"the store is busy: {exc}") from exc
+        if seq >= 0:
             self._heads = Heads(seq, conflict)
-            return written
+        return written
 
     # -- pull -----------------------------------------------------------------
 
