@@ -5,14 +5,22 @@ bound) as a group and handles it in two steps:
 
 1. **plan** (no transaction): read the change sets' stored answers and the
    records they touch, and merge the change sets one after the other, in arrival
-   order, in memory.  This is where the CPU goes, so it runs while the previous
-   group is still being written; records that group is writing are taken from it
-   rather than from the store.
+   order, in memory.  This is where the CPU goes, so it runs while earlier groups
+   are still being written; records they are writing are taken from them rather
+   than from the store.
 2. **finish** (one write transaction): check that nothing the plan read has
    changed since (no change set answered meanwhile, every record still at the seq
    the plan merged from); if something has (another worker, a failed previous
    group) merge again inside the transaction.  Then number the new versions,
    write records, edit log, conflicts and answers, and commit.
+
+On a store that takes **one-hop** writes (``stores.OneHopWrites``: SQLite) the
+finish is numbered and encoded in the plan step, after the heads the group before
+it will leave, and handed to the store at once without waiting for that group's
+commit; the store checks and writes the groups in the order handed (by default in
+a process of its own, ``stores/sqlite/_process.py``).  A group whose check fails
+(its heads moved: another process wrote, or the group before it failed) is
+planned again in an ordinary transaction, and so is every plan made over it.
 
 Each change set stays all-or-nothing and gets the answer it would have got
 alone; only the fsync and the round trips are shared.  If a group's transaction

@@ -88,6 +88,7 @@ def _planned(message: Message) -> tuple[PlannedWrite, str]:
 def _serve(path: str, busy_timeout_ms: int, pipe: Connection) -> None:
     """The child: write what comes down the pipe, answer each in order."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from ... import stagetimes
     from ...gcpolicy import tune_for_serving
     from . import _sql
     from ._writer import connect
@@ -98,6 +99,7 @@ def _serve(path: str, busy_timeout_ms: int, pipe: Connection) -> None:
         try:
             data = pipe.recv_bytes()
         except (EOFError, OSError):
+            stagetimes.report(" in the writer process")
             return
         batch: list[bytes] = []
         while data != _STOP:
@@ -106,11 +108,15 @@ def _serve(path: str, busy_timeout_ms: int, pipe: Connection) -> None:
                 break
             data = pipe.recv_bytes()
         if batch:
-            results = _write_batch(conn, [_planned(pickle.loads(b)) for b in batch], _sql)
+            with stagetimes.timer("db: receive and decode (writer process)"):
+                planned = [_planned(pickle.loads(b)) for b in batch]
+            stagetimes.add_records(sum(len(p.records) for p, _ in planned))
+            results = _write_batch(conn, planned, _sql)
             for result in results:
                 pipe.send_bytes(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
         if data == _STOP:
             conn.close()
+            stagetimes.report(" in the writer process")
             return
 
 
