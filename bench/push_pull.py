@@ -72,6 +72,14 @@ def gzipped(work: dict[str, list[bytes]]) -> dict[str, list[bytes]]:
     return {device: [gzip.compress(body, compresslevel=6, mtime=0) for body in bodies] for device, bodies in work.items()}
 
 
+def warm_up(url: str, token: str) -> None:
+    """One empty change set before the clock starts: the server's first push starts its
+    writer process (``stores/sqlite/_process.py``, ~0.2 s once a server's life), which is
+    not what a push costs."""
+    body = {"device_id": "reader", "changeset_id": str(uuid.uuid4()), "changes": []}
+    httpx.post(f"{url}/v1/sync/push", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=60).raise_for_status()
+
+
 async def push_all(url: str, tokens: dict[str, str], work: dict[str, list[bytes]], minimal: bool = False, gz: bool = False) -> float:
     queue: asyncio.Queue[str] = asyncio.Queue()
     for device in work:
@@ -144,10 +152,13 @@ def raw_floor(total: int, workload: Workload) -> tuple[float, float]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU of a process so far (all its threads), from ``/proc``: unlike
-    records/s, CPU a record hardly moves when other work shares the machine."""
+    """User and system CPU so far of a process and the processes it started (all their
+    threads: the server's writer process too), from ``/proc``: unlike records/s, CPU a
+    record hardly moves when other work shares the machine."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    return own + sum(cpu_seconds(child) for child in children)
 
 
 def _record_bytes(work: dict[str, list[bytes]]) -> int:
@@ -156,12 +167,15 @@ def _record_bytes(work: dict[str, list[bytes]]) -> int:
     return round(sum(len(msgspec.json.encode(d)) for d in sample) / len(sample))
 
 
-def run(total: int, workload: Workload, wire: str, args: argparse.Namespace, pouch: PouchServer | None) -> dict[str, Any]:
+def run(total: int, workload: Workload, wire: str, writer: str, args: argparse.Namespace, pouch: PouchServer | None) -> dict[str, Any]:
     work = bodies(total, workload)
     sent = gzipped(work) if wire == "sdk" else work  # (compressed before the clock starts)
-    extra_env = {"PATROL_STAGE_TIMERS": "1"} if args.stages else None
+    extra_env = {"PATROL_SYNC_SQLITE_WRITER": writer}
+    if args.stages:
+        extra_env["PATROL_STAGE_TIMERS"] = "1"
     with running_server(args.db, workers=args.workers, extra_env=extra_env) as fleet:
         fleet.setup(DEVICES)
+        warm_up(fleet.url, fleet.tokens["reader"])
         cpu = cpu_seconds(fleet.pid)
         push_s = asyncio.run(push_all(fleet.url, fleet.tokens, sent, minimal=wire != "whole", gz=wire == "sdk"))
         cpu = cpu_seconds(fleet.pid) - cpu
@@ -173,6 +187,7 @@ def run(total: int, workload: Workload, wire: str, args: argparse.Namespace, pou
         "store": (args.db or "sqlite").split(":")[0],
         "workers": args.workers,
         "wire": wire,
+        "sqlite_writer": writer,
         "push_per_s": round(total / push_s),
         "push_cpu_us": round(cpu / total * 1e6),
         "pull_per_s": round(total / pull_s),
@@ -209,6 +224,12 @@ def main() -> None:
         "compact stamps: as the SDK sends by default); comma-separated for several lines",
     )
     parser.add_argument("--minimal", action="store_true", help="the same as --wire minimal")
+    parser.add_argument(
+        "--sqlite-writer",
+        default="process",
+        help="process (the default: pushes written by a process of the server's own) or thread (in the server's process); "
+        "comma-separated for a line each, side by side",
+    )
     parser.add_argument("--no-raw", action="store_true", help="skip the raw SQLite floor")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each size and workload")
     parser.add_argument("--json", action="store_true", help="print results as JSON lines")
@@ -216,17 +237,21 @@ def main() -> None:
     wires = ["minimal"] if args.minimal else args.wire.split(",")
     if not set(wires) <= set(WIRES):
         parser.error(f"--wire: one or more of {', '.join(WIRES)}")
+    writers = args.sqlite_writer.split(",")
+    if not set(writers) <= {"process", "thread"}:
+        parser.error("--sqlite-writer: process, thread or both")
     pouch = PouchServer.start() if args.pouchdb else None
     try:
         for name in args.workload.split(","):
             for total, wire in [(int(s), w) for s in args.sizes.split(",") for w in wires]:
-                for _ in range(args.repeat):
-                    result = run(total, WORKLOADS[name], wire, args, pouch)
+                for _, writer in [(n, w) for n in range(args.repeat) for w in writers]:
+                    result = run(total, WORKLOADS[name], wire, writer, args, pouch)
                     if args.json:
                         print(json.dumps(result), flush=True)
                         continue
                     line = (
-                        f"{name:>9} {total:>8} records ({result['bytes_per_record']} B, {result['bytes_per_change']} B a change) {wire:>7}  "
+                        f"{name:>9} {total:>8} records ({result['bytes_per_record']} B, {result['bytes_per_change']} B a change) {wire:>7}"
+                        f"{' ' + writer if len(writers) > 1 else ''}  "
                         f"push {result['push_per_s']:>7}/s ({result['push_cpu_us']} µs CPU a record)  pull {result['pull_per_s']:>7}/s"
                     )
                     if "pouchdb_push_per_s" in result:

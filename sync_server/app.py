@@ -69,7 +69,7 @@ def console_redirect() -> Redirect:
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Litestar:
     """The server. ``store`` (not yet opened) overrides the one ``settings.db_url`` names."""
     settings = settings or Settings.from_env()
-    the_store = store or store_for(settings.db_url)
+    the_store = store or store_for(settings.db_url, sqlite_writer=settings.sqlite_writer)
     metrics = Metrics(token=settings.metrics_token)
     blob_service = BlobService(the_store, blob_store_for(settings), settings)
     document = openapi.Completed(settings.max_page, _OPEN_PATHS)

@@ -40,6 +40,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     blob_dir: str = ""
     blob_staging_ttl_s: float = 86400.0  # a resumable upload is dropped this long after it began, however topped up
     max_clock_skew_ms: int = 10 * 60 * 1000
+    #: SQLite only: where pushes are written. ``process``: a child process of the server's
+    #: own, fed while the server merges the next group (``stores/sqlite/_process.py``);
+    #: ``thread``: a thread of the server's process, sharing its GIL (slower: issue 16)
+    sqlite_writer: Literal["process", "thread"] = "process"
     default_timezone: str = "Asia/Ho_Chi_Minh"
     # -- backpressure (sync_server/http/limits.py): past these, 503 or 429 with Retry-After
     max_queued_changes: int = 50_000  # changes waiting for the push writer (queued or being written)

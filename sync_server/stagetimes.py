@@ -110,8 +110,9 @@ def _on_gc(phase: str, info: dict[str, Any]) -> None:
         _totals[f"gc gen {info['generation']} ({where} thread)"] += time.perf_counter_ns() - _gc_started.pop(key)
 
 
-def report() -> None:
-    """Print the table (when enabled and something was pushed), and start counting afresh."""
+def report(where: str = "") -> None:
+    """Print the table (when enabled and something was pushed), and start counting afresh;
+    ``where`` names the process when it is not the server's (its writer process)."""
     global _records, _loop_thread, _profiler
     if _profiler is not None:
         _profiler.disable()
@@ -122,11 +123,11 @@ def report() -> None:
     loop_total = time.thread_time_ns() - _loop_start if threading.get_ident() == _loop_thread else 0
     on_loop = sum(v for k, v in _totals.items() if k.startswith("loop:"))
     rows = sorted(_totals.items())
-    if loop_total:
+    if loop_total and on_loop:
         rows.append(("loop: http (rest of the loop)", loop_total - on_loop))
         rows.append(("= the loop thread, all", loop_total))
     rows.append(("= the process, all threads", time.process_time_ns() - _process_start))
-    out = [f"stage times, µs per record ({_records} records):"]
+    out = [f"stage times, µs per record ({_records} records{where}):"]
     out += [f"  {name:<45} {ns / 1000 / _records:8.1f}" for name, ns in rows]
     print("\n".join(out), file=sys.stderr, flush=True)
     _totals.clear()

@@ -5,14 +5,22 @@ bound) as a group and handles it in two steps:
 
 1. **plan** (no transaction): read the change sets' stored answers and the
    records they touch, and merge the change sets one after the other, in arrival
-   order, in memory.  This is where the CPU goes, so it runs while the previous
-   group is still being written; records that group is writing are taken from it
-   rather than from the store.
+   order, in memory.  This is where the CPU goes, so it runs while earlier groups
+   are still being written; records they are writing are taken from them rather
+   than from the store.
 2. **finish** (one write transaction): check that nothing the plan read has
    changed since (no change set answered meanwhile, every record still at the seq
    the plan merged from); if something has (another worker, a failed previous
    group) merge again inside the transaction.  Then number the new versions,
    write records, edit log, conflicts and answers, and commit.
+
+On a store that takes **one-hop** writes (``stores.OneHopWrites``: SQLite) the
+finish is numbered and encoded in the plan step, after the heads the group before
+it will leave, and handed to the store at once without waiting for that group's
+commit; the store checks and writes the groups in the order handed (by default in
+a process of its own, ``stores/sqlite/_process.py``).  A group whose check fails
+(its heads moved: another process wrote, or the group before it failed) is
+planned again in an ordinary transaction, and so is every plan made over it.
 
 Each change set stays all-or-nothing and gets the answer it would have got
 alone; only the fsync and the round trips are shared.  If a group's transaction
@@ -52,6 +60,9 @@ from ..stores import (
     AlreadyExists,
     ConflictRow,
     EditRow,
+    Heads,
+    OneHopWrites,
+    PlannedWrite,
     ReadTx,
     RecordRow,
     ResolvedConflict,
@@ -137,6 +148,19 @@ class _Plan:
     dirty: dict[Key, None]
     #: the state each touched record was merged from (None: did not exist)
     origin: dict[Key, RecordState | None]
+    #: stored answers of the group's change sets that were applied before the plan
+    prior: dict[ChangesetKey, StoredChangeset]
+    #: numbered and encoded for a one-hop write (``PushWriter._prepare``)
+    prepared: _Prepared | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class _Prepared:
+    write: PlannedWrite
+    #: every change set's answer once it is written (the group's earlier ones included)
+    stored: dict[ChangesetKey, StoredChangeset]
+    #: the store's heads once it is written
+    after: Heads
 
 
 class PushWriter:
@@ -149,6 +173,8 @@ class PushWriter:
         #: changes submitted and not yet answered (the queue's bound is on these)
         self.queued_changes = 0
         self.listeners: list[Callable[[GroupStats], None]] = []
+        #: the store takes a planned group in one call (``stores.OneHopWrites``)
+        self._one_hop = store if isinstance(store, OneHopWrites) else None
 
     @property
     def running(self) -> bool:
@@ -204,11 +230,21 @@ class PushWriter:
         return group
 
     async def _loop(self) -> None:
-        writing: asyncio.Task[_Plan | None] | None = None  # the previous group's write
-        handed: _Plan | None = None  # the plan that group was handed
+        #: writes handed on and the plans they were given, oldest first
+        inflight: list[tuple[asyncio.Task[_Plan | None], _Plan | None]] = []
         while True:
             group = await self._next_group()
-            overlay = {key: handed.working[key] for key in handed.dirty} if handed else {}
+            still, broken = [], False
+            for task, handed in inflight:
+                if not task.done():
+                    still.append((task, handed))
+                elif task.result() is not handed:
+                    broken = True
+            inflight = still
+            overlay: dict[Key, RecordState] = {}
+            for _, handed in inflight:
+                if handed is not None:
+                    overlay.update({key: handed.working[key] for key in handed.dirty})
             plan: _Plan | None
             try:
                 async with self.store.read() as reads:
@@ -216,11 +252,22 @@ class PushWriter:
             except Exception:
                 log.debug("planning outside a transaction failed; planning inside one", exc_info=True)
                 plan = None
-            if writing is not None and await writing is not handed:
-                plan = None  # the previous group failed or merged again: the overlay was not written
-            handed = plan
+            if broken:
+                plan = None
+            if plan is not None and self._one_hop is not None:
+                last = inflight[-1][1] if inflight else None
+                if not inflight:
+                    self._prepare(plan, await self._one_hop.heads(), self._one_hop)
+                elif last is not None and last.prepared is not None:
+                    self._prepare(plan, last.prepared.after, self._one_hop)
+            if plan is None or plan.prepared is None:  # an ordinary write: after every one in flight
+                for task, handed in inflight:
+                    if await task is not handed:
+                        plan = None
+                inflight = []
             writing = asyncio.create_task(self._finish(group, plan))
             writing.add_done_callback(self._done(len(group)))
+            inflight.append((writing, plan))
 
     def _done(self, count: int) -> Callable[[asyncio.Task[Any]], None]:
         def mark(_task: asyncio.Task[Any]) -> None:
@@ -268,53 +315,53 @@ class PushWriter:
                 log.exception("a writer listener failed")
 
     async def _write(self, group: list[_Job], plan: _Plan | None) -> tuple[_Plan, list[PushOutcome | Exception]]:
+        if plan is not None and self._one_hop is not None:
+            written = await self._write_planned(group, plan, self._one_hop)
+            if written is not None:
+                return plan, written
+            plan = None  # the store moved since the plan (another process, a failed group): plan again, locked
         async with self.store.write() as tx:
             stored = await tx.changesets(list(dict.fromkeys(job.id for job in group)))
             if plan is None or not await self._still_valid(plan, stored, tx):
                 plan = await self._plan(group, tx, {})
-            first_seq = await tx.next_seqs(len(plan.dirty))
-            for offset, key in enumerate(plan.dirty):
-                plan.working[key].seq = first_seq + offset
-            with stagetimes.timer("loop: encode records"):
-                docs = {key: encode_doc(plan.working[key]) for key in plan.dirty}
-            now = utc_now()
-            edits: list[EditRow] = []
-            conflicts: list[Conflict] = []
-            with stagetimes.timer("loop: edit log rows"):
-                for m in plan.merged:
-                    _log(m, plan.working, now, edits, conflicts)
-            if conflicts:
-                first_conflict = await tx.next_conflict_ids(len(conflicts))
-                for offset, conflict in enumerate(conflicts):
-                    conflict.id = f"c-{first_conflict + offset}"
-            cursor = tx.cursor()
-            with stagetimes.timer("loop: idempotency answer (stored)"):
-                for m in plan.merged:
-                    stored[m.job.id] = StoredChangeset(*m.job.id, m.job.push.body_hash, _answer(m, plan.working, docs, cursor))
-            resolved = [r for r, n in ((m.job.resolution, _rejected(m)) for m in plan.merged) if r is not None and n == 0]
-            if resolved:
-                await tx.resolve_conflicts(resolved)
-            with stagetimes.timer("loop: encode records"):
-                rows = [RecordRow(plan.working[key], docs[key], encode_crdt(plan.working[key])) for key in plan.dirty]
-            await tx.save(
-                rows,
-                edits,
-                [_conflict_row(c) for c in conflicts],
-                [stored[m.job.id] for m in plan.merged],
-            )
-        merged_by_id = {m.job.id: m for m in plan.merged}
-        answers: list[PushOutcome | Exception] = []
-        for job in group:
-            answer = stored[job.id]
-            if answer.body_hash != job.push.body_hash:
-                answers.append(ChangesetReused(f"change set {job.push.changeset_id} of device {job.push.device_id} was sent before with another body"))
-            elif (mine := merged_by_id.get(job.id)) is not None and mine.job is job:
-                body, own = split_stored(answer.response)
-                answers.append(PushOutcome(body, rejected=_rejected(mine), own=own))
-            else:
-                body, own = split_stored(answer.response)
-                answers.append(PushOutcome(body, replayed=True, own=own))
-        return plan, answers
+            numbered = _number(plan, await tx.next_seqs(len(plan.dirty)))
+            first_conflict = await tx.next_conflict_ids(len(numbered.conflicts)) if numbered.conflicts else 0
+            writes = _encode(plan, numbered, first_conflict, tx.cursor(), stored)
+            if writes.resolved:
+                await tx.resolve_conflicts(writes.resolved)
+            await tx.save(writes.records, numbered.edits, writes.conflicts, writes.answers)
+        return plan, _answers(group, plan, stored)
+
+    def _prepare(self, plan: _Plan, heads: Heads, store: OneHopWrites) -> None:
+        """Number and encode the plan after ``heads`` for a one-hop write (``plan.prepared``)."""
+        # what the plan was merged from, noted before numbering gives the new versions seqs
+        origin = {key: state.seq for key, state in plan.origin.items() if state is not None}
+        created = [key for key, state in plan.origin.items() if state is None]
+        numbered = _number(plan, heads.seq + 1)
+        stored = dict(plan.prior)
+        writes = _encode(plan, numbered, heads.conflict + 1, store.encode_cursor(heads.seq + len(plan.dirty)), stored)
+        planned = PlannedWrite(
+            heads=heads,
+            fresh=[m.job.id for m in plan.merged],
+            origin=origin,
+            created=created,
+            records=writes.records,
+            edits=numbered.edits,
+            conflicts=writes.conflicts,
+            answers=writes.answers,
+            resolved=writes.resolved,
+        )
+        plan.prepared = _Prepared(planned, stored, Heads(heads.seq + len(plan.dirty), heads.conflict + len(numbered.conflicts)))
+
+    async def _write_planned(self, group: list[_Job], plan: _Plan, store: OneHopWrites) -> list[PushOutcome | Exception] | None:
+        """The group written in one call; None when the store has moved since it was
+        numbered (nothing written)."""
+        if plan.prepared is None:
+            self._prepare(plan, await store.heads(), store)
+        assert plan.prepared is not None
+        if not await store.write_planned(plan.prepared.write):
+            return None
+        return _answers(group, plan, plan.prepared.stored)
 
     async def _still_valid(self, plan: _Plan, stored: dict[ChangesetKey, StoredChangeset], tx: WriteTx) -> bool:
         if any(m.job.id in stored for m in plan.merged):
@@ -343,7 +390,7 @@ class PushWriter:
         origin: dict[Key, RecordState | None] = {k: working.get(k) for k in keys}
         dirty: dict[Key, None] = {}
         merged = [await self._merge(job, working, dirty, refs) for job in fresh]
-        return _Plan(merged, working, dirty, origin)
+        return _Plan(merged, working, dirty, origin, prior)
 
     async def _merge(self, job: _Job, working: dict[Key, RecordState], dirty: dict[Key, None], refs: dict[Key, RecordState]) -> _Merged:
         def ward_of(key: Key) -> str | None:
@@ -390,6 +437,68 @@ class PushWriter:
             items.append(Applied(key, outcome))
         watch.stop()
         return _Merged(job, items, ctx.now_ms, before=before)
+
+
+@dataclasses.dataclass(slots=True)
+class _Numbered:
+    """A plan's new versions numbered: their documents, edit-log rows and conflicts."""
+
+    docs: dict[Key, bytes]
+    edits: list[EditRow]
+    conflicts: list[Conflict]
+
+
+@dataclasses.dataclass(slots=True)
+class _Writes:
+    records: list[RecordRow]
+    conflicts: list[ConflictRow]
+    answers: list[StoredChangeset]
+    resolved: list[ResolvedConflict]
+
+
+def _number(plan: _Plan, first_seq: int) -> _Numbered:
+    """Give the plan's new versions their seqs, from ``first_seq`` on, and encode them."""
+    for offset, key in enumerate(plan.dirty):
+        plan.working[key].seq = first_seq + offset
+    with stagetimes.timer("loop: encode records"):
+        docs = {key: encode_doc(plan.working[key]) for key in plan.dirty}
+    now = utc_now()
+    edits: list[EditRow] = []
+    conflicts: list[Conflict] = []
+    with stagetimes.timer("loop: edit log rows"):
+        for m in plan.merged:
+            _log(m, plan.working, now, edits, conflicts)
+    return _Numbered(docs, edits, conflicts)
+
+
+def _encode(plan: _Plan, numbered: _Numbered, first_conflict: int, cursor: str, stored: dict[ChangesetKey, StoredChangeset]) -> _Writes:
+    """Number the conflicts, store each change set's answer in ``stored`` and encode the rows."""
+    for offset, conflict in enumerate(numbered.conflicts):
+        conflict.id = f"c-{first_conflict + offset}"
+    with stagetimes.timer("loop: idempotency answer (stored)"):
+        for m in plan.merged:
+            stored[m.job.id] = StoredChangeset(*m.job.id, m.job.push.body_hash, _answer(m, plan.working, numbered.docs, cursor))
+    resolved = [r for r, n in ((m.job.resolution, _rejected(m)) for m in plan.merged) if r is not None and n == 0]
+    with stagetimes.timer("loop: encode records"):
+        rows = [RecordRow(plan.working[key], numbered.docs[key], encode_crdt(plan.working[key])) for key in plan.dirty]
+    return _Writes(rows, [_conflict_row(c) for c in numbered.conflicts], [stored[m.job.id] for m in plan.merged], resolved)
+
+
+def _answers(group: list[_Job], plan: _Plan, stored: dict[ChangesetKey, StoredChangeset]) -> list[PushOutcome | Exception]:
+    """Each change set's answer: its own, a replay of the stored one, or the refusal of a reused id."""
+    merged_by_id = {m.job.id: m for m in plan.merged}
+    answers: list[PushOutcome | Exception] = []
+    for job in group:
+        answer = stored[job.id]
+        if answer.body_hash != job.push.body_hash:
+            answers.append(ChangesetReused(f"change set {job.push.changeset_id} of device {job.push.device_id} was sent before with another body"))
+            continue
+        body, own = split_stored(answer.response)
+        if (mine := merged_by_id.get(job.id)) is not None and mine.job is job:
+            answers.append(PushOutcome(body, rejected=_rejected(mine), own=own))
+        else:
+            answers.append(PushOutcome(body, replayed=True, own=own))
+    return answers
 
 
 def _references(change: Change) -> list[Key]:

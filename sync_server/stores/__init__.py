@@ -25,11 +25,14 @@ from .base import (
     ConsoleSession,
     EditRow,
     FleetStore,
+    Heads,
     HealthUpdate,
     IdentityStore,
     ListedRow,
     ListQuery,
+    OneHopWrites,
     Page,
+    PlannedWrite,
     ReadTx,
     RecordRow,
     ReportStore,
@@ -64,11 +67,14 @@ __all__ = [
     "EditRow",
     "FleetStore",
     "HealthUpdate",
+    "Heads",
     "IdentityStore",
     "ListQuery",
     "ListedRow",
     "NotFound",
+    "OneHopWrites",
     "Page",
+    "PlannedWrite",
     "ReadTx",
     "RecordRow",
     "ReportStore",
@@ -89,13 +95,13 @@ __all__ = [
 ]
 
 
-def store_for(url: str) -> Store:
-    """The store for a database URL (not opened yet)."""
+def store_for(url: str, *, sqlite_writer: str = "process") -> Store:
+    """The store for a database URL (not opened yet); ``sqlite_writer``: ``Settings.sqlite_writer``."""
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite":
         from .sqlite import SqliteStore
 
-        return SqliteStore(url)
+        return SqliteStore(url, writer_process=sqlite_writer == "process")
     if scheme in ("postgresql", "postgres"):
         try:
             from .postgres import PostgresStore

@@ -26,6 +26,13 @@ transaction reads what every transaction before it committed; numbers from
 just after the transaction's own writes and moves forward from one commit to the next;
 a change set answered meanwhile shows in ``tx.changesets``, a record changed or created
 meanwhile in ``tx.seqs``; a conflict is resolved once, with its edit.
+
+A store that numbers versions from one counter it can read back (SQLite, not
+PostgreSQL) may also take a group in **one hop** (:class:`OneHopWrites`): the writer
+numbers and encodes everything outside the transaction, after the heads it expects,
+and the store checks those heads, the change sets and the records' seqs, writes and
+commits in one call, or changes nothing and says so; the writer then takes the path
+above.  The write lock is held for the SQL alone.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from schemas import (
     CheckRow,
@@ -139,6 +146,33 @@ class ResolvedConflict:
     resolved_by: str
     resolved_at: str
     resolution: bytes  # JSON: {"choice", "value", "changeset_id"}
+
+
+@dataclasses.dataclass(slots=True, frozen=True)
+class Heads:
+    """The highest record version number and conflict id a store holds."""
+
+    seq: int
+    conflict: int
+
+
+@dataclasses.dataclass(slots=True)
+class PlannedWrite:
+    """A group numbered and encoded outside any transaction (``OneHopWrites``)."""
+
+    #: what the numbers were taken after: the writes go in only if the store still stands here
+    heads: Heads
+    #: change sets that must still have no stored answer
+    fresh: Sequence[tuple[str, str]]
+    #: the seq each record was merged from (records that did not exist are absent)
+    origin: dict[Key, int]
+    #: records merged that did not exist (they must still not)
+    created: Sequence[Key]
+    records: Sequence[RecordRow]
+    edits: Sequence[EditRow]
+    conflicts: Sequence[ConflictRow]
+    answers: Sequence[StoredChangeset]
+    resolved: Sequence[ResolvedConflict]
 
 
 @dataclasses.dataclass(slots=True)
@@ -321,6 +355,25 @@ class SyncStore(Protocol):
     async def head(self) -> str:
         """The cursor a client would hold after pulling everything committed now: pulls
         from it see only what commits later (the console's live pages follow it)."""
+
+
+@runtime_checkable
+class OneHopWrites(Protocol):
+    """A sync store that can check and write a planned group in one call (module docstring)."""
+
+    @abc.abstractmethod
+    async def heads(self) -> Heads:
+        """The heads after this process's last commit, or read from the store (not locked)."""
+
+    @abc.abstractmethod
+    def encode_cursor(self, position: int) -> str:
+        """The pull cursor just after the version numbered ``position``."""
+
+    @abc.abstractmethod
+    async def write_planned(self, planned: PlannedWrite) -> bool:
+        """One transaction: if the store stands at ``planned.heads``, no ``fresh`` change
+        set has an answer and every record is at its ``origin`` seq (``created`` ones
+        absent), write it all and commit (True); otherwise change nothing (False)."""
 
 
 class IdentityStore(Protocol):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from ...engine.state import RecordState, decode_state
 from ..base import BlobAccess
 from ..blobrefs import BLOB_COLLECTIONS, refs
+from . import _batch
 
 __all__ = ["access", "forget_unnamed", "missing", "rebuild", "stored", "unnamed_bytes", "write_refs"]
 
@@ -17,14 +18,14 @@ _CHUNK = 400
 
 def write_refs(conn: sqlite3.Connection, states: Sequence[RecordState]) -> None:
     """Rewrite the blob references of these record versions (inside the caller's transaction)."""
-    touched, rows = [], []
+    touched: dict[str, list[str]] = {}
+    rows = []
     for state, named in refs(states):
-        touched.append((state.collection, state.id))
+        touched.setdefault(state.collection, []).append(state.id)
         rows += named
-    if touched:
-        conn.executemany("DELETE FROM blob_refs WHERE collection = ? AND record_id = ?", touched)
-    if rows:
-        conn.executemany("INSERT OR IGNORE INTO blob_refs (blob_id, ward_id, collection, record_id) VALUES (?, ?, ?, ?)", rows)
+    for collection, ids in touched.items():
+        _batch.where_in(conn, "DELETE FROM blob_refs WHERE collection = ? AND record_id IN ({marks})", [collection], ids)
+    _batch.insert(conn, "INSERT OR IGNORE INTO blob_refs (blob_id, ward_id, collection, record_id)", rows)
 
 
 def rebuild(conn: sqlite3.Connection) -> None:

@@ -14,12 +14,16 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from ...engine.state import RecordState, decode_state
 from ..projections import ENUMS, facts
+from . import _batch
 
 __all__ = ["CODES", "day_int", "keys", "rebuild", "write"]
 
 _DEFAULT_ZONE = "Asia/Ho_Chi_Minh"
+_json_keys = msgspec.json.Decoder(dict[str, int])
 _CHUNK = 400
 CODES: dict[str, dict[str, int]] = {name: {value: i for i, value in enumerate(values)} for name, values in ENUMS.items()}
 
@@ -48,11 +52,13 @@ def keys(conn: sqlite3.Connection, ids: Iterable[str], create: bool = True) -> d
     """The integer key of each id (made on first sight when ``create``)."""
     wanted = sorted({i for i in ids if i})
     if create and wanted:
-        conn.executemany("INSERT OR IGNORE INTO p_keys (id) VALUES (?)", [(i,) for i in wanted])
+        _batch.insert(conn, "INSERT OR IGNORE INTO p_keys (id)", [(i,) for i in wanted])
     found: dict[str, int] = {}
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
-        found.update(conn.execute(f"SELECT id, key FROM p_keys WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        # one row (a JSON object), not a row a key: one step on the writer thread (``_batch``)
+        sql = f"SELECT json_group_object(id, key) FROM p_keys WHERE id IN ({','.join('?' * len(chunk))})"
+        found.update(_json_keys.decode(conn.execute(sql, chunk).fetchone()[0]))
     return found
 
 
@@ -78,7 +84,8 @@ _UPSERT = {
 
 
 @cache
-def _sql(collection: str) -> str:
+def _sql(collection: str) -> tuple[str, str, str]:
+    """The upsert of a collection's projection rows: head, one row's values, tail (``_batch.insert``)."""
     table, columns = _UPSERT[collection]
     every = ("rk", "ward", "live", *columns)
     updates = ", ".join(f"{c} = excluded.{c}" for c in every[1:])
@@ -86,7 +93,7 @@ def _sql(collection: str) -> str:
     if collection == "checks":  # a check written after its violations counts them (a trigger would rewrite 7 indexes)
         every = (*every, "nv")
         values += ", (SELECT count(*) FROM p_violations WHERE check_key = ? AND live = 1)"
-    return f"INSERT INTO {table} ({', '.join(every)}) VALUES ({values}) ON CONFLICT (rk) DO UPDATE SET {updates}"
+    return f"INSERT INTO {table} ({', '.join(every)})", f"({values})", f" ON CONFLICT (rk) DO UPDATE SET {updates}"
 
 
 def _columns(state: RecordState, f: dict[str, Any], key: dict[str, int]) -> tuple[Any, ...]:
@@ -140,12 +147,13 @@ def write(conn: sqlite3.Connection, states: Sequence[RecordState]) -> None:
     batches: dict[str, list[tuple[Any, ...]]] = {}
     for state, f in derived:
         assert f is not None
-        row = (key[state.id], key[state.ward_id], int(not state.deleted), *_columns(state, f, key))
+        values = (key[state.id], key[state.ward_id], int(not state.deleted), *_columns(state, f, key))
         if state.collection == "checks":
-            row = (*row, key[state.id])
-        batches.setdefault(state.collection, []).append(row)
+            values = (*values, key[state.id])
+        batches.setdefault(state.collection, []).append(values)
     for collection, rows in batches.items():
-        conn.executemany(_sql(collection), rows)
+        head, row, tail = _sql(collection)
+        _batch.insert(conn, head, rows, tail, row=row)
 
 
 def rebuild(conn: sqlite3.Connection) -> None:

@@ -11,9 +11,9 @@ from schemas import DeviceToken, Key, Team, User, Ward
 from ... import stagetimes
 from ...engine.state import RecordState, decode_state
 from .._rows import changeset_from_row
-from ..base import ConflictRow, EditRow, RecordRow, ResolvedConflict, StoredChangeset
+from ..base import ConflictRow, EditRow, PlannedWrite, RecordRow, ResolvedConflict, StoredChangeset
 from ..errors import AlreadyExists, NotFound, UnknownReference
-from . import _blobs, _projections, _supervision
+from . import _batch, _blobs, _projections, _supervision
 from ._migrate import migrate
 
 __all__ = [
@@ -83,6 +83,62 @@ def begin(conn: sqlite3.Connection) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def heads(conn: sqlite3.Connection) -> tuple[int, int]:
+    """The highest seq and conflict id (a read: they may move before the next write)."""
+    row = conn.execute("SELECT (SELECT coalesce(max(seq), 0) FROM records), (SELECT coalesce(max(id), 0) FROM conflicts)").fetchone()
+    return int(row[0]), int(row[1])
+
+
+class BatchFailed(Exception):
+    """Group ``index`` of a batch broke a rule of the store (``error``); nothing was written."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index = index
+        self.error = error
+
+
+def write_planned(conn: sqlite3.Connection, planned: PlannedWrite, now: str) -> tuple[bool, tuple[int, int]]:
+    """A planned group in one transaction, if the store still stands as it was planned
+    from (``stores.OneHopWrites``); answers whether it was written, and the heads now."""
+    try:
+        written, heads = write_planned_batch(conn, [(planned, now)])
+    except BatchFailed as failed:
+        raise failed.error from None
+    return written == 1, heads
+
+
+def write_planned_batch(conn: sqlite3.Connection, batch: Sequence[tuple[PlannedWrite, str]]) -> tuple[int, tuple[int, int]]:
+    """Planned groups in order in one transaction, each checked against the heads the
+    one before it leaves; stops before the first that no longer stands.  Answers how
+    many were written (and committed) and the heads after them.  A group that fails
+    rolls back the whole batch (``BatchFailed``)."""
+    seq, conflict = begin(conn)
+    written = 0
+    try:
+        for index, (planned, now) in enumerate(batch):
+            if (
+                (seq, conflict) != (planned.heads.seq, planned.heads.conflict)
+                or changesets(conn, planned.fresh)
+                or seqs(conn, [*planned.origin, *planned.created]) != planned.origin
+            ):
+                break
+            try:
+                _save(conn, planned.records, planned.edits, planned.conflicts, planned.answers, planned.resolved, now)
+            except sqlite3.IntegrityError as exc:
+                raise BatchFailed(index, exc) from exc
+            seq, conflict, written = seq + len(planned.records), conflict + len(planned.conflicts), written + 1
+        if not written:
+            rollback(conn)
+            return 0, (seq, conflict)
+        with stagetimes.timer("db: COMMIT"):
+            conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
+    return written, (seq, conflict)
+
+
 def rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         conn.execute("ROLLBACK")
@@ -102,49 +158,65 @@ def save_and_commit(
     now: str,
 ) -> None:
     try:
-        if rows:
-            with stagetimes.timer("db: records upsert"):
-                conn.executemany(
-                    "INSERT INTO records (seq, collection, id, ward_id, deleted, doc, crdt) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, ward_id = excluded.ward_id, "
-                    "deleted = excluded.deleted, doc = excluded.doc, crdt = excluded.crdt",
-                    [(r.state.seq, r.state.collection, r.state.id, r.state.ward_id, int(r.state.deleted), r.doc, r.crdt) for r in rows],
-                )
-            states = [r.state for r in rows]
-            with stagetimes.timer("db: report projections"):
-                _projections.write(conn, states)
-            with stagetimes.timer("db: blob refs"):
-                _blobs.write_refs(conn, states)
-        if edits:
-            with stagetimes.timer("db: edit log"):
-                conn.executemany(
-                    "INSERT INTO edits (collection, record_id, ward_id, seq, at, user_id, device_id, changeset_id, diff) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(e.collection, e.record_id, e.ward_id, e.seq, e.at, e.user_id, e.device_id, e.changeset_id, e.diff) for e in edits],
-                )
-        if conflicts:
-            conn.executemany(
-                "INSERT INTO conflicts (id, collection, record_id, ward_id, field, kind, winner, server, client, "
-                "device_id, user_id, changeset_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (c.id, c.collection, c.record_id, c.ward_id, c.field, c.kind, c.winner, c.server, c.client,
-                     c.device_id, c.user_id, c.changeset_id, c.created_at)
-                    for c in conflicts
-                ],
-            )
-        if answers:
-            with stagetimes.timer("db: stored answers"):
-                conn.executemany(
-                    "INSERT INTO changesets (device_id, changeset_id, body_hash, response, created_at) VALUES (?, ?, ?, ?, ?)",
-                    [(a.device_id, a.changeset_id, a.body_hash, a.response, now) for a in answers],
-                )
-        if resolved:
-            _supervision.resolve_conflicts(conn, resolved)
+        _save(conn, rows, edits, conflicts, answers, resolved, now)
         with stagetimes.timer("db: COMMIT"):
             conn.execute("COMMIT")
     except BaseException:
         rollback(conn)
         raise
+
+
+def _save(
+    conn: sqlite3.Connection,
+    rows: Sequence[RecordRow],
+    edits: Sequence[EditRow],
+    conflicts: Sequence[ConflictRow],
+    answers: Sequence[StoredChangeset],
+    resolved: Sequence[ResolvedConflict],
+    now: str,
+) -> None:
+    """A group's writes, inside the caller's transaction."""
+    if rows:
+        with stagetimes.timer("db: records upsert"):
+            _batch.insert(
+                conn,
+                "INSERT INTO records (seq, collection, id, ward_id, deleted, doc, crdt)",
+                [(r.state.seq, r.state.collection, r.state.id, r.state.ward_id, int(r.state.deleted), r.doc, r.crdt) for r in rows],
+                " ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, ward_id = excluded.ward_id, "
+                "deleted = excluded.deleted, doc = excluded.doc, crdt = excluded.crdt",
+            )
+        states = [r.state for r in rows]
+        with stagetimes.timer("db: report projections"):
+            _projections.write(conn, states)
+        with stagetimes.timer("db: blob refs"):
+            _blobs.write_refs(conn, states)
+    if edits:
+        with stagetimes.timer("db: edit log"):
+            _batch.insert(
+                conn,
+                "INSERT INTO edits (collection, record_id, ward_id, seq, at, user_id, device_id, changeset_id, diff)",
+                [(e.collection, e.record_id, e.ward_id, e.seq, e.at, e.user_id, e.device_id, e.changeset_id, e.diff) for e in edits],
+            )
+    if conflicts:
+        _batch.insert(
+            conn,
+            "INSERT INTO conflicts (id, collection, record_id, ward_id, field, kind, winner, server, client, "
+            "device_id, user_id, changeset_id, created_at)",
+            [
+                (c.id, c.collection, c.record_id, c.ward_id, c.field, c.kind, c.winner, c.server, c.client,
+                 c.device_id, c.user_id, c.changeset_id, c.created_at)
+                for c in conflicts
+            ],
+        )
+    if answers:
+        with stagetimes.timer("db: stored answers"):
+            _batch.insert(
+                conn,
+                "INSERT INTO changesets (device_id, changeset_id, body_hash, response, created_at)",
+                [(a.device_id, a.changeset_id, a.body_hash, a.response, now) for a in answers],
+            )
+    if resolved:
+        _supervision.resolve_conflicts(conn, resolved)
 
 
 # -- identity -------------------------------------------------------------------------
@@ -181,8 +253,12 @@ def create_entity(conn: sqlite3.Connection, entity: Ward | Team | User | DeviceT
                     "INSERT INTO users (id, name, role, created_at, disabled_at) VALUES (?, ?, ?, ?, ?)",
                     (entity.id, entity.name, entity.role, now, now if entity.disabled else None),
                 )
-                conn.executemany("INSERT INTO user_teams (user_id, team_id) VALUES (?, ?)", [(entity.id, t) for t in sorted(set(entity.team_ids))])
-                conn.executemany("INSERT INTO user_wards (user_id, ward_id) VALUES (?, ?)", [(entity.id, w) for w in sorted(set(entity.ward_ids))])
+                conn.executemany(
+                    "INSERT INTO user_teams (user_id, team_id) VALUES (?, ?)", [(entity.id, t) for t in sorted(set(entity.team_ids))]
+                )
+                conn.executemany(
+                    "INSERT INTO user_wards (user_id, ward_id) VALUES (?, ?)", [(entity.id, w) for w in sorted(set(entity.ward_ids))]
+                )
             case DeviceToken():
                 assert token_hash is not None
                 _require(conn, "users", [entity.user_id], "user")

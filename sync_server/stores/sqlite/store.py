@@ -55,10 +55,13 @@ from ..base import (
     ConsoleSession,
     EditRow,
     EnrolmentRow,
+    Heads,
     HealthUpdate,
     Key,
     ListedRow,
     ListQuery,
+    OneHopWrites,
+    PlannedWrite,
     ReadTx,
     RecordRow,
     ResolvedConflict,
@@ -70,6 +73,7 @@ from ..base import (
 from ..errors import StoreError, StoreUnavailable
 from ..schema import SchemaStatus
 from . import _blobs, _console, _identity, _migrate, _sql, _supervision
+from ._process import WriterProcess
 from ._writer import PRAGMAS, ThreadConnection
 
 __all__ = ["SqliteStore", "path_from_url", "schema_status"]
@@ -167,6 +171,11 @@ class _Tx(_Reads, WriteTx):
     def cursor(self) -> str:
         return self._store.encode_cursor(self._seq_head)
 
+    @property
+    def heads(self) -> Heads:
+        """The heads once this transaction commits."""
+        return Heads(self._seq_head, self._conflict_head)
+
     async def resolve_conflicts(self, resolved: Sequence[ResolvedConflict]) -> None:
         self.resolved.extend(resolved)
 
@@ -180,8 +189,8 @@ class _Tx(_Reads, WriteTx):
         self.pending = (records, edits, conflicts, answers)
 
 
-class SqliteStore(Paging, Store):
-    def __init__(self, url: str, *, readers: int = 3, busy_timeout_ms: int = 30_000) -> None:
+class SqliteStore(Paging, Store, OneHopWrites):
+    def __init__(self, url: str, *, readers: int = 3, busy_timeout_ms: int = 30_000, writer_process: bool = True) -> None:
         self.url = url
         self.path = path_from_url(url)
         self._reader_count = readers
@@ -197,6 +206,11 @@ class SqliteStore(Paging, Store):
         self._checkpointer: asyncio.Task[None] | None = None
         self._opened = False
         self.epoch = ""
+        #: the heads after this process's last push commit (None: read them)
+        self._heads: Heads | None = None
+        #: one-hop writes go to a process of their own (``_process.py``), started on the first
+        self._use_writer_process = writer_process
+        self._writer_process: WriterProcess | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -241,6 +255,10 @@ class SqliteStore(Paging, Store):
 
     async def close(self) -> None:
         self._opened = False
+        if self._writer_process is not None:
+            process, self._writer_process = self._writer_process, None
+            with contextlib.suppress(Exception):
+                await process.close()
         if self._checkpointer is not None:
             self._checkpointer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -305,7 +323,31 @@ class SqliteStore(Paging, Store):
                 await asyncio.shield(self._writer.run(_sql.rollback))
                 raise
             rows, edits, conflicts, answers = tx.pending or ((), (), (), ())
+            self._heads = None  # (unknown if the commit fails)
             await asyncio.shield(self._writer.run(_sql.save_and_commit, rows, edits, conflicts, answers, tx.resolved, _now()))
+            self._heads = tx.heads
+
+    async def heads(self) -> Heads:
+        if self._heads is None:
+            seq, conflict = await self._planner.run(_sql.heads)
+            self._heads = Heads(seq, conflict)
+        return self._heads
+
+    async def write_planned(self, planned: PlannedWrite) -> bool:
+        self._heads = None  # (unknown until the answer)
+        if self._writer_process is None and self._use_writer_process and self._opened:
+            self._writer_process = WriterProcess(self.path, self._busy_timeout_ms)
+        try:
+            if self._writer_process is not None and self._writer_process.alive:
+                written, (seq, conflict) = await self._writer_process.submit(planned, _now())
+            else:
+                async with self._lock:
+                    written, (seq, conflict) = await asyncio.shield(self._writer.run(_sql.write_planned, planned, _now()))
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"the store is busy: {exc}") from exc
+        if seq >= 0:
+            self._heads = Heads(seq, conflict)
+        return written
 
     # -- pull -----------------------------------------------------------------
 

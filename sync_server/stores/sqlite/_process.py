@@ -1,0 +1,233 @@
+"""The push writer's SQL in a process of its own (issue 16).
+
+In the server's process the SQLite writer thread shared one GIL with the event loop:
+every statement stepped released it and waited to get it back while the loop decoded
+bodies and merged, so a group of 100 records took ~40 ms of wall time for ~11 ms of
+CPU, and the loop in turn sat idle while the group committed.  Here the one-hop
+writes (``stores.OneHopWrites``) run in a child process with its own connection:
+
+- the server sends each planned group down a pipe as soon as it is planned, and the
+  child writes them in the order sent (a group whose heads moved answers False and
+  the push writer plans it again in the server's own transaction);
+- what waits in the pipe when the child is free is committed together, one
+  transaction and one fsync, each group checked against the heads the one before it
+  leaves; if a group fails, the transaction is rolled back whole, that group gets the
+  error and the others False (they are planned again, alone);
+- only bytes and numbers cross the pipe: the record versions go as their stored
+  documents, and the child decodes them for the report projections and blob
+  references (``engine.state.decode_state``, as a migration rebuilds them).
+
+The child is a new interpreter running :func:`main` (not ``multiprocessing``: its spawn
+would import the server's main module again), given one end of a socket pair.
+It ignores SIGINT (a Ctrl-C to the terminal reaches the whole process group;
+the server's own shutdown closes the pipe) and ends when the pipe closes, a commit in
+progress finishing first.  If it dies, pending groups fail with ``StoreUnavailable``
+(their change sets are retried alone, in the server) and the store goes on writing in
+its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import pickle
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from ..base import Heads, PlannedWrite, RecordRow
+from ..errors import StoreUnavailable
+
+__all__ = ["WriterProcess", "main"]
+
+log = logging.getLogger("patrol_sync.store")
+
+#: groups committed together at most, when that many wait in the pipe
+_BATCH = 16
+_STOP = b""
+
+#: (heads, fresh, origin, created, (doc, crdt) per record, edits, conflicts, answers, resolved, now)
+Message = tuple[Any, ...]
+
+
+def _message(planned: PlannedWrite, now: str) -> bytes:
+    return pickle.dumps(
+        (
+            (planned.heads.seq, planned.heads.conflict),
+            list(planned.fresh),
+            planned.origin,
+            list(planned.created),
+            [(row.doc, row.crdt) for row in planned.records],
+            list(planned.edits),
+            list(planned.conflicts),
+            list(planned.answers),
+            list(planned.resolved),
+            now,
+        ),
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+
+
+def _planned(message: Message) -> tuple[PlannedWrite, str]:
+    from ...engine.state import decode_state
+
+    (seq, conflict), fresh, origin, created, records, edits, conflicts, answers, resolved, now = message
+    rows = [RecordRow(decode_state(doc, crdt), doc, crdt) for doc, crdt in records]
+    return PlannedWrite(Heads(seq, conflict), fresh, origin, created, rows, edits, conflicts, answers, resolved), now
+
+
+def _serve(path: str, busy_timeout_ms: int, pipe: Connection) -> None:
+    """The child: write what comes down the pipe, answer each in order."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from ... import stagetimes
+    from ...gcpolicy import tune_for_serving
+    from . import _sql
+    from ._writer import connect
+
+    conn = connect(Path(path), busy_timeout_ms)
+    tune_for_serving()
+    while True:
+        try:
+            data = pipe.recv_bytes()
+        except (EOFError, OSError):
+            stagetimes.report(" in the writer process")
+            return
+        batch: list[bytes] = []
+        while data != _STOP:
+            batch.append(data)
+            if len(batch) >= _BATCH or not pipe.poll():
+                break
+            data = pipe.recv_bytes()
+        if batch:
+            with stagetimes.timer("db: receive and decode (writer process)"):
+                planned = [_planned(pickle.loads(b)) for b in batch]
+            stagetimes.add_records(sum(len(p.records) for p, _ in planned))
+            results = _write_batch(conn, planned, _sql)
+            for result in results:
+                pipe.send_bytes(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        if data == _STOP:
+            conn.close()
+            stagetimes.report(" in the writer process")
+            return
+
+
+def _write_batch(conn: Any, batch: Sequence[tuple[PlannedWrite, str]], sql: Any) -> list[tuple[bool, tuple[int, int]] | BaseException]:
+    """Each group checked and written in order, all in one transaction (``_sql.write_planned_batch``)."""
+    try:
+        written, heads = sql.write_planned_batch(conn, batch)
+    except sql.BatchFailed as failed:  # that group alone gets the error; the others are planned again
+        out: list[tuple[bool, tuple[int, int]] | BaseException] = [(False, (-1, -1))] * len(batch)
+        out[failed.index] = failed.error
+        return out
+    except Exception as exc:  # the transaction itself failed (the disk, a lock): every group did
+        return [exc] * len(batch)
+    return [(i < written, heads) for i in range(len(batch))]
+
+
+class WriterProcess:
+    """The child process and the two threads that feed it and read its answers."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int) -> None:
+        ours, theirs = socket.socketpair()
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", f"from {__name__} import main; main()", str(theirs.fileno()), str(path.resolve()), str(busy_timeout_ms)],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        self._pipe = Connection(ours.detach())
+        self._loop = asyncio.get_running_loop()
+        self._outbox: queue.SimpleQueue[tuple[bytes, asyncio.Future[Any]] | None] = queue.SimpleQueue()
+        self._pending: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._lock = threading.Lock()
+        self.alive = True
+        self._sender = threading.Thread(target=self._send, name="patrol-sqlite-send", daemon=True)
+        self._receiver = threading.Thread(target=self._receive, name="patrol-sqlite-receive", daemon=True)
+        self._sender.start()
+        self._receiver.start()
+
+    def submit(self, planned: PlannedWrite, now: str) -> asyncio.Future[tuple[bool, tuple[int, int]]]:
+        future: asyncio.Future[tuple[bool, tuple[int, int]]] = self._loop.create_future()
+        if not self.alive:
+            future.set_exception(StoreUnavailable("the store's writer process has stopped"))
+            return future
+        self._outbox.put((_message(planned, now), future))
+        return future
+
+    async def close(self) -> None:
+        """Let the child finish what it was sent, then stop it."""
+        self._outbox.put(None)
+        await asyncio.to_thread(self._sender.join, 30)
+        try:
+            await asyncio.to_thread(self._process.wait, 30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            await asyncio.to_thread(self._process.wait)
+        await asyncio.to_thread(self._receiver.join, 5)
+        self._pipe.close()
+        self._fail_pending()
+
+    def _send(self) -> None:
+        while (item := self._outbox.get()) is not None:
+            data, future = item
+            with self._lock:
+                if not self.alive:
+                    self._loop.call_soon_threadsafe(_settle, future, StoreUnavailable("the store's writer process has stopped"))
+                    continue
+                self._pending.append(future)
+            try:
+                self._pipe.send_bytes(data)
+            except OSError:
+                self._died()
+        try:
+            self._pipe.send_bytes(_STOP)
+        except OSError:
+            pass
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                result = pickle.loads(self._pipe.recv_bytes())
+            except (EOFError, OSError):
+                self._died()
+                return
+            with self._lock:
+                future = self._pending.popleft()
+            self._loop.call_soon_threadsafe(_settle, future, result)
+
+    def _died(self) -> None:
+        with self._lock:
+            was, self.alive = self.alive, False
+        if was and self._process.poll() not in (0, None):
+            log.warning("the store's writer process stopped (exit code %s); writing in the server from now on", self._process.returncode)
+        self._fail_pending()
+
+    def _fail_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = list(self._pending), collections.deque()
+        for future in pending:
+            with contextlib.suppress(RuntimeError):  # (the loop closed already)
+                self._loop.call_soon_threadsafe(_settle, future, StoreUnavailable("the store's writer process stopped before answering"))
+
+
+def _settle(future: asyncio.Future[Any], result: Any) -> None:
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
+
+
+def main() -> None:
+    """The child's entry: ``<socket fd> <database path> <busy timeout ms>``."""
+    _serve(sys.argv[2], int(sys.argv[3]), Connection(int(sys.argv[1])))
