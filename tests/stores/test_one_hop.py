@@ -15,8 +15,7 @@ import pytest
 
 from sync_server.engine.state import RecordState, encode_crdt, encode_doc
 from sync_server.stores import Heads, PlannedWrite, RecordRow, StoredChangeset, StoreUnavailable
-from sync_server.stores.sqlite import SqliteStore
-from sync_server.stores.sqlite import _sql
+from sync_server.stores.sqlite import SqliteStore, _sql
 from sync_server.stores.sqlite._writer import connect
 
 from ._support import conflict_row, edit_row, pull_all, state, write
@@ -197,3 +196,18 @@ async def test_closing_the_store_lets_the_writer_process_finish_and_stop(tmp_pat
         assert await stored_ids(again) == ["p0", "p1", "p2"]
     finally:
         await again.close()
+
+
+async def test_a_store_that_cannot_start_its_writer_process_writes_in_its_own_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: object) -> None:
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr("sync_server.stores.sqlite.store.WriterProcess", refuse)
+    s = SqliteStore(f"sqlite:///{tmp_path / 'no-process.db'}")
+    await s.open()
+    try:
+        assert await s.write_planned(planned(await s.heads(), state("p1")))
+        assert s._writer_process is None
+        assert await stored_ids(s) == ["p1"]
+    finally:
+        await s.close()

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import itertools
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -77,6 +78,8 @@ from ._process import WriterProcess
 from ._writer import PRAGMAS, ThreadConnection
 
 __all__ = ["SqliteStore", "path_from_url", "schema_status"]
+
+log = logging.getLogger("patrol_sync.store")
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -336,7 +339,11 @@ class SqliteStore(Paging, Store, OneHopWrites):
     async def write_planned(self, planned: PlannedWrite) -> bool:
         self._heads = None  # (unknown until the answer)
         if self._writer_process is None and self._use_writer_process and self._opened:
-            self._writer_process = WriterProcess(self.path, self._busy_timeout_ms)
+            try:
+                self._writer_process = WriterProcess(self.path, self._busy_timeout_ms)
+            except OSError as exc:  # no process to be had (limits): the server's own thread writes
+                log.warning("cannot start the store's writer process (%s); writing in the server", exc)
+                self._use_writer_process = False
         try:
             if self._writer_process is not None and self._writer_process.alive:
                 written, (seq, conflict) = await self._writer_process.submit(planned, _now())
