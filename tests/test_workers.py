@@ -18,21 +18,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from sync_server.loopback import free_port
 from sync_server.services import identity
 from sync_server.stores import store_for
 
 from . import storedb
 from .helpers import edit, new_id, premises, stamp
+from .serving import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -52,37 +49,13 @@ def pg_url(postgres: storedb.Cluster) -> Iterator[str]:
 
 @pytest.fixture
 async def workers(pg_url: str, tmp_path: Any) -> AsyncIterator[str]:
-    port = free_port()
-    log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sync_server", "serve", "--db", pg_url, "--port", str(port), "--workers", str(WORKERS),
-         "--blobs", str(tmp_path / "blobs"), "--log-level", "warning"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(pg_url, tmp_path / "server.log", args=("--workers", str(WORKERS), "--blobs", str(tmp_path / "blobs")), log_level="warning")
     try:
-        deadline = time.monotonic() + 30
-        async with httpx.AsyncClient() as http:
-            while True:
-                try:
-                    if (await http.get(url + "/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert proc.poll() is None, (tmp_path / "server.log").read_text()
-                assert time.monotonic() < deadline, "the workers did not start"
-                await asyncio.sleep(0.1)
-        yield url
+        await server.start(timeout=30)
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-    assert "Traceback" not in (tmp_path / "server.log").read_text(), (tmp_path / "server.log").read_text()
+        server.stop()
+    assert "Traceback" not in server.log(), server.log()
 
 
 async def _setup(url: str, pg_url: str) -> tuple[dict[str, str], dict[str, str]]:

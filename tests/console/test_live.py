@@ -5,9 +5,6 @@ at once, outside the requests slots every other request shares."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -15,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sync_server.loopback import LoopbackServer, free_port
+from sync_server.loopback import LoopbackServer
 from sync_server.services import identity
 from sync_server.services import pulse as live
 from sync_server.settings import Settings
@@ -23,6 +20,7 @@ from sync_server.stores import store_for
 
 from .. import storedb
 from ..helpers import World, edit, make_world, stamp
+from ..serving import ServerProcess
 from .test_signin import _set_password, sign_in
 
 
@@ -87,34 +85,10 @@ def pg_url(postgres: storedb.Cluster) -> Iterator[str]:
 
 
 async def _serve(pg_url: str, folder: Path, stack: AsyncExitStack) -> str:
-    port = free_port()
-    log = stack.enter_context(open(folder / f"server-{port}.log", "wb"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sync_server", "serve", "--db", pg_url, "--port", str(port), "--blobs", str(folder / "blobs"), "--log-level", "warning"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    stack.callback(stop)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    async with httpx.AsyncClient() as http:
-        while True:
-            try:
-                if (await http.get(url + "/healthz")).status_code == 200:
-                    return url
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (folder / f"server-{port}.log").read_text()
-            await asyncio.sleep(0.1)
+    server = ServerProcess(pg_url, folder / f"server-{len(list(folder.glob('server-*.log')))}.log", args=("--blobs", str(folder / "blobs")), log_level="warning")
+    await server.start(timeout=30)
+    stack.callback(server.stop)
+    return server.url
 
 
 @pytest.fixture
