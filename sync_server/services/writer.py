@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -175,6 +176,7 @@ class PushWriter:
         self.listeners: list[Callable[[GroupStats], None]] = []
         #: the store takes a planned group in one call (``stores.OneHopWrites``)
         self._one_hop = store if isinstance(store, OneHopWrites) else None
+        self._planned_ids = itertools.count(1)
 
     @property
     def running(self) -> bool:
@@ -259,7 +261,7 @@ class PushWriter:
                 if not inflight:
                     self._prepare(plan, await self._one_hop.heads(), self._one_hop)
                 elif last is not None and last.prepared is not None:
-                    self._prepare(plan, last.prepared.after, self._one_hop)
+                    self._prepare(plan, last.prepared.after, self._one_hop, after=last.prepared.write.id)
             if plan is None or plan.prepared is None:  # an ordinary write: after every one in flight
                 for task, handed in inflight:
                     if await task is not handed:
@@ -332,8 +334,9 @@ class PushWriter:
             await tx.save(writes.records, numbered.edits, writes.conflicts, writes.answers)
         return plan, _answers(group, plan, stored)
 
-    def _prepare(self, plan: _Plan, heads: Heads, store: OneHopWrites) -> None:
-        """Number and encode the plan after ``heads`` for a one-hop write (``plan.prepared``)."""
+    def _prepare(self, plan: _Plan, heads: Heads, store: OneHopWrites, after: int = 0) -> None:
+        """Number and encode the plan after ``heads`` for a one-hop write (``plan.prepared``);
+        ``after``: the planned write still in flight those heads follow (0: read from the store)."""
         # what the plan was merged from, noted before numbering gives the new versions seqs
         origin = {key: state.seq for key, state in plan.origin.items() if state is not None}
         created = [key for key, state in plan.origin.items() if state is None]
@@ -350,6 +353,8 @@ class PushWriter:
             conflicts=writes.conflicts,
             answers=writes.answers,
             resolved=writes.resolved,
+            id=next(self._planned_ids),
+            after=after,
         )
         plan.prepared = _Prepared(planned, stored, Heads(heads.seq + len(plan.dirty), heads.conflict + len(numbered.conflicts)))
 

@@ -173,6 +173,13 @@ class PlannedWrite:
     conflicts: Sequence[ConflictRow]
     answers: Sequence[StoredChangeset]
     resolved: Sequence[ResolvedConflict]
+    #: this planned write's number (from 1, rising, per writer)
+    id: int = 0
+    #: the planned write it was numbered after, still in flight when it was (0: none; its
+    #: heads were read from the store). It goes in only right after that one: equal heads
+    #: after a refused write (its group written again otherwise, or another process's
+    #: writes) may hide different record versions under the same seqs
+    after: int = 0
 
 
 @dataclasses.dataclass(slots=True)
@@ -371,9 +378,10 @@ class OneHopWrites(Protocol):
 
     @abc.abstractmethod
     async def write_planned(self, planned: PlannedWrite) -> bool:
-        """One transaction: if the store stands at ``planned.heads``, no ``fresh`` change
-        set has an answer and every record is at its ``origin`` seq (``created`` ones
-        absent), write it all and commit (True); otherwise change nothing (False)."""
+        """One transaction: if the store stands at ``planned.heads``, the last planned write
+        it took is ``planned.after`` (when not 0), no ``fresh`` change set has an answer
+        and every record is at its ``origin`` seq (``created`` ones absent), write it all
+        and commit (True); otherwise change nothing (False)."""
 
 
 class IdentityStore(Protocol):

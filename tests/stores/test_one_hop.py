@@ -37,6 +37,8 @@ def planned(
     changeset: str = "cs-1",
     origin: dict[tuple[str, str], int] | None = None,
     conflicts: int = 0,
+    id: int = 0,
+    after: int = 0,
 ) -> PlannedWrite:
     """The states numbered after ``heads`` as the push writer numbers them, with an edit
     each, ``conflicts`` conflicts on the first and one change set's answer."""
@@ -53,6 +55,8 @@ def planned(
         conflicts=[conflict_row(heads.conflict + n + 1, states[0]) for n in range(conflicts)],
         answers=[StoredChangeset("h-01", changeset, b"hash", b'{"answer":1}')],
         resolved=[],
+        id=id,
+        after=after,
     )
 
 
@@ -108,21 +112,35 @@ async def test_groups_sent_one_after_another_without_waiting_commit_in_order(sto
     heads = await store.heads()
     groups = []
     for n in range(6):
-        group = planned(heads, state(f"p{n}a"), state(f"p{n}b"), changeset=f"cs-{n}")
+        group = planned(heads, state(f"p{n}a"), state(f"p{n}b"), changeset=f"cs-{n}", id=n + 1, after=n)
         heads = Heads(heads.seq + 2, heads.conflict)
         groups.append(group)
     assert await asyncio.gather(*(store.write_planned(g) for g in groups)) == [True] * 6
     assert await stored_ids(store) == [f"p{n}{x}" for n in range(6) for x in "ab"]
 
 
+async def test_a_group_numbered_after_a_refused_one_is_refused_even_where_the_heads_agree(store: SqliteStore) -> None:
+    """Heads are counts: once a refused group's change sets are written another way, the
+    store may stand at the very heads the group after it expects, with other versions
+    under those seqs. That group was merged over the refused one's: it must not go in."""
+    assert await store.write_planned(planned(await store.heads(), state("p1"), changeset="cs-a", id=1))
+    assert not await store.write_planned(planned(Heads(5, 0), state("p2"), changeset="cs-x", id=2, after=1))
+    await write(store, state("p2", name="Khác"))  # x's record, written otherwise: heads (2, 0)
+    assert await store.heads() == Heads(2, 0)
+    assert not await store.write_planned(planned(Heads(2, 0), state("p3"), changeset="cs-y", id=3, after=2))
+    # numbered after heads read from the store (nothing in flight): goes in
+    assert await store.write_planned(planned(Heads(2, 0), state("p3"), changeset="cs-z", id=4))
+    assert await stored_ids(store) == ["p1", "p2", "p3"]
+
+
 def test_a_batch_stops_before_the_first_group_that_no_longer_stands(tmp_path: Path) -> None:
     conn = connect(tmp_path / "batch.db", 1000)
     _sql.migrate(conn)
-    first = planned(Heads(0, 0), state("p1"))
-    second = planned(Heads(1, 0), state("p2"), changeset="cs-2")
-    wrong = planned(Heads(5, 0), state("p3"), changeset="cs-3")  # (numbered after heads that never were)
-    after = planned(Heads(2, 0), state("p4"), changeset="cs-4")
-    assert _sql.write_planned_batch(conn, [(first, NOW), (second, NOW), (wrong, NOW), (after, NOW)]) == (2, (2, 0))
+    first = planned(Heads(0, 0), state("p1"), id=1)
+    second = planned(Heads(1, 0), state("p2"), changeset="cs-2", id=2, after=1)
+    wrong = planned(Heads(5, 0), state("p3"), changeset="cs-3", id=3, after=2)  # (numbered after heads that never were)
+    after = planned(Heads(2, 0), state("p4"), changeset="cs-4", id=4, after=3)  # (after the wrong one)
+    assert _sql.write_planned_batch(conn, [(first, NOW), (second, NOW), (wrong, NOW), (after, NOW)], 0) == (2, (2, 0))
     assert [row[0] for row in conn.execute("SELECT id FROM records ORDER BY seq")] == ["p1", "p2"]
     assert not conn.in_transaction
     conn.close()
@@ -135,7 +153,7 @@ def test_a_group_the_database_refuses_fails_alone_and_its_batch_leaves_nothing(t
     clash = planned(Heads(1, 1), state("p2"), changeset="cs-2")
     clash.conflicts = [conflict_row(1, clash.records[0].state)]  # conflict id 1 again: the database says no
     with pytest.raises(_sql.BatchFailed) as failed:
-        _sql.write_planned_batch(conn, [(first, NOW), (clash, NOW)])
+        _sql.write_planned_batch(conn, [(first, NOW), (clash, NOW)], 0)
     assert failed.value.index == 1
     assert isinstance(failed.value.error, sqlite3.IntegrityError)
     assert conn.execute("SELECT count(*) FROM records").fetchone()[0] == 0

@@ -55,7 +55,7 @@ log = logging.getLogger("patrol_sync.store")
 _BATCH = 16
 _STOP = b""
 
-#: (heads, fresh, origin, created, (doc, crdt) per record, edits, conflicts, answers, resolved, now)
+#: (heads, fresh, origin, created, (doc, crdt) per record, edits, conflicts, answers, resolved, id, after, now)
 Message = tuple[Any, ...]
 
 
@@ -71,6 +71,8 @@ def _message(planned: PlannedWrite, now: str) -> bytes:
             list(planned.conflicts),
             list(planned.answers),
             list(planned.resolved),
+            planned.id,
+            planned.after,
             now,
         ),
         protocol=pickle.HIGHEST_PROTOCOL,
@@ -80,9 +82,9 @@ def _message(planned: PlannedWrite, now: str) -> bytes:
 def _planned(message: Message) -> tuple[PlannedWrite, str]:
     from ...engine.state import decode_state
 
-    (seq, conflict), fresh, origin, created, records, edits, conflicts, answers, resolved, now = message
+    (seq, conflict), fresh, origin, created, records, edits, conflicts, answers, resolved, planned_id, after, now = message
     rows = [RecordRow(decode_state(doc, crdt), doc, crdt) for doc, crdt in records]
-    return PlannedWrite(Heads(seq, conflict), fresh, origin, created, rows, edits, conflicts, answers, resolved), now
+    return PlannedWrite(Heads(seq, conflict), fresh, origin, created, rows, edits, conflicts, answers, resolved, planned_id, after), now
 
 
 def _serve(path: str, busy_timeout_ms: int, pipe: Connection) -> None:
@@ -95,6 +97,7 @@ def _serve(path: str, busy_timeout_ms: int, pipe: Connection) -> None:
 
     conn = connect(Path(path), busy_timeout_ms)
     tune_for_serving()
+    last = 0  # the last planned write committed here
     while True:
         try:
             data = pipe.recv_bytes()
@@ -111,7 +114,7 @@ def _serve(path: str, busy_timeout_ms: int, pipe: Connection) -> None:
             with stagetimes.timer("db: receive and decode (writer process)"):
                 planned = [_planned(pickle.loads(b)) for b in batch]
             stagetimes.add_records(sum(len(p.records) for p, _ in planned))
-            results = _write_batch(conn, planned, _sql)
+            results, last = _write_batch(conn, planned, _sql, last)
             for result in results:
                 pipe.send_bytes(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
         if data == _STOP:
@@ -120,17 +123,20 @@ def _serve(path: str, busy_timeout_ms: int, pipe: Connection) -> None:
             return
 
 
-def _write_batch(conn: Any, batch: Sequence[tuple[PlannedWrite, str]], sql: Any) -> list[tuple[bool, tuple[int, int]] | BaseException]:
-    """Each group checked and written in order, all in one transaction (``_sql.write_planned_batch``)."""
+def _write_batch(
+    conn: Any, batch: Sequence[tuple[PlannedWrite, str]], sql: Any, last: int
+) -> tuple[list[tuple[bool, tuple[int, int]] | BaseException], int]:
+    """Each group checked and written in order, all in one transaction
+    (``_sql.write_planned_batch``); the answers, and the last planned write committed."""
     try:
-        written, heads = sql.write_planned_batch(conn, batch)
+        written, heads = sql.write_planned_batch(conn, batch, last)
     except sql.BatchFailed as failed:  # that group alone gets the error; the others are planned again
         out: list[tuple[bool, tuple[int, int]] | BaseException] = [(False, (-1, -1))] * len(batch)
         out[failed.index] = failed.error
-        return out
+        return out, last
     except Exception as exc:  # the transaction itself failed (the disk, a lock): every group did
-        return [exc] * len(batch)
-    return [(i < written, heads) for i in range(len(batch))]
+        return [exc] * len(batch), last
+    return [(i < written, heads) for i in range(len(batch))], batch[written - 1][0].id if written else last
 
 
 class WriterProcess:

@@ -98,27 +98,30 @@ class BatchFailed(Exception):
         self.error = error
 
 
-def write_planned(conn: sqlite3.Connection, planned: PlannedWrite, now: str) -> tuple[bool, tuple[int, int]]:
+def write_planned(conn: sqlite3.Connection, planned: PlannedWrite, now: str, last: int) -> tuple[bool, tuple[int, int]]:
     """A planned group in one transaction, if the store still stands as it was planned
-    from (``stores.OneHopWrites``); answers whether it was written, and the heads now."""
+    from (``stores.OneHopWrites``; ``last``: the last planned write this connection
+    took); answers whether it was written, and the heads now."""
     try:
-        written, heads = write_planned_batch(conn, [(planned, now)])
+        written, heads = write_planned_batch(conn, [(planned, now)], last)
     except BatchFailed as failed:
         raise failed.error from None
     return written == 1, heads
 
 
-def write_planned_batch(conn: sqlite3.Connection, batch: Sequence[tuple[PlannedWrite, str]]) -> tuple[int, tuple[int, int]]:
+def write_planned_batch(conn: sqlite3.Connection, batch: Sequence[tuple[PlannedWrite, str]], last: int) -> tuple[int, tuple[int, int]]:
     """Planned groups in order in one transaction, each checked against the heads the
-    one before it leaves; stops before the first that no longer stands.  Answers how
-    many were written (and committed) and the heads after them.  A group that fails
-    rolls back the whole batch (``BatchFailed``)."""
+    one before it leaves, and against the planned write it was numbered after (``last``:
+    the last one this connection took); stops before the first that no longer stands.
+    Answers how many were written (and committed) and the heads after them.  A group
+    that fails rolls back the whole batch (``BatchFailed``)."""
     seq, conflict = begin(conn)
     written = 0
     try:
         for index, (planned, now) in enumerate(batch):
             if (
-                (seq, conflict) != (planned.heads.seq, planned.heads.conflict)
+                planned.after not in (0, last)
+                or (seq, conflict) != (planned.heads.seq, planned.heads.conflict)
                 or changesets(conn, planned.fresh)
                 or seqs(conn, [*planned.origin, *planned.created]) != planned.origin
             ):
@@ -127,7 +130,7 @@ def write_planned_batch(conn: sqlite3.Connection, batch: Sequence[tuple[PlannedW
                 _save(conn, planned.records, planned.edits, planned.conflicts, planned.answers, planned.resolved, now)
             except sqlite3.IntegrityError as exc:
                 raise BatchFailed(index, exc) from exc
-            seq, conflict, written = seq + len(planned.records), conflict + len(planned.conflicts), written + 1
+            seq, conflict, written, last = seq + len(planned.records), conflict + len(planned.conflicts), written + 1, planned.id
         if not written:
             rollback(conn)
             return 0, (seq, conflict)

@@ -214,6 +214,8 @@ class SqliteStore(Paging, Store, OneHopWrites):
         #: one-hop writes go to a process of their own (``_process.py``), started on the first
         self._use_writer_process = writer_process
         self._writer_process: WriterProcess | None = None
+        #: the last planned write this process's writer thread took (``PlannedWrite.after``)
+        self._last_planned = 0
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -349,7 +351,9 @@ class SqliteStore(Paging, Store, OneHopWrites):
                 written, (seq, conflict) = await self._writer_process.submit(planned, _now())
             else:
                 async with self._lock:
-                    written, (seq, conflict) = await asyncio.shield(self._writer.run(_sql.write_planned, planned, _now()))
+                    written, (seq, conflict) = await asyncio.shield(self._writer.run(_sql.write_planned, planned, _now(), self._last_planned))
+                    if written:
+                        self._last_planned = planned.id
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"the store is busy: {exc}") from exc
         if seq >= 0:
