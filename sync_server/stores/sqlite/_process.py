@@ -226,12 +226,9 @@ class WriterProcess:
 
 
 def _settle(future: asyncio.Future[Any], result: Any) -> None:
-    if future.done():
-        return
-    if isinstance(result, BaseException):
-        future.set_exception(result)
-    else:
-        future.set_result(result)
+    """On the event loop: the child's answer (or the error it stands for) to its waiter."""
+    if not future.done():
+        (future.set_exception if isinstance(result, BaseException) else future.set_result)(result)
 
 
 def main() -> None:
