@@ -330,3 +330,28 @@ async def test_a_nul_character_in_text_is_rejected_alone(world: World, field: st
 async def test_a_nul_character_in_an_admin_name_is_a_400(world: World) -> None:
     response = await world.admin.http.post("/v1/admin/wards", json={"id": "w-nul", "name": "Phường\x00X"})
     assert response.status_code == 400
+
+
+async def test_the_writer_goes_on_when_numbering_a_group_ahead_fails(world: World, store_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite a group is numbered ahead of its write (``stores.OneHopWrites``); if that
+    fails, the group takes the ordinary path and the writer goes on (it used to stop, and
+    every push after waited for its timeout)."""
+    if store_kind != "sqlite":
+        pytest.skip("only the SQLite store takes one-hop writes")
+    from sync_server.stores.sqlite import SqliteStore
+
+    original = SqliteStore.heads
+    calls = 0
+
+    async def failing_once(self: SqliteStore) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("disk I/O error")
+        return await original(self)
+
+    monkeypatch.setattr(SqliteStore, "heads", failing_once)
+    await world.officer_a.push_ok([premises("p1", "lam-son", "lamson-h01")], changeset_id="cs-1")
+    await world.officer_a.push_ok([premises("p2", "lam-son", "lamson-h01")], changeset_id="cs-2")
+    assert calls >= 2
+    assert sorted(r["id"] for r in await world.officer_b.pull_all()) == ["p1", "p2"]

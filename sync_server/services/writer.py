@@ -88,6 +88,11 @@ _GROUP_CHANGES = 20_000
 #: planning yields to the event loop this often (changes), so that the write
 #: running beside it is never kept waiting for long
 _YIELD_EVERY = 25
+#: groups handed to a one-hop store and not yet answered, at most
+_MAX_IN_FLIGHT = 8
+#: planned writes' numbers (``PlannedWrite.id``): one count for the process, so that a
+#: store never meets the same number from two writers
+_PLANNED_IDS = itertools.count(1)
 
 
 @dataclasses.dataclass(slots=True)
@@ -176,7 +181,6 @@ class PushWriter:
         self.listeners: list[Callable[[GroupStats], None]] = []
         #: the store takes a planned group in one call (``stores.OneHopWrites``)
         self._one_hop = store if isinstance(store, OneHopWrites) else None
-        self._planned_ids = itertools.count(1)
 
     @property
     def running(self) -> bool:
@@ -236,13 +240,11 @@ class PushWriter:
         inflight: list[tuple[asyncio.Task[_Plan | None], _Plan | None]] = []
         while True:
             group = await self._next_group()
-            still, broken = [], False
-            for task, handed in inflight:
-                if not task.done():
-                    still.append((task, handed))
-                elif task.result() is not handed:
-                    broken = True
-            inflight = still
+            if len(inflight) >= _MAX_IN_FLIGHT:  # the store lags: wait for the oldest
+                await asyncio.wait([inflight[0][0]])
+            # a write done by now, as planned or not, is in what this plan reads; one still
+            # in flight is in its overlay, and its refusal refuses this plan too (``after``)
+            inflight = [(task, handed) for task, handed in inflight if not task.done()]
             overlay: dict[Key, RecordState] = {}
             for _, handed in inflight:
                 if handed is not None:
@@ -251,17 +253,15 @@ class PushWriter:
             try:
                 async with self.store.read() as reads:
                     plan = await self._plan(group, reads, overlay)
+                if plan is not None and self._one_hop is not None:
+                    last = inflight[-1][1] if inflight else None
+                    if not inflight:
+                        self._prepare(plan, await self._one_hop.heads(), self._one_hop)
+                    elif last is not None and last.prepared is not None:
+                        self._prepare(plan, last.prepared.after, self._one_hop, after=last.prepared.write.id)
             except Exception:
                 log.debug("planning outside a transaction failed; planning inside one", exc_info=True)
                 plan = None
-            if broken:
-                plan = None
-            if plan is not None and self._one_hop is not None:
-                last = inflight[-1][1] if inflight else None
-                if not inflight:
-                    self._prepare(plan, await self._one_hop.heads(), self._one_hop)
-                elif last is not None and last.prepared is not None:
-                    self._prepare(plan, last.prepared.after, self._one_hop, after=last.prepared.write.id)
             if plan is None or plan.prepared is None:  # an ordinary write: after every one in flight
                 for task, handed in inflight:
                     if await task is not handed:
@@ -353,7 +353,7 @@ class PushWriter:
             conflicts=writes.conflicts,
             answers=writes.answers,
             resolved=writes.resolved,
-            id=next(self._planned_ids),
+            id=next(_PLANNED_IDS),
             after=after,
         )
         plan.prepared = _Prepared(planned, stored, Heads(heads.seq + len(plan.dirty), heads.conflict + len(numbered.conflicts)))

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from sync_server.engine.state import RecordState, encode_crdt, encode_doc
-from sync_server.stores import Heads, PlannedWrite, RecordRow, StoredChangeset, StoreUnavailable
-from sync_server.stores.sqlite import SqliteStore, _sql
+from sync_server.stores import AlreadyExists, Heads, PlannedWrite, RecordRow, ResolvedConflict, StoredChangeset, StoreUnavailable
+from sync_server.stores.sqlite import SqliteStore, _process, _sql
 from sync_server.stores.sqlite._writer import connect
 
 from ._support import conflict_row, edit_row, pull_all, state, write
@@ -157,6 +157,27 @@ def test_a_group_the_database_refuses_fails_alone_and_its_batch_leaves_nothing(t
     assert failed.value.index == 1
     assert isinstance(failed.value.error, sqlite3.IntegrityError)
     assert conn.execute("SELECT count(*) FROM records").fetchone()[0] == 0
+    assert not conn.in_transaction
+    conn.close()
+
+
+def test_a_group_that_resolves_a_resolved_conflict_fails_alone_and_the_others_are_planned_again(tmp_path: Path) -> None:
+    """Two supervisors resolve one conflict, beside an officer's push, all three in one
+    batch of the writer process: the second resolution is refused, the officer's push and
+    the first resolution are rolled back with it and answered False (planned again)."""
+    conn = connect(tmp_path / "batch.db", 1000)
+    _sql.migrate(conn)
+    assert _sql.write_planned_batch(conn, [(planned(Heads(0, 0), state("p1"), conflicts=1, id=1), NOW)], 0) == (1, (1, 1))
+    officer = planned(Heads(1, 1), state("p2"), changeset="cs-2", id=2, after=1)
+    first = planned(Heads(2, 1), state("p3"), changeset="cs-3", id=3, after=2)
+    second = planned(Heads(3, 1), state("p4"), changeset="cs-4", id=4, after=3)
+    first.resolved = [ResolvedConflict(1, "u-sup-1", NOW, b'{"choice":"server"}')]
+    second.resolved = [ResolvedConflict(1, "u-sup-2", NOW, b'{"choice":"client"}')]
+    answers, last = _process._write_batch(conn, [(officer, NOW), (first, NOW), (second, NOW)], _sql, 1)
+    assert answers[:2] == [(False, (-1, -1)), (False, (-1, -1))]
+    assert isinstance(answers[2], AlreadyExists)
+    assert last == 1
+    assert conn.execute("SELECT count(*) FROM records").fetchone()[0] == 1
     assert not conn.in_transaction
     conn.close()
 

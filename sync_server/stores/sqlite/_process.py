@@ -32,6 +32,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import pickle
 import queue
 import signal
@@ -88,39 +89,67 @@ def _planned(message: Message) -> tuple[PlannedWrite, str]:
 
 
 def _serve(path: str, busy_timeout_ms: int, pipe: Connection) -> None:
-    """The child: write what comes down the pipe, answer each in order."""
+    """The child: write what comes down the pipe, answer each in order, until the pipe
+    closes or says stop (the server's shutdown: SIGINT and SIGTERM, which reach the whole
+    process group or service, are left to the server, so what it sent is finished)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from ... import stagetimes
     from ...gcpolicy import tune_for_serving
     from . import _sql
-    from ._writer import connect
+    from ._writer import connect, write_lock
 
     conn = connect(Path(path), busy_timeout_ms)
+    lock = write_lock(Path(path))
     tune_for_serving()
     last = 0  # the last planned write committed here
-    while True:
-        try:
-            data = pipe.recv_bytes()
-        except (EOFError, OSError):
-            stagetimes.report(" in the writer process")
-            return
-        batch: list[bytes] = []
-        while data != _STOP:
-            batch.append(data)
-            if len(batch) >= _BATCH or not pipe.poll():
-                break
-            data = pipe.recv_bytes()
-        if batch:
+    try:
+        while (batch := _next_batch(pipe)) is not None:
             with stagetimes.timer("db: receive and decode (writer process)"):
-                planned = [_planned(pickle.loads(b)) for b in batch]
+                planned, results = _decode(batch)
             stagetimes.add_records(sum(len(p.records) for p, _ in planned))
-            results, last = _write_batch(conn, planned, _sql, last)
+            if planned:
+                with lock:
+                    written, last = _write_batch(conn, planned, _sql, last)
+                results = [*written, *results]
             for result in results:
-                pipe.send_bytes(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+                pipe.send_bytes(_answer(result))
+    except (EOFError, OSError):  # the server is gone: nobody to answer
+        pass
+    finally:
+        conn.close()
+        stagetimes.report(" in the writer process")
+
+
+def _next_batch(pipe: Connection) -> list[bytes] | None:
+    """The messages waiting (at least one, at most ``_BATCH``); None: stop."""
+    batch: list[bytes] = []
+    while True:
+        data = pipe.recv_bytes()
         if data == _STOP:
-            conn.close()
-            stagetimes.report(" in the writer process")
-            return
+            return batch or None  # (what came before the stop is still written)
+        batch.append(data)
+        if len(batch) >= _BATCH or not pipe.poll():
+            return batch
+
+
+def _decode(batch: list[bytes]) -> tuple[list[tuple[PlannedWrite, str]], list[tuple[bool, tuple[int, int]] | BaseException]]:
+    """The groups up to the first that cannot be read, and the answers of those after
+    it: its error, then False for the rest (they were numbered after it)."""
+    planned: list[tuple[PlannedWrite, str]] = []
+    for index, data in enumerate(batch):
+        try:
+            planned.append(_planned(pickle.loads(data)))
+        except Exception as exc:
+            return planned, [exc, *[(False, (-1, -1))] * (len(batch) - index - 1)]
+    return planned, []
+
+
+def _answer(result: tuple[bool, tuple[int, int]] | BaseException) -> bytes:
+    try:
+        return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # an error that does not pickle: its words
+        return pickle.dumps(RuntimeError(f"{type(result).__name__}: {result}"), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _write_batch(
@@ -144,12 +173,20 @@ class WriterProcess:
 
     def __init__(self, path: Path, busy_timeout_ms: int) -> None:
         ours, theirs = socket.socketpair()
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", f"from {__name__} import main; main()", str(theirs.fileno()), str(path.resolve()), str(busy_timeout_ms)],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-        )
-        theirs.close()
+        # the child imports this package as the server did, from wherever it found it
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-c", f"from {__name__} import main; main()", str(theirs.fileno()), str(path.resolve()), str(busy_timeout_ms)],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         self._pipe = Connection(ours.detach())
         self._loop = asyncio.get_running_loop()
         self._outbox: queue.SimpleQueue[tuple[bytes, asyncio.Future[Any]] | None] = queue.SimpleQueue()
@@ -187,13 +224,13 @@ class WriterProcess:
             data, future = item
             with self._lock:
                 if not self.alive:
-                    self._loop.call_soon_threadsafe(_settle, future, StoreUnavailable("the store's writer process has stopped"))
+                    self._tell(future, StoreUnavailable("the store's writer process has stopped"))
                     continue
                 self._pending.append(future)
             try:
                 self._pipe.send_bytes(data)
-            except OSError:
-                self._died()
+            except OSError as exc:
+                self._died(exc)
         try:
             self._pipe.send_bytes(_STOP)
         except OSError:
@@ -203,26 +240,34 @@ class WriterProcess:
         while True:
             try:
                 result = pickle.loads(self._pipe.recv_bytes())
-            except (EOFError, OSError):
-                self._died()
+                with self._lock:
+                    future = self._pending.popleft() if self._pending else None
+            except Exception as exc:  # the pipe closed, or an answer out of step: the child is no use
+                self._died(exc)
                 return
-            with self._lock:
-                future = self._pending.popleft()
-            self._loop.call_soon_threadsafe(_settle, future, result)
+            if future is None:
+                self._died(RuntimeError("an answer nobody waits for"))
+                return
+            self._tell(future, result)
 
-    def _died(self) -> None:
+    def _died(self, why: BaseException | None = None) -> None:
         with self._lock:
             was, self.alive = self.alive, False
-        if was and self._process.poll() not in (0, None):
-            log.warning("the store's writer process stopped (exit code %s); writing in the server from now on", self._process.returncode)
+        if self._process.poll() is None and not isinstance(why, EOFError):
+            self._process.kill()  # (alive but out of step with us)
+        if was and (why is not None and not isinstance(why, EOFError) or self._process.poll() not in (0, None)):
+            log.warning("the store's writer process stopped (%s); writing in the server from now on", why or f"exit code {self._process.returncode}")
         self._fail_pending()
 
     def _fail_pending(self) -> None:
         with self._lock:
             pending, self._pending = list(self._pending), collections.deque()
         for future in pending:
-            with contextlib.suppress(RuntimeError):  # (the loop closed already)
-                self._loop.call_soon_threadsafe(_settle, future, StoreUnavailable("the store's writer process stopped before answering"))
+            self._tell(future, StoreUnavailable("the store's writer process stopped before answering"))
+
+    def _tell(self, future: asyncio.Future[Any], result: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # (the event loop closed already: nobody waits)
+            self._loop.call_soon_threadsafe(_settle, future, result)
 
 
 def _settle(future: asyncio.Future[Any], result: Any) -> None:

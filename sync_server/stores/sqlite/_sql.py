@@ -128,7 +128,9 @@ def write_planned_batch(conn: sqlite3.Connection, batch: Sequence[tuple[PlannedW
                 break
             try:
                 _save(conn, planned.records, planned.edits, planned.conflicts, planned.answers, planned.resolved, now)
-            except sqlite3.IntegrityError as exc:
+            except sqlite3.OperationalError:
+                raise  # the transaction itself (a lock, the disk): every group of it
+            except Exception as exc:  # this group broke a rule (a constraint, a conflict resolved already)
                 raise BatchFailed(index, exc) from exc
             seq, conflict, written, last = seq + len(planned.records), conflict + len(planned.conflicts), written + 1, planned.id
         if not written:

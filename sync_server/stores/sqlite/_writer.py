@@ -9,13 +9,15 @@ transactions run as plain functions instead.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
-__all__ = ["PRAGMAS", "ThreadConnection", "connect"]
+__all__ = ["PRAGMAS", "ThreadConnection", "WriteLock", "connect", "write_lock"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -43,18 +45,54 @@ def connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     return conn
 
 
-class ThreadConnection:
-    """One sqlite3 connection and the one thread that uses it."""
+class WriteLock:
+    """``flock`` on ``<store>-writelock``, held by a writer for a whole write transaction:
+    the server's writer thread and its writer process (``_process.py``) queue on it.
 
-    def __init__(self, path: Path, busy_timeout_ms: int, name: str) -> None:
+    SQLite's own write lock is waited for by polling (sleeps of 1 to 100 ms between
+    tries), so a process that commits back to back, as the writer process does under
+    load, would keep a poller out for as long as it had work; a photo's upload or an
+    admin's write would wait up to the busy timeout and fail.  A process blocked in
+    ``flock`` gets the lock the moment it is let go.  Other programs (the CLI, a backup)
+    do not take it and poll as before.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(f"{path}-writelock", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __enter__(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def write_lock(path: Path) -> WriteLock:
+    return WriteLock(path)
+
+
+class ThreadConnection:
+    """One sqlite3 connection and the one thread that uses it; with a ``WriteLock``, each
+    of its transactions holds that lock from the call that begins it to the call that
+    ends it."""
+
+    def __init__(self, path: Path, busy_timeout_ms: int, name: str, *, lock: bool = False) -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._name = name
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._wants_lock = lock
+        self._lock: WriteLock | None = None  # (made on open: the folder is checked first)
+        self._holding = False
 
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"patrol-sqlite-{self._name}")
+        if self._wants_lock:
+            self._lock = WriteLock(self._path)
         self._conn = await self._call(connect, self._path, self._busy_timeout_ms)
 
     async def close(self) -> None:
@@ -64,6 +102,9 @@ class ThreadConnection:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock, self._holding = None, False
 
     async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._executor is None:
@@ -75,4 +116,19 @@ class ThreadConnection:
         conn = self._conn
         if conn is None:
             raise sqlite3.ProgrammingError("the store is closed")
-        return await self._call(lambda: fn(conn, *args, **kwargs))
+        lock = self._lock
+        if lock is None:
+            return await self._call(lambda: fn(conn, *args, **kwargs))
+
+        def locked() -> T:
+            if not self._holding:
+                lock.__enter__()
+                self._holding = True
+            try:
+                return fn(conn, *args, **kwargs)
+            finally:
+                if not conn.in_transaction:
+                    self._holding = False
+                    lock.__exit__()
+
+        return await self._call(locked)

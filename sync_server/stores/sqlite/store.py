@@ -198,7 +198,7 @@ class SqliteStore(Paging, Store, OneHopWrites):
         self.path = path_from_url(url)
         self._reader_count = readers
         self._busy_timeout_ms = busy_timeout_ms
-        self._writer = ThreadConnection(self.path, busy_timeout_ms, "writer")
+        self._writer = ThreadConnection(self.path, busy_timeout_ms, "writer", lock=writer_process)
         self._planner = ThreadConnection(self.path, busy_timeout_ms, "planner")
         self._queries = [ThreadConnection(self.path, busy_timeout_ms, f"query{i}") for i in range(2)]
         self._next_query = itertools.count()
