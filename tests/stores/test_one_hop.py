@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from schemas import Ward
 from sync_server.engine.state import RecordState, encode_crdt, encode_doc
 from sync_server.stores import AlreadyExists, Heads, PlannedWrite, RecordRow, ResolvedConflict, StoredChangeset, StoreUnavailable
 from sync_server.stores.sqlite import SqliteStore, _process, _sql
-from sync_server.stores.sqlite._writer import connect
+from sync_server.stores.sqlite._writer import WriteLock, connect
 
 from ._support import conflict_row, edit_row, pull_all, state, write
 
@@ -248,5 +249,28 @@ async def test_a_store_that_cannot_start_its_writer_process_writes_in_its_own_th
         assert await s.write_planned(planned(await s.heads(), state("p1")))
         assert s._writer_process is None
         assert await stored_ids(s) == ["p1"]
+    finally:
+        await s.close()
+
+
+async def test_the_writer_process_and_the_servers_writes_queue_on_one_lock(tmp_path: Path) -> None:
+    """SQLite's own lock is waited for by polling, so under a stream of pushes the
+    server's other writes (a photo stored, an admin's change) could wait out the busy
+    timeout; both writers queue on ``<store>-writelock`` instead (``_writer.WriteLock``)."""
+    s = SqliteStore(f"sqlite:///{tmp_path / 'locked.db'}")
+    await s.open()
+    try:
+        assert await s.write_planned(planned(await s.heads(), state("p1")))  # (the writer process is up)
+        lock = WriteLock(s.path)
+        try:
+            with lock:
+                push = asyncio.ensure_future(s.write_planned(planned(await s.heads(), state("p2"), changeset="cs-2")))
+                other = asyncio.ensure_future(s.create(Ward(id="ba-dinh", name="Phường Ba Đình")))
+                await asyncio.sleep(0.3)
+                assert not push.done() and not other.done()  # both wait for the lock...
+            assert await asyncio.wait_for(push, 10)  # ...and go on once it is free
+            await asyncio.wait_for(other, 10)
+        finally:
+            lock.close()
     finally:
         await s.close()
