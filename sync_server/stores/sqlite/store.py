@@ -343,7 +343,7 @@ class SqliteStore(Paging, Store, OneHopWrites):
         if self._writer_process is None and self._use_writer_process and self._opened:
             try:
                 self._writer_process = WriterProcess(self.path, self._busy_timeout_ms)
-            except OSError as exc:  # no process to be had (limits): the server's own thread writes
+            except Exception as exc:  # no process to be had (limits, a platform without it): this thread writes
                 log.warning("cannot start the store's writer process (%s); writing in the server", exc)
                 self._use_writer_process = False
         try:
