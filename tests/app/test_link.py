@@ -3,6 +3,7 @@ where it stopped, and records pulled live while the app is open."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
@@ -115,8 +116,16 @@ async def test_a_photo_upload_cut_off_resumes_where_it_stopped(app: App, app_wor
 
 async def test_records_arrive_while_the_app_is_open_without_a_tap(app: App, app_world: World) -> None:
     await enrolled(app, app_world)
-    # this branch's server ignores `wait`: poll as if it held the request, paced by the idle pause
+    polls: list[str] = []
+    app.page.on("request", lambda r: polls.append(r.url) if "/v1/sync/pull" in r.url and "wait=" in r.url else None)
     await app.page.evaluate("s => { s.features = {wait: true, enrol: false}; s.idlePauseMs = 100; return s.live(); }", await app.page.evaluate_handle("window.patrolApp.syncer"))
+    # the other officer pushes once a long poll is out, so that the record comes by it (a
+    # push answered before that could reach the phone by a sync still running, no poll done)
+    for _ in range(200):
+        if polls:
+            break
+        await asyncio.sleep(0.05)
+    assert polls, "the app sent no long poll"
     await app_world.officer_b.push_ok([premises("live-1", "lam-son", "lamson-h02", name="Nhà trọ Trực Tuyến")])
     await app.page.wait_for_function("window.patrolApp.local.get('premises', 'live-1').then(Boolean)", polling=100)
     pulls = await app.page.evaluate("performance.getEntriesByType('resource').filter((e) => e.name.includes('/v1/sync/pull') && e.name.includes('wait=')).length")
