@@ -9,11 +9,9 @@ bytes the server stored, so both formats leave the same local state).
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
-from schemas import ChangeResult, PullResponse, PushResponse
+from schemas import ChangeResult, CompactRecord, PullResponse, PushResponse
 
 from ._http import Reply
 from ._records import WireRecord
@@ -24,17 +22,9 @@ MSGPACK = "application/msgpack"
 _json = msgspec.json.Encoder()
 
 
-class _Packed(msgspec.Struct):
-    """A record as MessagePack carries it: fields and stamps decoded, to be stored as JSON."""
-
-    collection: str
-    id: str
-    ward_id: str
-    seq: int
-    deleted: bool
-    fields: dict[str, Any]
-    stamps: dict[str, str]
-    stamp: str | None = None
+class _Packed(CompactRecord):
+    """A record as MessagePack carries it (the schema's record, compact stamps or not):
+    fields and stamps decoded, to be stored as JSON."""
 
     def wire(self) -> WireRecord:
         fields, stamps = msgspec.Raw(_json.encode(self.fields)), msgspec.Raw(_json.encode(self.stamps))

@@ -18,12 +18,10 @@ from pathlib import Path
 import pytest
 
 from sync_server.loopback import LoopbackServer
-from sync_server.services import identity
 from sync_server.settings import Settings
-from sync_server.stores import store_for
 
 from . import budget, storedb  # noqa: F401  (budget: Hypothesis' profiles, loaded before any test module)
-from .helpers import World, make_world
+from .helpers import World, bootstrap_admin, make_world
 
 STORES = ["sqlite", "postgresql"]
 
@@ -113,12 +111,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def admin_token(settings: Settings) -> str:
-    store = store_for(settings.db_url)
-    await store.open()
-    try:
-        return await identity.bootstrap(store)
-    finally:
-        await store.close()
+    return await bootstrap_admin(settings.db_url)
 
 
 @pytest.fixture

@@ -11,6 +11,9 @@ from typing import Any
 import httpx
 import msgspec
 
+from sync_server.services import identity
+from sync_server.stores import store_for
+
 _counter = itertools.count()
 BASE_MS = 1_686_200_000_000  # June 2023
 
@@ -136,3 +139,13 @@ def cursor_epoch(cursor: str) -> str:
 
 def decode_msgpack(content: bytes) -> Any:
     return msgspec.msgpack.decode(content)
+
+
+async def bootstrap_admin(db_url: str) -> str:
+    """The first admin's token of a fresh store (``patrol-sync admin bootstrap``)."""
+    store = store_for(db_url)
+    await store.open()
+    try:
+        return await identity.bootstrap(store)
+    finally:
+        await store.close()

@@ -24,11 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sync_server.services import identity
-from sync_server.stores import store_for
-
 from . import storedb
-from .helpers import edit, new_id, premises, stamp
+from .helpers import bootstrap_admin, edit, new_id, premises, stamp
 from .serving import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -60,12 +57,7 @@ async def workers(pg_url: str, tmp_path: Any) -> AsyncIterator[str]:
 
 async def _setup(url: str, pg_url: str) -> tuple[dict[str, str], dict[str, str]]:
     """Wards, one team each, DEVICES officers with a device each, and three readers."""
-    store = store_for(pg_url)
-    await store.open()
-    try:
-        admin_token = await identity.bootstrap(store)
-    finally:
-        await store.close()
+    admin_token = await bootstrap_admin(pg_url)
     # Write transactions take their ids in one order and commit in another when
     # they last a little and unevenly, as on a busy server: the case a pull must survive.
     await storedb.execute(

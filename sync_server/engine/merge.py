@@ -127,6 +127,15 @@ def _clean_text(value: Any, limit: int) -> Any:
     return value
 
 
+def _clean_value(f: FieldSpec, value: Any, limit: int) -> Any:
+    """A field's value as stored: builtins for typed values, text NFC and within ``limit``."""
+    if f.needs_builtins:
+        return msgspec.to_builtins(value)
+    if value.__class__ is str or value.__class__ is list:
+        return _clean_text(value, limit)
+    return value
+
+
 def _ops(spec: CollectionSpec, change: Change, ctx: Context) -> list[_Op] | Outcome:
     ops = []
     fields = spec.fields
@@ -145,12 +154,7 @@ def _ops(spec: CollectionSpec, change: Change, ctx: Context) -> list[_Op] | Outc
                     return _reject("invalid", "an element is both added and removed", name)
                 ops.append(_Op(f, edit.ts, base, add=add, remove=remove))
             else:
-                value = edit.value  # type: ignore[attr-defined]
-                if f.needs_builtins:
-                    value = msgspec.to_builtins(value)
-                elif value.__class__ is str or value.__class__ is list:
-                    value = _clean_text(value, limit)
-                ops.append(_Op(f, edit.ts, base, value))
+                ops.append(_Op(f, edit.ts, base, _clean_value(f, edit.value, limit)))  # type: ignore[attr-defined]
         except _TooLarge:
             return _reject("too_large", f"text longer than {limit} bytes", name)
     return ops
@@ -340,12 +344,7 @@ def _create_fresh(spec: CollectionSpec, change: Change, ctx: Context) -> Outcome
                 sets[name] = {e: [ts, True] for e in add}
                 fields[name] = sorted(add)
             else:
-                value = edit.value  # type: ignore[attr-defined]
-                if f.needs_builtins:
-                    value = msgspec.to_builtins(value)
-                elif value.__class__ is str or value.__class__ is list:
-                    value = _clean_text(value, limit)
-                fields[name] = value
+                fields[name] = _clean_value(f, edit.value, limit)  # type: ignore[attr-defined]
             stamps[name] = ts
     except _TooLarge:
         return None

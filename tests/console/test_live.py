@@ -13,13 +13,11 @@ import httpx
 import pytest
 
 from sync_server.loopback import LoopbackServer
-from sync_server.services import identity
 from sync_server.services import pulse as live
 from sync_server.settings import Settings
-from sync_server.stores import store_for
 
 from .. import storedb
-from ..helpers import World, edit, make_world, stamp
+from ..helpers import World, bootstrap_admin, edit, make_world, stamp
 from ..serving import ServerProcess
 from .test_signin import _set_password, sign_in
 
@@ -100,13 +98,7 @@ async def two_servers(pg_url: str, tmp_path: Path) -> AsyncIterator[tuple[str, s
 @pytest.mark.slow
 async def test_a_change_committed_by_another_server_process_reaches_the_live_stream(two_servers: tuple[str, str], pg_url: str) -> None:
     here, there = two_servers
-    store = store_for(pg_url)
-    await store.open()
-    try:
-        admin_token = await identity.bootstrap(store)
-    finally:
-        await store.close()
-    world = await make_world(there, admin_token)  # every device talks to the other process
+    world = await make_world(there, await bootstrap_admin(pg_url))  # every device talks to the other process
     try:
         await _set_password(Settings(db_url=pg_url, blob_dir="unused"), "u-minh")
         async with httpx.AsyncClient(base_url=here, follow_redirects=False, timeout=30) as browser:

@@ -174,7 +174,7 @@ def test_a_group_that_resolves_a_resolved_conflict_fails_alone_and_the_others_ar
     second = planned(Heads(3, 1), state("p4"), changeset="cs-4", id=4, after=3)
     first.resolved = [ResolvedConflict(1, "u-sup-1", NOW, b'{"choice":"server"}')]
     second.resolved = [ResolvedConflict(1, "u-sup-2", NOW, b'{"choice":"client"}')]
-    answers, last = _process._write_batch(conn, [(officer, NOW), (first, NOW), (second, NOW)], _sql, 1)
+    answers, last = _process._write_batch(conn, [(officer, NOW), (first, NOW), (second, NOW)], 1)
     assert answers[:2] == [(False, (-1, -1)), (False, (-1, -1))]
     assert isinstance(answers[2], AlreadyExists)
     assert last == 1

@@ -37,6 +37,7 @@ import pickle
 import queue
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -47,6 +48,7 @@ from typing import Any
 
 from ..base import Heads, PlannedWrite, RecordRow
 from ..errors import StoreUnavailable
+from . import _sql
 
 __all__ = ["WriterProcess", "main"]
 
@@ -96,11 +98,10 @@ def _serve(path: str, busy_timeout_ms: int, pipe: Connection) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from ... import stagetimes
     from ...gcpolicy import tune_for_serving
-    from . import _sql
-    from ._writer import connect, write_lock
+    from ._writer import WriteLock, connect
 
     conn = connect(Path(path), busy_timeout_ms)
-    lock = write_lock(Path(path))
+    lock = WriteLock(Path(path))
     tune_for_serving()
     last = 0  # the last planned write committed here
     try:
@@ -110,7 +111,7 @@ def _serve(path: str, busy_timeout_ms: int, pipe: Connection) -> None:
             stagetimes.add_records(sum(len(p.records) for p, _ in planned))
             if planned:
                 with lock:
-                    written, last = _write_batch(conn, planned, _sql, last)
+                    written, last = _write_batch(conn, planned, last)
                 results = [*written, *results]
             for result in results:
                 pipe.send_bytes(_answer(result))
@@ -153,13 +154,13 @@ def _answer(result: tuple[bool, tuple[int, int]] | BaseException) -> bytes:
 
 
 def _write_batch(
-    conn: Any, batch: Sequence[tuple[PlannedWrite, str]], sql: Any, last: int
+    conn: sqlite3.Connection, batch: Sequence[tuple[PlannedWrite, str]], last: int
 ) -> tuple[list[tuple[bool, tuple[int, int]] | BaseException], int]:
     """Each group checked and written in order, all in one transaction
     (``_sql.write_planned_batch``); the answers, and the last planned write committed."""
     try:
-        written, heads = sql.write_planned_batch(conn, batch, last)
-    except sql.BatchFailed as failed:  # that group alone gets the error; the others are planned again
+        written, heads = _sql.write_planned_batch(conn, batch, last)
+    except _sql.BatchFailed as failed:  # that group alone gets the error; the others are planned again
         out: list[tuple[bool, tuple[int, int]] | BaseException] = [(False, (-1, -1))] * len(batch)
         out[failed.index] = failed.error
         return out, last

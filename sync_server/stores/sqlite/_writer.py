@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
-__all__ = ["PRAGMAS", "ThreadConnection", "WriteLock", "connect", "write_lock"]
+__all__ = ["PRAGMAS", "ThreadConnection", "WriteLock", "connect"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -60,18 +60,20 @@ class WriteLock:
     def __init__(self, path: Path) -> None:
         self._fd = os.open(f"{path}-writelock", os.O_RDWR | os.O_CREAT, 0o600)
 
-    def __enter__(self) -> None:
+    def acquire(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
-    def __exit__(self, *exc: object) -> None:
+    def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def close(self) -> None:
         os.close(self._fd)
-
-
-def write_lock(path: Path) -> WriteLock:
-    return WriteLock(path)
 
 
 class ThreadConnection:
@@ -122,13 +124,13 @@ class ThreadConnection:
 
         def locked() -> T:
             if not self._holding:
-                lock.__enter__()
+                lock.acquire()
                 self._holding = True
             try:
                 return fn(conn, *args, **kwargs)
             finally:
                 if not conn.in_transaction:
                     self._holding = False
-                    lock.__exit__()
+                    lock.release()
 
         return await self._call(locked)
