@@ -129,3 +129,40 @@ def test_an_ordinary_new_record_does_take_the_fast_path() -> None:
     assert fresh is not None and fresh.state is not None
     assert fresh.state.fields["photos"] == sorted(PHOTOS[:2])
     assert fresh.state.fields["created_by"] == "u-ngoc"
+
+
+
+@settings(max_examples=600, deadline=None)
+@given(creating_changes(), st.sampled_from(["officer", "admin"]))
+def test_a_record_made_as_sent_is_one_the_rule_finds_the_device_computes_itself(raw: dict[str, Any], role: str) -> None:
+    """``Outcome.as_sent`` (set by the fast path, so that a minimal answer need not apply
+    the change again) only where the rule, ``own.computable`` over the change as plain
+    JSON, says the device computes the record itself."""
+    from sync_server.engine.own import computable
+
+    out, _, _ = _outcome(raw, fast=True, role=role)
+    if out.as_sent:
+        assert computable(None, out.state, [msgspec.to_builtins(msgspec.convert(raw, AnyChange))], DEVICE)
+
+
+def test_a_record_made_as_sent_says_so_and_one_the_server_added_to_or_cleaned_does_not() -> None:
+    values = [
+        ("ward_id", "lam-son"),
+        ("premises_id", "p-1"),
+        ("kind", "residence"),
+        ("started_at", "2023-06-08T09:15:00+07:00"),
+        ("created_by", "u-ngoc"),
+        ("created_at", "2023-06-08T09:00:00+07:00"),
+        ("notes", "Kiểm tra"),
+    ]
+    fields = {n: {"value": v, "ts": _stamp(NOW, DEVICE)} for n, v in values}
+    raw = {"collection": "checks", "id": "c-1", "fields": {**fields, "officers": {"add": OFFICERS[:2], "ts": _stamp(NOW, DEVICE)}}}
+    assert _outcome(raw, fast=True)[0].as_sent
+    del raw["fields"]["created_by"]  # the server adds the author: the device cannot know its stamp
+    assert not _outcome(raw, fast=True)[0].as_sent
+    raw["fields"]["created_by"] = fields["created_by"]
+    raw["fields"]["notes"] = {"value": "Kie\u0302\u0309m tra", "ts": _stamp(NOW, DEVICE)}  # stored as NFC: not as sent
+    assert not _outcome(raw, fast=True)[0].as_sent
+    raw["fields"]["notes"] = fields["notes"]
+    raw["fields"]["officers"]["add"] = [OFFICERS[0], OFFICERS[0]]  # stored once
+    assert not _outcome(raw, fast=True)[0].as_sent

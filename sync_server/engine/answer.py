@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import msgspec
 
@@ -73,7 +72,7 @@ def own_results(
     """The results (each record's last) whose record the device computes itself over its
     own copy (``own.computable``): a minimal answer gives them as ``seq`` alone."""
     last = {item.key: n for n, item in enumerate(items) if isinstance(item, Applied)}
-    sent: dict[Key, list[dict[str, Any]]] = {}
+    sent: dict[Key, list[Change]] = {}
     refused: set[Key] = set()
     for change, item in zip(changes, items, strict=True):
         if isinstance(item, Rejected):
@@ -81,8 +80,18 @@ def own_results(
                 refused.add((change.collection, change.id))
             continue
         assert isinstance(change, Change)
-        sent.setdefault(item.key, []).append(msgspec.to_builtins(change))
-    return sorted(n for key, n in last.items() if key not in refused and computable(before.get(key), working[key], sent[key], node))
+        sent.setdefault(item.key, []).append(change)
+    own = []
+    for key, n in last.items():
+        if key in refused:
+            continue
+        made = sent[key]
+        item = items[n]
+        if len(made) == 1 and isinstance(item, Applied) and item.outcome.as_sent:
+            own.append(n)  # (made exactly as sent: what ``computable`` finds, known already)
+        elif computable(before.get(key), working[key], [msgspec.to_builtins(c) for c in made], node):
+            own.append(n)
+    return sorted(own)
 
 
 def clock_warnings(items: Sequence[Applied | Rejected], device_id: str, now_ms: int) -> list[Warning]:

@@ -90,6 +90,11 @@ class Outcome:
     restamped: int = 0
     #: the highest stamp the change carried as sent (for measuring device clocks)
     top_sent: str = ""
+    #: a new record that is exactly the change's fields as sent: each value unchanged (no
+    #: NFC), each set its distinct elements, no field added by the server. Set by the fast
+    #: path only (False says nothing): what ``own.computable`` would find, known for free
+    #: (``answer.own_results``; ``tests/test_fast_create.py`` holds it to the rule).
+    as_sent: bool = dataclasses.field(default=False, compare=False)
 
 
 @dataclasses.dataclass(slots=True)
@@ -325,6 +330,7 @@ def _create_fresh(spec: CollectionSpec, change: Change, ctx: Context) -> Outcome
     sets: dict[str, dict[str, list[Any]]] = {}
     names: list[str] = []
     top = ""
+    as_sent = True
     try:
         for name, edit in change.edits():
             ts, base = edit.ts, edit.base
@@ -340,11 +346,15 @@ def _create_fresh(spec: CollectionSpec, change: Change, ctx: Context) -> Outcome
                     return None
                 add = _clean_text(edit.add, limit)
                 if not add:
+                    as_sent = False
                     continue
                 sets[name] = {e: [ts, True] for e in add}
                 fields[name] = sorted(add)
+                as_sent = as_sent and len(sets[name]) == len(add) and add == edit.add
             else:
-                fields[name] = _clean_value(f, edit.value, limit)  # type: ignore[attr-defined]
+                sent = edit.value  # type: ignore[attr-defined]
+                fields[name] = value = _clean_value(f, sent, limit)
+                as_sent = as_sent and (value is sent or f.needs_builtins)
             stamps[name] = ts
     except _TooLarge:
         return None
@@ -361,9 +371,11 @@ def _create_fresh(spec: CollectionSpec, change: Change, ctx: Context) -> Outcome
     if named and reference_error(spec.name, ward, named, ctx.ward_of) is not None:
         return None
     if "created_by" not in names:
+        as_sent = False
         fields["created_by"] = principal.user_id
         stamps["created_by"] = top
     if "created_at" not in names:
+        as_sent = False
         fields["created_at"] = msgspec.to_builtins(msgspec.convert(utc_text(stamp_ms(top)), dt.datetime))
         stamps["created_at"] = top
     state = RecordState(spec.name, change.id, ward, fields, stamps, sets)
@@ -371,7 +383,7 @@ def _create_fresh(spec: CollectionSpec, change: Change, ctx: Context) -> Outcome
     if size_error(None, state, diff, ctx.max_record_bytes, ctx.max_set_elements) is not None:
         return None
     ctx.hlc.observe(top)
-    return Outcome(state=state, changed=True, diff=diff, top_sent=top)
+    return Outcome(state=state, changed=True, diff=diff, top_sent=top, as_sent=as_sent)
 
 
 def _within_limits(before: RecordState | None, out: Outcome, ctx: Context) -> Outcome:

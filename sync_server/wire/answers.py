@@ -21,18 +21,39 @@ Compression is not done here: the HTTP layer compresses every answer (``app.py``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
-from schemas import ChangeResult, CompactRecord, PulledRecord, PullResponse, PushResponse
+from schemas import ChangeResult, CompactRecord, Conflict, ErrorItem, PulledRecord, PullResponse, PushResponse, Warning
 from schemas.compact import compact_stamps
 
 from . import codec
 
 __all__ = ["pull_answer", "push_answer", "split_stored", "with_own"]
 
-_push = msgspec.json.Decoder(PushResponse[PulledRecord])
+
+class _StoredResult(msgspec.Struct):
+    """A stored answer's result with its record left as JSON (empty: no record), so that
+    only the records an answer keeps are decoded."""
+
+    collection: str | None
+    id: str | None
+    status: Literal["applied", "rejected"]
+    seq: int | None = None
+    record: msgspec.Raw = msgspec.Raw()
+    errors: list[ErrorItem] = []
+
+
+class _StoredPush(msgspec.Struct):
+    changeset_id: str
+    cursor: str
+    results: list[_StoredResult]
+    conflicts: list[Conflict] = []
+    warnings: list[Warning] = []
+
+
+_push = msgspec.json.Decoder(_StoredPush)
 _record = msgspec.json.Decoder(PulledRecord)
 _indices = msgspec.json.Decoder(list[int])
 
@@ -57,14 +78,15 @@ def push_answer(stored: bytes, *, own: frozenset[int] | None, minimal: bool, com
         return stored
     if not (minimal or compact):
         return codec.encode(msgspec.json.decode(stored), fmt)
-    answer = _push.decode(stored)
+    answer = _push.decode(stored)  # (records left as JSON: only those that stay are decoded)
     results: list[ChangeResult[Any]] = []
     for n, result in enumerate(answer.results):
         record: Any = None
-        if (pulled := result.record) is not None and not (minimal and own is not None and n in own):
-            record = _compact(pulled) if compact else pulled
-        results.append(ChangeResult[Any](result.collection, result.id, result.status, result.seq, record, result.errors))
-    shaped = PushResponse[Any](answer.changeset_id, answer.cursor, results, answer.conflicts, answer.warnings)
+        if (raw := result.record) and not (minimal and own is not None and n in own):
+            record = raw if not compact and fmt == "json" else _record.decode(raw)
+            record = _compact(record) if compact else record
+        results.append(ChangeResult(result.collection, result.id, result.status, result.seq, record, result.errors))
+    shaped = PushResponse(answer.changeset_id, answer.cursor, results, answer.conflicts, answer.warnings)
     return codec.encode(shaped, fmt)
 
 
