@@ -166,6 +166,38 @@ TIES: list[History] = [
 ]
 
 
+def _ts(ms: int, counter: int, node: str) -> str:
+    return f"{T0 + ms:013d}-{counter:04x}-{node}"
+
+
+def _created(fields: dict[str, tuple[Any, int, int]], node: str, record: str = CREATED, **edits: Any) -> dict[str, Any]:
+    values = {k: {"value": v, "ts": _ts(ms, c, node)} for k, (v, ms, c) in fields.items()}
+    return {"collection": "violations", "id": record, "fields": {**values, **edits}}
+
+
+_SEED_FIELDS = {**REQUIRED, "created_by": "u-ngoc", "created_at": "2023-06-08T09:00:00+07:00", "fine_vnd": 0}
+#: Found by hypothesis (the thorough profile, now and then): lamson-h01 and lamson-h02 both
+#: create CREATED; h02's creation carries the earlier top stamp, so the author the server
+#: fills in is h02's. Restored to the seed, when h01's send-back (its surviving fields only,
+#: an earlier top stamp than its first creation had) re-creates the record first, its
+#: author wins. Which send-back comes first follows set order: with PYTHONHASHSEED=2 this
+#: example fails without the allowance for server-filled fields below.
+TWO_CREATORS: History = (
+    ("lamson-h01", [_created({k: (v, 0, 1) for k, v in _SEED_FIELDS.items()}, "lamson-h01", r) for r in SEEDED]),
+    [
+        ("lamson-h01", [_created({"fine_vnd": (0, 0, 0), "description": ("Nhà trọ", 0, 0), "status": ("open", 0, 0), "premises_id": ("prem", 0, 0),
+                                  "check_id": ("chk", 0, 0), "category": ("drugs", 0, 0), "ward_id": ("lam-son", 1, 0)}, "lamson-h01",
+                                 photos={"add": [], "remove": [], "ts": _ts(0, 0, "lamson-h01")}),
+                        _created({"fine_vnd": (0, 0, 0)}, "lamson-h01", "v1")]),
+        ("lamson-h01", [_created({"fine_vnd": (1, 0, 0), "status": ("open", 0, 0), "ward_id": ("lam-son", 0, 0), "check_id": ("chk", 0, 0),
+                                  "premises_id": ("prem", 1, 0), "category": ("fire_safety", 0, 0)}, "lamson-h01"),
+                        _created({"fine_vnd": (0, 0, 0)}, "lamson-h01", "v1")]),
+        ("lamson-h02", [_created({"fine_vnd": (0, 0, 0), "ward_id": ("lam-son", 0, 0), "check_id": ("chk", 0, 0), "premises_id": ("prem", 0, 0),
+                                  "category": ("fire_safety", 0, 0), "status": ("open", 0, 1)}, "lamson-h02")]),
+    ],
+)
+
+
 def _states(ordered: list[tuple[str, list[dict[str, Any]]]], role: str = "officer") -> dict[tuple[str, str], RecordState]:
     states: dict[tuple[str, str], RecordState] = {}
     hlc = HLC("server", wall=lambda: NOW)
@@ -214,6 +246,7 @@ def test_ties_and_early_write_once_edits_converge(history: History) -> None:
 @example(TIES[0], 1)
 @example(TIES[1], 1)
 @example(TIES[2], 1)
+@example(TWO_CREATORS, 0)
 def test_a_server_restored_to_any_prefix_gets_the_whole_history_back_from_a_device(history: History, cut: int) -> None:
     """What the SDKs send back after a restore (``client_sdk/_restore.py``), each device
     its own edits, merged by the server's engine, ends where the history would have without the restore: every field
@@ -250,13 +283,22 @@ def test_a_server_restored_to_any_prefix_gets_the_whole_history_back_from_a_devi
         assert len(refused) < len(waiting), [r for _, r in refused]  # each pass makes progress
         waiting = refused
     sets_fields = {name for name, f in COLLECTIONS["violations"].fields.items() if f.policy is Policy.SET}
+    # A record two devices both created (the same id made twice: never with the SDK's or
+    # the app's random ids) has the author and creation time the server filled in for the
+    # earliest-stamped creation, stamped with that change's top stamp. After a restore the
+    # device that re-creates it sends back only its own surviving fields, whose top stamp
+    # may be earlier than its first change's was: the server-filled pair may then name
+    # another of its creators. Every other field comes back as it was.
+    creators = {node for node, changes in sets for change in changes if change["id"] == CREATED}
+    filled = {"created_by", "created_at"} if len(creators) > 1 else set()
     for key, held in whole.items():
         after = server.get(key)
         if held.deleted:
             assert after is None or after.deleted
             continue
         assert after is not None and not after.deleted
-        assert {k: v for k, v in after.fields.items() if k not in sets_fields} == {k: v for k, v in held.fields.items() if k not in sets_fields}
+        skip = sets_fields | (filled if key[1] == CREATED else set())
+        assert {k: v for k, v in after.fields.items() if k not in skip} == {k: v for k, v in held.fields.items() if k not in skip}
         for name in sets_fields:
             assert set(held.fields.get(name) or []) <= set(after.fields.get(name) or [])
 
