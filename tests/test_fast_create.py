@@ -131,7 +131,6 @@ def test_an_ordinary_new_record_does_take_the_fast_path() -> None:
     assert fresh.state.fields["created_by"] == "u-ngoc"
 
 
-
 @settings(max_examples=600, deadline=None)
 @given(creating_changes(), st.sampled_from(["officer", "admin"]))
 def test_a_record_made_as_sent_is_one_the_rule_finds_the_device_computes_itself(raw: dict[str, Any], role: str) -> None:

@@ -35,7 +35,8 @@ __all__ = ["pull_answer", "push_answer", "split_stored", "with_own"]
 
 class _StoredResult(msgspec.Struct):
     """A stored answer's result with its record left as JSON (empty: no record), so that
-    only the records an answer keeps are decoded."""
+    only the records an answer keeps are decoded. (Not ``ChangeResult[msgspec.Raw]``:
+    msgspec decodes no ``Raw | None``.)"""
 
     collection: str | None
     id: str | None
@@ -83,8 +84,10 @@ def push_answer(stored: bytes, *, own: frozenset[int] | None, minimal: bool, com
     for n, result in enumerate(answer.results):
         record: Any = None
         if (raw := result.record) and not (minimal and own is not None and n in own):
-            record = raw if not compact and fmt == "json" else _record.decode(raw)
-            record = _compact(record) if compact else record
+            if compact:
+                record = _compact(_record.decode(raw))
+            else:  # (MessagePack cannot splice JSON in)
+                record = raw if fmt == "json" else _record.decode(raw)
         results.append(ChangeResult(result.collection, result.id, result.status, result.seq, record, result.errors))
     shaped = PushResponse(answer.changeset_id, answer.cursor, results, answer.conflicts, answer.warnings)
     return codec.encode(shaped, fmt)
