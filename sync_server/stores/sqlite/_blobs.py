@@ -4,32 +4,43 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ...engine.state import RecordState, decode_state
 from ..base import BlobAccess
 from ..blobrefs import BLOB_COLLECTIONS, refs
-from . import _batch
+from . import _batch, _projections
 
 __all__ = ["access", "forget_unnamed", "missing", "rebuild", "stored", "unnamed_bytes", "write_refs"]
 
 _CHUNK = 400
 
 
-def write_refs(conn: sqlite3.Connection, states: Sequence[RecordState]) -> None:
-    """Rewrite the blob references of these record versions (inside the caller's transaction)."""
-    touched: dict[str, list[str]] = {}
+def write_refs(conn: sqlite3.Connection, states: Sequence[RecordState], key: Mapping[str, int] | None = None) -> None:
+    """Rewrite the blob references of these record versions (inside the caller's transaction).
+
+    A record's rows are found by its integer key (``p_keys``, migration 9): ``key`` holds
+    the keys the caller has interned already (the projections'); the rest are made here."""
+    named = list(refs(states))
+    if not named:
+        return
+    known: Mapping[str, int] = key or {}
+    if any(state.id not in known for state, _ in named):
+        known = {**known, **_projections.keys(conn, (state.id for state, _ in named))}
+    touched: dict[str, list[int]] = {}
     rows = []
-    for state, named in refs(states):
-        touched.setdefault(state.collection, []).append(state.id)
-        rows += named
-    for collection, ids in touched.items():
-        _batch.where_in(conn, "DELETE FROM blob_refs WHERE collection = ? AND record_id IN ({marks})", [collection], ids)
-    _batch.insert(conn, "INSERT OR IGNORE INTO blob_refs (blob_id, ward_id, collection, record_id)", rows)
+    for state, found in named:
+        rk = known[state.id]
+        touched.setdefault(state.collection, []).append(rk)
+        rows += [(*row, rk) for row in found]
+    for collection, rks in touched.items():
+        _batch.where_in(conn, "DELETE FROM blob_refs WHERE collection = ? AND rk IN ({marks})", [collection], rks)
+    _batch.insert(conn, "INSERT OR IGNORE INTO blob_refs (blob_id, ward_id, collection, record_id, rk)", rows)
 
 
 def rebuild(conn: sqlite3.Connection) -> None:
-    """Derive every record's references again (migration 3: records written before it)."""
+    """Derive every record's references again (migration 9: with the records' keys)."""
+    conn.execute("DELETE FROM blob_refs")
     marks = ",".join("?" * len(BLOB_COLLECTIONS))
     cursor = conn.execute(f"SELECT doc, crdt FROM records WHERE collection IN ({marks}) ORDER BY seq", BLOB_COLLECTIONS)
     while batch := cursor.fetchmany(2000):

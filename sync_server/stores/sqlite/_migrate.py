@@ -23,7 +23,10 @@ def _set_epoch(conn: sqlite3.Connection) -> None:
 _STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _set_epoch,
     2: _projections.rebuild,
-    3: _blobs.rebuild,  # references of the records written before blobs were served
+    # migration 3 made the blob references, empty; they are derived at 9, once they
+    # have every column the code writes (records written before blobs were served, or
+    # keyed by text id)
+    9: _blobs.rebuild,
 }
 
 

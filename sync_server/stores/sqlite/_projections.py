@@ -131,11 +131,12 @@ def _columns(state: RecordState, f: dict[str, Any], key: dict[str, int]) -> tupl
 _REFERENCES = ("premises", "team", "officer", "check")
 
 
-def write(conn: sqlite3.Connection, states: Sequence[RecordState]) -> None:
-    """Upsert the projection rows of these record versions (inside the caller's transaction)."""
+def write(conn: sqlite3.Connection, states: Sequence[RecordState]) -> dict[str, int]:
+    """Upsert the projection rows of these record versions (inside the caller's transaction);
+    answers the integer keys it used, the records' own among them."""
     reported = [s for s in states if s.collection in _UPSERT]
     if not reported:
-        return
+        return {}
     zones = _zones(conn, (s.ward_id for s in reported))
     derived = [(s, facts(s, zones[s.ward_id])) for s in reported]
     ids: set[str] = set()
@@ -154,6 +155,7 @@ def write(conn: sqlite3.Connection, states: Sequence[RecordState]) -> None:
     for collection, rows in batches.items():
         head, row, tail = _sql(collection)
         _batch.insert(conn, head, rows, tail, row=row)
+    return key
 
 
 def rebuild(conn: sqlite3.Connection) -> None:

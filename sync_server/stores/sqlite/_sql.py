@@ -190,17 +190,21 @@ def _save(
                 " ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, ward_id = excluded.ward_id, "
                 "deleted = excluded.deleted, doc = excluded.doc, crdt = excluded.crdt",
             )
+    key: dict[str, int] = {}  # records' integer keys (p_keys): the edit log and blob refs are indexed by them
+    if rows:
         states = [r.state for r in rows]
         with stagetimes.timer("db: report projections"):
-            _projections.write(conn, states)
+            key = _projections.write(conn, states)
         with stagetimes.timer("db: blob refs"):
-            _blobs.write_refs(conn, states)
+            _blobs.write_refs(conn, states, key)
     if edits:
         with stagetimes.timer("db: edit log"):
+            if any(e.record_id not in key for e in edits):
+                key = {**key, **_projections.keys(conn, (e.record_id for e in edits))}
             _batch.insert(
                 conn,
-                "INSERT INTO edits (collection, record_id, ward_id, seq, at, user_id, device_id, changeset_id, diff)",
-                [(e.collection, e.record_id, e.ward_id, e.seq, e.at, e.user_id, e.device_id, e.changeset_id, e.diff) for e in edits],
+                "INSERT INTO edits (rk, collection, record_id, ward_id, seq, at, user_id, device_id, changeset_id, diff)",
+                [(key[e.record_id], e.collection, e.record_id, e.ward_id, e.seq, e.at, e.user_id, e.device_id, e.changeset_id, e.diff) for e in edits],
             )
     if conflicts:
         _batch.insert(

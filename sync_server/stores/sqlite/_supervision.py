@@ -282,8 +282,9 @@ def history(conn: sqlite3.Connection, collection: str, record_id: str) -> Record
         return None
     entries = []
     for seq, at, user_id, device_id, changeset_id, diff in conn.execute(
-        "SELECT seq, at, user_id, device_id, changeset_id, diff FROM edits WHERE collection = ? AND record_id = ? ORDER BY id",
-        (collection, record_id),
+        "SELECT seq, at, user_id, device_id, changeset_id, diff FROM edits "
+        "WHERE rk = (SELECT key FROM p_keys WHERE id = ?) AND collection = ? AND record_id = ? ORDER BY id",
+        (record_id, collection, record_id),
     ):
         entries.append(history_entry(seq, at, user_id, device_id, changeset_id, diff))
     return RecordHistory(collection=collection, id=record_id, ward_id=row[0], edits=entries)
