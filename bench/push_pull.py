@@ -161,6 +161,14 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(child) for child in children)
 
 
+def written_bytes(pid: int) -> int:
+    """Bytes a process and the processes it started have sent to the disk so far
+    (``write_bytes`` of ``/proc/<pid>/io``: the WAL, the checkpoints, blob files)."""
+    io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    return int(io["write_bytes"]) + sum(written_bytes(child) for child in children)
+
+
 def _record_bytes(work: dict[str, list[bytes]]) -> int:
     """The mean size of a record's values as JSON (what PouchDB stores), from a sample."""
     sample = [pouch_doc(c) for bs in work.values() for c in msgspec.json.decode(bs[0])["changes"]]
@@ -176,9 +184,9 @@ def run(total: int, workload: Workload, wire: str, writer: str, args: argparse.N
     with running_server(args.db, workers=args.workers, extra_env=extra_env) as fleet:
         fleet.setup(DEVICES)
         warm_up(fleet.url, fleet.tokens["reader"])
-        cpu = cpu_seconds(fleet.pid)
+        cpu, written = cpu_seconds(fleet.pid), written_bytes(fleet.pid)
         push_s = asyncio.run(push_all(fleet.url, fleet.tokens, sent, minimal=wire != "whole", gz=wire == "sdk"))
-        cpu = cpu_seconds(fleet.pid) - cpu
+        cpu, written = cpu_seconds(fleet.pid) - cpu, written_bytes(fleet.pid) - written
         pull_s, pulled = asyncio.run(pull_all(fleet.url, fleet.tokens["reader"]))
     assert pulled == total, (pulled, total)
     result: dict[str, Any] = {
@@ -190,6 +198,7 @@ def run(total: int, workload: Workload, wire: str, writer: str, args: argparse.N
         "sqlite_writer": writer,
         "push_per_s": round(total / push_s),
         "push_cpu_us": round(cpu / total * 1e6),
+        "push_written_kb": round(written / total / 1000, 1),
         "pull_per_s": round(total / pull_s),
         "bytes_per_change": round(sum(len(b) for bs in work.values() for b in bs) / total),
         "bytes_per_record": _record_bytes(work),
@@ -252,7 +261,8 @@ def main() -> None:
                     line = (
                         f"{name:>9} {total:>8} records ({result['bytes_per_record']} B, {result['bytes_per_change']} B a change) {wire:>7}"
                         f"{' ' + writer if len(writers) > 1 else ''}  "
-                        f"push {result['push_per_s']:>7}/s ({result['push_cpu_us']} µs CPU a record)  pull {result['pull_per_s']:>7}/s"
+                        f"push {result['push_per_s']:>7}/s ({result['push_cpu_us']} µs CPU, {result['push_written_kb']} KB written a record)  "
+                        f"pull {result['pull_per_s']:>7}/s"
                     )
                     if "pouchdb_push_per_s" in result:
                         line += (
