@@ -274,3 +274,16 @@ async def test_the_writer_process_and_the_servers_writes_queue_on_one_lock(tmp_p
             lock.close()
     finally:
         await s.close()
+
+
+def test_a_writer_leaves_checkpoints_to_the_background_until_the_log_passes_200_mb(tmp_path: Path) -> None:
+    """Both writers (the process and the thread) open with ``connect``. Under a steady push
+    the log cannot be reset while readers hold snapshots; at the old 40 MB a commit ran a
+    checkpoint nearly every time (issue 16, bench/README "Fifth pass")."""
+    conn = connect(tmp_path / "pragmas.db", 1000)
+    try:
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 50_000
+        assert conn.execute("PRAGMA journal_size_limit").fetchone()[0] == 256 * 2**20
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: no durability traded for it
+    finally:
+        conn.close()
