@@ -181,6 +181,7 @@ def _save(
     now: str,
 ) -> None:
     """A group's writes, inside the caller's transaction."""
+    key: dict[str, int] = {}  # records' integer keys (p_keys): the edit log and blob refs are indexed by them
     if rows:
         with stagetimes.timer("db: records upsert"):
             _batch.insert(
@@ -190,8 +191,6 @@ def _save(
                 " ON CONFLICT (collection, id) DO UPDATE SET seq = excluded.seq, ward_id = excluded.ward_id, "
                 "deleted = excluded.deleted, doc = excluded.doc, crdt = excluded.crdt",
             )
-    key: dict[str, int] = {}  # records' integer keys (p_keys): the edit log and blob refs are indexed by them
-    if rows:
         states = [r.state for r in rows]
         with stagetimes.timer("db: report projections"):
             key = _projections.write(conn, states)

@@ -283,8 +283,8 @@ def history(conn: sqlite3.Connection, collection: str, record_id: str) -> Record
     entries = []
     for seq, at, user_id, device_id, changeset_id, diff in conn.execute(
         "SELECT seq, at, user_id, device_id, changeset_id, diff FROM edits "
-        "WHERE rk = (SELECT key FROM p_keys WHERE id = ?) AND collection = ? AND record_id = ? ORDER BY id",
-        (record_id, collection, record_id),
+        "WHERE rk = (SELECT key FROM p_keys WHERE id = ?) AND collection = ? ORDER BY id",  # (a key is one id)
+        (record_id, collection),
     ):
         entries.append(history_entry(seq, at, user_id, device_id, changeset_id, diff))
     return RecordHistory(collection=collection, id=record_id, ward_id=row[0], edits=entries)
