@@ -1,0 +1,54 @@
+"""The SQL floor bench (``bench/sql_floor.py``, issue 16) replays all the writer wrote.
+
+Its figure is only worth something if the log it replays is the whole of what the
+server's writer process did: the replayed copy must hold every pushed record, its
+edit-log row, its report row and the tally the triggers keep.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from .reliability._process import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+from sql_floor import kind  # noqa: E402
+
+
+def test_statements_are_counted_by_their_kind() -> None:
+    assert kind("INSERT OR IGNORE INTO p_keys (id) VALUES (?)") == "INSERT OR IGNORE INTO p_keys"
+    assert kind("\n  insert into records (seq, id) values (?, ?)") == "insert into records"
+    assert kind("SELECT key, id FROM p_keys WHERE id IN (?, ?)") == "SELECT FROM p_keys"
+    assert kind("SELECT (SELECT coalesce(max(seq), 0) FROM records), 1") == "SELECT FROM records"
+    assert kind("BEGIN IMMEDIATE") == "BEGIN IMMEDIATE" and kind("COMMIT") == "COMMIT"
+    assert kind("DELETE FROM blob_refs WHERE rk IN (?)") == "DELETE FROM blob_refs"
+
+
+def test_the_replayed_copy_holds_every_record_the_server_wrote(tmp_path: Path) -> None:
+    kept = tmp_path / "floor"
+    done = subprocess.run(
+        [sys.executable, "bench/sql_floor.py", "--sizes", "500", "--keep", str(kept), "--target", "12000"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "SQLite alone, replayed:" in done.stdout and "COMMIT" in done.stdout and "at 12,000/s on" in done.stdout
+    (log,) = kept.glob("*.log")  # the writer process's, and only its
+    conn = sqlite3.connect(kept / "replay.db")
+    try:
+        assert conn.execute("SELECT count(*) FROM records WHERE collection = 'checks'").fetchone()[0] == 500
+        assert conn.execute("SELECT count(DISTINCT rk) FROM edits WHERE collection = 'checks'").fetchone()[0] == 500
+        assert conn.execute("SELECT count(*) FROM p_checks WHERE live = 1").fetchone()[0] == 500
+        assert conn.execute("SELECT sum(n) FROM p_tally WHERE fact = 0").fetchone()[0] == 500
+    finally:
+        conn.close()
+    base = sqlite3.connect(kept / log.name.replace(".log", ".base.db"))
+    try:  # the copy was taken before the first push was written
+        assert base.execute("SELECT count(*) FROM records WHERE collection = 'checks'").fetchone()[0] == 0
+    finally:
+        base.close()
