@@ -23,6 +23,7 @@ import asyncio
 import gzip
 import json
 import os
+import resource
 import sqlite3
 import sys
 import tempfile
@@ -161,6 +162,12 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(cpu_seconds(child) for child in children)
 
 
+def client_cpu_seconds() -> float:
+    """User and system CPU so far of this process (the bench's client, every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def written_bytes(pid: int) -> int:
     """Bytes a process and the processes it started have sent to the disk so far
     (``write_bytes`` of ``/proc/<pid>/io``: the WAL, the checkpoints, blob files)."""
@@ -184,9 +191,10 @@ def run(total: int, workload: Workload, wire: str, writer: str, args: argparse.N
     with running_server(args.db, workers=args.workers, extra_env=extra_env) as fleet:
         fleet.setup(DEVICES)
         warm_up(fleet.url, fleet.tokens["reader"])
-        cpu, written = cpu_seconds(fleet.pid), written_bytes(fleet.pid)
+        cpu, written, client = cpu_seconds(fleet.pid), written_bytes(fleet.pid), client_cpu_seconds()
         push_s = asyncio.run(push_all(fleet.url, fleet.tokens, sent, minimal=wire != "whole", gz=wire == "sdk"))
         cpu, written = cpu_seconds(fleet.pid) - cpu, written_bytes(fleet.pid) - written
+        client = client_cpu_seconds() - client
         # with --stages, no pull: the table the server prints when it stops is the push's alone
         pull_s, pulled = (0.0, total) if args.stages else asyncio.run(pull_all(fleet.url, fleet.tokens["reader"]))
     assert pulled == total, (pulled, total)
@@ -199,6 +207,7 @@ def run(total: int, workload: Workload, wire: str, writer: str, args: argparse.N
         "sqlite_writer": writer,
         "push_per_s": round(total / push_s),
         "push_cpu_us": round(cpu / total * 1e6),
+        "client_cpu_us": round(client / total * 1e6),  # (with making its ten HTTP clients: ~0.3 s)
         "push_written_kb": round(written / total / 1000, 1),
         "pull_per_s": round(total / pull_s) if pull_s else None,
         "bytes_per_change": round(sum(len(b) for bs in work.values() for b in bs) / total),
@@ -262,7 +271,8 @@ def main() -> None:
                     line = (
                         f"{name:>9} {total:>8} records ({result['bytes_per_record']} B, {result['bytes_per_change']} B a change) {wire:>7}"
                         f"{' ' + writer if len(writers) > 1 else ''}  "
-                        f"push {result['push_per_s']:>7}/s ({result['push_cpu_us']} µs CPU, {result['push_written_kb']} KB written a record)  "
+                        f"push {result['push_per_s']:>7}/s ({result['push_cpu_us']} µs CPU, client {result['client_cpu_us']} µs, "
+                        f"{result['push_written_kb']} KB written a record)  "
                         + (f"pull {result['pull_per_s']:>7}/s" if result["pull_per_s"] else "(no pull: --stages)")
                     )
                     if "pouchdb_push_per_s" in result:

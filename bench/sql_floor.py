@@ -30,7 +30,6 @@ import collections
 import os
 import pickle
 import re
-import resource
 import shutil
 import sqlite3
 import sys
@@ -42,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _harness import running_server  # noqa: E402
 from _workloads import WORKLOADS  # noqa: E402
-from push_pull import DEVICES, bodies, cpu_seconds, gzipped, push_all, warm_up  # noqa: E402
+from push_pull import DEVICES, bodies, client_cpu_seconds, cpu_seconds, gzipped, push_all, warm_up  # noqa: E402
 
 from sync_server.stores.sqlite._writer import PRAGMAS  # noqa: E402
 
@@ -66,11 +65,6 @@ def _own_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _client_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def record(total: int, workload: str, folder: Path) -> dict[str, float]:
     """Push ``total`` records through a real server whose writer process logs its SQL to ``folder``."""
     work = gzipped(bodies(total, WORKLOADS[workload]))
@@ -78,9 +72,9 @@ def record(total: int, workload: str, folder: Path) -> dict[str, float]:
     with running_server(None, extra_env=env) as fleet:
         fleet.setup(DEVICES)
         warm_up(fleet.url, fleet.tokens["reader"])
-        server, whole, client = _own_cpu(fleet.pid), cpu_seconds(fleet.pid), _client_cpu()
+        server, whole, client = _own_cpu(fleet.pid), cpu_seconds(fleet.pid), client_cpu_seconds()
         seconds = asyncio.run(push_all(fleet.url, fleet.tokens, work, minimal=True, gz=True))
-        server, whole, client = _own_cpu(fleet.pid) - server, cpu_seconds(fleet.pid) - whole, _client_cpu() - client
+        server, whole, client = _own_cpu(fleet.pid) - server, cpu_seconds(fleet.pid) - whole, client_cpu_seconds() - client
         time.sleep(0.5)  # (the writer process has flushed its log at its last COMMIT)
     return {"rate": total / seconds, "client": client, "server": server, "writer": whole - server}
 
