@@ -107,7 +107,19 @@ def realistic(device: str, i: int) -> dict[str, Any]:
     return {"collection": "checks", "id": record_id, "fields": edits}
 
 
-WORKLOADS = {"light": Workload("light", light), "realistic": Workload("realistic", realistic)}
+_PREMISES = [uuid7() for _ in range(2_000)]
+
+
+def field(device: str, i: int) -> dict[str, Any]:
+    """The realistic check with the ids devices make: the record's a UUIDv7 (``client_sdk``,
+    the app), its premises one of a ward's 2,000. Photo ids stay random (content hashes)."""
+    change = realistic(device, i)
+    change["id"] = uuid7()
+    change["fields"]["premises_id"]["value"] = _PREMISES[_rng.randrange(len(_PREMISES))]
+    return change
+
+
+WORKLOADS = {"light": Workload("light", light), "realistic": Workload("realistic", realistic), "field": Workload("field", field)}
 
 
 def pouch_doc(change: dict[str, Any]) -> dict[str, Any]:

@@ -9,10 +9,11 @@ once; then a fresh client pulls everything in pages of 1,000.  The server runs i
 its own process (``patrol-sync serve``); bodies are encoded before the clock starts,
 so the figures are the server's, not the client's JSON encoder's.
 
-Two workloads: ``light`` (7 fields, no sets, UUIDv7 ids: the first bench's records)
-and ``realistic`` (issue 16: all 15 fields of a check, Vietnamese notes, a
-``photos`` set of 0-2 blob ids and an ``officers`` set, random SHA-256 and ULID
-keys, 600-800 bytes of JSON a change).  With ``--pouchdb`` the same records are
+Three workloads: ``light`` (7 fields, no sets, UUIDv7 ids: the first bench's records),
+``realistic`` (issue 16: all 15 fields of a check, Vietnamese notes, a ``photos`` set
+of 0-2 blob ids and an ``officers`` set, random SHA-256 and ULID keys, 600-800 bytes
+of JSON a change) and ``field`` (the realistic records with the ids devices make:
+UUIDv7 record ids, premises from a pool of 2,000; photo ids stay random).  With ``--pouchdb`` the same records are
 pushed to PouchDB-server 4.2 with ``_bulk_docs`` in the same run (``bench/_pouchdb.py``).
 """
 
@@ -231,7 +232,7 @@ def run(total: int, workload: Workload, wire: str, writer: str, args: argparse.N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--workload", default="light,realistic", help="light, realistic or both (comma-separated)")
+    parser.add_argument("--workload", default="light,realistic", help="light, realistic, field (comma-separated for several)")
     parser.add_argument("--db", default=None, help="database URL (default: a fresh SQLite file per size)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--pouchdb", action="store_true", help="push the same records to PouchDB-server 4.2 (installed from npm)")
