@@ -7,15 +7,28 @@ edit-log row, its report row and the tally the triggers keep.
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from .reliability._process import ROOT
 
-sys.path.insert(0, str(ROOT / "bench"))
-from sql_floor import kind  # noqa: E402
+
+def _bench_module(name: str) -> Any:
+    """A module of ``bench/`` (which finds its neighbours on ``sys.path``), leaving the
+    path as it was: ``bench/`` holds modules named ``console`` and ``load``."""
+    saved = list(sys.path)
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path[:] = saved
+
+
+kind = _bench_module("sql_floor").kind
 
 
 def test_statements_are_counted_by_their_kind() -> None:
