@@ -153,14 +153,18 @@ def raw_floor(total: int, workload: Workload) -> tuple[float, float]:
     return insert, scan
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU so far of a process and the processes it started (all their
-    threads: the server's writer process too), from ``/proc``: unlike records/s, CPU a
-    record hardly moves when other work shares the machine."""
+def own_cpu_seconds(pid: int) -> float:
+    """User and system CPU so far of one process (all its threads), from ``/proc``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU so far of a process and the processes it started (the
+    server's writer process too): unlike records/s, CPU a record hardly moves when other
+    work shares the machine."""
     children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
-    return own + sum(cpu_seconds(child) for child in children)
+    return own_cpu_seconds(pid) + sum(cpu_seconds(child) for child in children)
 
 
 def client_cpu_seconds() -> float:

@@ -57,7 +57,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _harness import running_server  # noqa: E402
 from _workloads import WORKLOADS  # noqa: E402
-from push_pull import DEVICES, bodies, client_cpu_seconds, cpu_seconds, gzipped, push_all, warm_up  # noqa: E402
+from push_pull import DEVICES, bodies, client_cpu_seconds, cpu_seconds, gzipped, own_cpu_seconds, push_all, warm_up  # noqa: E402
 
 from sync_server.stores.sqlite._writer import PRAGMAS  # noqa: E402
 
@@ -80,11 +80,6 @@ def kind(sql: str) -> str:
     return head
 
 
-def _own_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def record(total: int, workload: str, folder: Path) -> dict[str, float]:
     """Push ``total`` records through a real server (its store: ``folder/server.db``) whose
     writer process logs its SQL to ``folder``."""
@@ -95,9 +90,9 @@ def record(total: int, workload: str, folder: Path) -> dict[str, float]:
     with running_server(f"sqlite:///{store}", extra_env=env) as fleet:
         fleet.setup(DEVICES)
         warm_up(fleet.url, fleet.tokens["reader"])
-        server, whole, client = _own_cpu(fleet.pid), cpu_seconds(fleet.pid), client_cpu_seconds()
+        server, whole, client = own_cpu_seconds(fleet.pid), cpu_seconds(fleet.pid), client_cpu_seconds()
         seconds = asyncio.run(push_all(fleet.url, fleet.tokens, work, minimal=True, gz=True))
-        server, whole, client = _own_cpu(fleet.pid) - server, cpu_seconds(fleet.pid) - whole, client_cpu_seconds() - client
+        server, whole, client = own_cpu_seconds(fleet.pid) - server, cpu_seconds(fleet.pid) - whole, client_cpu_seconds() - client
     (folder / "run.json").write_text(json.dumps({"records": total, "workload": workload}))
     return {"rate": total / seconds, "client": client, "server": server, "writer": whole - server}
 

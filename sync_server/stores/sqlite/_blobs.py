@@ -24,9 +24,7 @@ def write_refs(conn: sqlite3.Connection, states: Sequence[RecordState], key: Map
     named = list(refs(states))
     if not named:
         return
-    known: Mapping[str, int] = key or {}
-    if any(state.id not in known for state, _ in named):
-        known = {**known, **_projections.keys(conn, (state.id for state, _ in named))}
+    known = _projections.with_keys(conn, key or {}, (state.id for state, _ in named))
     touched: dict[str, list[int]] = {}
     rows = []
     for state, found in named:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -60,6 +60,12 @@ def keys(conn: sqlite3.Connection, ids: Iterable[str], create: bool = True) -> d
         sql = f"SELECT json_group_object(id, key) FROM p_keys WHERE id IN ({','.join('?' * len(chunk))})"
         found.update(_json_keys.decode(conn.execute(sql, chunk).fetchone()[0]))
     return found
+
+
+def with_keys(conn: sqlite3.Connection, known: Mapping[str, int], ids: Iterable[str]) -> Mapping[str, int]:
+    """``known``, with the keys of the ``ids`` it lacks (made on first sight)."""
+    lacking = [i for i in ids if i not in known]
+    return {**known, **keys(conn, lacking)} if lacking else known
 
 
 def _zones(conn: sqlite3.Connection, wards: Iterable[str]) -> dict[str, ZoneInfo]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from schemas import DeviceToken, Key, Team, User, Ward
@@ -181,7 +181,7 @@ def _save(
     now: str,
 ) -> None:
     """A group's writes, inside the caller's transaction."""
-    key: dict[str, int] = {}  # records' integer keys (p_keys): the edit log and blob refs are indexed by them
+    key: Mapping[str, int] = {}  # records' integer keys (p_keys): the edit log and blob refs are indexed by them
     if rows:
         with stagetimes.timer("db: records upsert"):
             _batch.insert(
@@ -198,8 +198,7 @@ def _save(
             _blobs.write_refs(conn, states, key)
     if edits:
         with stagetimes.timer("db: edit log"):
-            if any(e.record_id not in key for e in edits):
-                key = {**key, **_projections.keys(conn, (e.record_id for e in edits))}
+            key = _projections.with_keys(conn, key, (e.record_id for e in edits))
             _batch.insert(
                 conn,
                 "INSERT INTO edits (rk, collection, record_id, ward_id, seq, at, user_id, device_id, changeset_id, diff)",
